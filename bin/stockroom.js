@@ -1,0 +1,9 @@
+#!/usr/bin/env node
+// Stockroom is TypeScript run by Node's own type stripping, which needs Node 24.
+// `npx stockroom` and npm scripts use the Node 24 the project installs.
+const major = Number(process.versions.node.split('.')[0]);
+if (major < 24) {
+  process.stderr.write(`stockroom: needs Node 24 or newer (this is ${process.version}); run it as \`npx stockroom\` from the project, which uses the Node the project installs\n`);
+  process.exit(1);
+}
+await import('../src/cli/main.ts');

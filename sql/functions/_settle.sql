@@ -1,0 +1,72 @@
+-- Ends HELD reservations: CONFIRM (on_hand and reserved both drop), RELEASE or
+-- EXPIRE (reserved drops). The caller has locked the reservations and checked
+-- they are HELD. One movement per reservation line, in (row, reservation) order,
+-- each carrying the row's on_hand/reserved right after it.
+create or replace function inventory._settle(
+  p_reservation_ids uuid[],
+  p_kind text,
+  p_reason text
+) returns void
+language plpgsql volatile
+set search_path = pg_catalog, inventory, pg_temp
+as $$
+declare
+  v_confirm integer := case when p_kind = 'CONFIRM' then 1 else 0 end;
+  v_status text := case p_kind when 'CONFIRM' then 'CONFIRMED' when 'RELEASE' then 'RELEASED' else 'EXPIRED' end;
+begin
+  if p_kind not in ('CONFIRM', 'RELEASE', 'EXPIRE') then
+    raise exception 'inventory._settle: unknown kind %', p_kind;
+  end if;
+
+  -- Lock every stock row involved in key order, the one order every function
+  -- uses, so settling never deadlocks with reserve() or another settle.
+  perform 1 from (
+    select 1 from inventory.stock_levels s
+    where (s.product_id, s.warehouse_id) in (
+      select l.product_id, l.warehouse_id from inventory.reservation_lines l
+      where l.reservation_id = any (p_reservation_ids))
+    order by s.product_id, s.warehouse_id
+    for update of s
+  ) locked;
+
+  with line as (
+    select l.reservation_id, l.product_id, l.warehouse_id, l.qty,
+           sum(l.qty) over (partition by l.product_id, l.warehouse_id order by l.reservation_id) as qty_so_far
+    from inventory.reservation_lines l
+    where l.reservation_id = any (p_reservation_ids)
+  ),
+  per_row as (
+    select product_id, warehouse_id, sum(qty)::integer as qty, count(*) as changes
+    from line group by product_id, warehouse_id
+  ),
+  changed as (
+    update inventory.stock_levels s
+    set reserved = s.reserved - r.qty,
+        on_hand = s.on_hand - r.qty * v_confirm,
+        version = s.version + r.changes,
+        last_movement_at = now()
+    from per_row r
+    where s.product_id = r.product_id and s.warehouse_id = r.warehouse_id
+    returning s.product_id, s.warehouse_id, s.on_hand, s.reserved, r.qty as total
+  )
+  insert into inventory.movements (
+    product_id, warehouse_id, kind, on_hand_delta, reserved_delta, on_hand_after, reserved_after,
+    reason, reservation_id, reference, idempotency_key, actor)
+  select l.product_id, l.warehouse_id, p_kind, -l.qty * v_confirm, -l.qty,
+         c.on_hand + (c.total - l.qty_so_far) * v_confirm,
+         c.reserved + (c.total - l.qty_so_far),
+         p_reason, l.reservation_id, r.order_ref, r.idempotency_key, inventory._actor()
+  from line l
+  join changed c on c.product_id = l.product_id and c.warehouse_id = l.warehouse_id
+  join inventory.reservations r on r.id = l.reservation_id
+  order by l.product_id, l.warehouse_id, l.reservation_id;
+
+  update inventory.reservations
+  set status = v_status,
+      release_reason = case when p_kind = 'CONFIRM' then null else p_reason end,
+      updated_at = now()
+  where id = any (p_reservation_ids);
+end
+$$;
+comment on function inventory._settle(uuid[], text, text) is
+  'Internal: confirm, release or expire locked HELD reservations, writing their movements';

@@ -1,0 +1,29 @@
+-- extend(reservation_id, ttl): keep a HELD reservation alive; it now expires
+-- ttl from now. A reservation already past expires_at cannot be revived.
+create or replace function inventory.extend(reservation_id uuid, ttl interval)
+returns inventory.reservations
+language plpgsql volatile security definer
+set search_path = pg_catalog, inventory, pg_temp
+as $$
+declare
+  v_reservation inventory.reservations;
+begin
+  if extend.ttl is null or extend.ttl <= interval '0' then
+    perform inventory._raise('IV005', format('ttl must be a positive interval, got %s', coalesce(extend.ttl::text, 'null')),
+      jsonb_build_object('argument', 'ttl'));
+  end if;
+  v_reservation := inventory._locked_reservation(extend.reservation_id);
+  if v_reservation.status <> 'HELD' then
+    perform inventory._refuse_transition(v_reservation, 'extend', format('it is %s', v_reservation.status));
+  elsif v_reservation.expires_at <= now() then
+    perform inventory._refuse_transition(v_reservation, 'extend',
+      format('it expired at %s', v_reservation.expires_at), 'Reserve again.');
+  end if;
+  update inventory.reservations r
+  set expires_at = now() + extend.ttl, updated_at = now()
+  where r.id = v_reservation.id
+  returning * into v_reservation;
+  return v_reservation;
+end
+$$;
+comment on function inventory.extend(uuid, interval) is 'Keep a HELD reservation alive: it expires ttl from now';

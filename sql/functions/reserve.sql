@@ -1,0 +1,191 @@
+-- reserve(order_ref, lines, ttl, idempotency_key): hold stock for an order, all
+-- lines or none. See README "SQL API" for the contract; the steps below are
+--   1. validate and resolve the lines (IV005, IV004), summing repeats per row;
+--   2. claim the idempotency key with the new reservation row (IV006 on reuse);
+--   3. lock every candidate stock row in (product_id, warehouse_id) order;
+--   4. allocate; when short, expire due HELD reservations on those rows and retry;
+--   5. write lines, stock rows and one RESERVE movement per row.
+create or replace function inventory.reserve(
+  order_ref text,
+  lines jsonb,
+  ttl interval default interval '15 minutes',
+  idempotency_key text default null
+) returns inventory.reservations
+language plpgsql volatile security definer
+set search_path = pg_catalog, inventory, pg_temp
+as $$
+#variable_conflict use_column
+declare
+  v_problem text;
+  v_lines inventory._line[];
+  v_unknown_skus text[];
+  v_unknown_warehouses text[];
+  v_hash text;
+  v_reservation inventory.reservations;
+  v_slot_products uuid[];
+  v_slot_warehouses uuid[];
+  v_take inventory._line[];
+  v_short jsonb;
+  v_expired integer;
+begin
+  -- 1. Arguments.
+  perform inventory._require_text(reserve.order_ref, 'order_ref');
+  if reserve.ttl is null or reserve.ttl <= interval '0' then
+    perform inventory._raise('IV005', format('ttl must be a positive interval, got %s', coalesce(reserve.ttl::text, 'null')),
+      jsonb_build_object('argument', 'ttl'));
+  end if;
+  if reserve.idempotency_key is not null and btrim(reserve.idempotency_key) = '' then
+    perform inventory._raise('IV005', 'idempotency_key must be null or a non-empty text',
+      jsonb_build_object('argument', 'idempotency_key'));
+  end if;
+  if reserve.lines is null or jsonb_typeof(reserve.lines) <> 'array' or jsonb_array_length(reserve.lines) = 0 then
+    perform inventory._raise('IV005', 'lines must be a non-empty JSON array of {"sku", "warehouse", "qty"} objects',
+      jsonb_build_object('argument', 'lines', 'got', left(coalesce(reserve.lines::text, 'null'), 200)),
+      'Example: [{"sku": "A", "warehouse": "WH1", "qty": 2}, {"sku": "B", "qty": 1}]');
+  end if;
+  if jsonb_array_length(reserve.lines) > 1000 then
+    perform inventory._raise('IV005', format('lines holds %s entries; at most 1000 fit one reservation', jsonb_array_length(reserve.lines)),
+      jsonb_build_object('argument', 'lines'));
+  end if;
+
+  select format('line %s: %s', n, problem) into v_problem
+  from (
+    select n, case
+      when jsonb_typeof(e) <> 'object' then 'must be an object like {"sku": "A", "warehouse": "WH1", "qty": 2}'
+      when jsonb_typeof(e -> 'sku') is distinct from 'string' or btrim(e ->> 'sku') = '' then '"sku" must be a non-empty string'
+      when jsonb_typeof(e -> 'warehouse') not in ('string', 'null') or btrim(e ->> 'warehouse') = ''
+        then '"warehouse" must be a non-empty string, or left out to allocate across warehouses'
+      when jsonb_typeof(e -> 'qty') is distinct from 'number' then format('"qty" must be a positive integer, got %s', coalesce((e -> 'qty')::text, 'nothing'))
+      when (e ->> 'qty')::numeric <= 0 or (e ->> 'qty')::numeric > 2147483647
+        or (e ->> 'qty')::numeric <> trunc((e ->> 'qty')::numeric)
+        then format('"qty" must be a positive integer, got %s', e -> 'qty')
+      when (e - 'sku' - 'warehouse' - 'qty') <> '{}'::jsonb
+        then format('unknown field(s) %s; a line has only "sku", "warehouse" and "qty"',
+                    (select string_agg(quote_ident(k), ', ') from jsonb_object_keys(e - 'sku' - 'warehouse' - 'qty') k))
+    end as problem
+    from jsonb_array_elements(reserve.lines) with ordinality as x(e, n)
+  ) checked
+  where problem is not null
+  order by n
+  limit 1;
+  if v_problem is not null then
+    perform inventory._raise('IV005', 'invalid reservation ' || v_problem, jsonb_build_object('argument', 'lines'),
+      'Each line is {"sku": text, "warehouse": text (optional), "qty": positive integer}.');
+  end if;
+
+  -- Repeated lines for one row are summed; a line without a warehouse is kept apart (warehouse_id null).
+  select
+    array_agg(row(p.id, w.id, l.qty)::inventory._line order by p.id, w.id nulls last)
+      filter (where p.id is not null and (l.warehouse is null or w.id is not null)),
+    array_agg(distinct l.sku) filter (where p.id is null),
+    array_agg(distinct l.warehouse) filter (where l.warehouse is not null and w.id is null)
+  into v_lines, v_unknown_skus, v_unknown_warehouses
+  from (
+    select e ->> 'sku' as sku, e ->> 'warehouse' as warehouse, sum((e ->> 'qty')::numeric)::bigint as qty
+    from jsonb_array_elements(reserve.lines) e
+    group by 1, 2
+  ) l
+  left join inventory.products p on p.sku = l.sku
+  left join inventory.warehouses w on w.code = l.warehouse;
+
+  if v_unknown_skus is not null or v_unknown_warehouses is not null then
+    perform inventory._raise('IV004',
+      concat_ws('; ',
+        'unknown sku ' || (select string_agg(quote_literal(s), ', ') from unnest(v_unknown_skus) s),
+        'unknown warehouse ' || (select string_agg(quote_literal(s), ', ') from unnest(v_unknown_warehouses) s)),
+      jsonb_build_object('unknown_skus', coalesce(to_jsonb(v_unknown_skus), '[]'),
+                         'unknown_warehouses', coalesce(to_jsonb(v_unknown_warehouses), '[]')),
+      'Create products with inventory.upsert_product(sku) and warehouses with inventory.upsert_warehouse(code).');
+  end if;
+  if exists (select from unnest(v_lines) l where l.qty > 2147483647) then
+    perform inventory._raise('IV005', 'the summed qty of one sku in one warehouse exceeds 2147483647',
+      jsonb_build_object('argument', 'lines'));
+  end if;
+
+  -- 2. The reservation row goes in first: with a key, it claims the key (a
+  -- concurrent call with the same key waits here, then finds the winner's row).
+  if reserve.idempotency_key is not null then
+    v_hash := md5(concat_ws(chr(31), reserve.order_ref, extract(epoch from reserve.ttl)::text, v_lines::text));
+  end if;
+  insert into inventory.reservations (order_ref, expires_at, idempotency_key, request_hash)
+  values (reserve.order_ref, now() + reserve.ttl, reserve.idempotency_key, v_hash)
+  on conflict (idempotency_key) where idempotency_key is not null do nothing
+  returning * into v_reservation;
+  if v_reservation.id is null then
+    select * into v_reservation from inventory.reservations r where r.idempotency_key = reserve.idempotency_key;
+    if v_reservation.request_hash is distinct from v_hash then
+      perform inventory._raise('IV006',
+        format('idempotency key %L was already used for reservation %s with a different request', reserve.idempotency_key, v_reservation.id),
+        jsonb_build_object('idempotency_key', reserve.idempotency_key, 'reservation_id', v_reservation.id,
+                           'order_ref', v_reservation.order_ref),
+        'Use a new idempotency key for a different request; retry with the same lines, order_ref and ttl to get the first result.');
+    end if;
+    return v_reservation;
+  end if;
+
+  -- 3. Candidate rows: the named rows, and every row of a product whose line
+  -- leaves the warehouse open. Locked in key order: no deadlocks between reserves.
+  select array_agg(product_id), array_agg(warehouse_id)
+  into v_slot_products, v_slot_warehouses
+  from (
+    select s.product_id, s.warehouse_id
+    from inventory.stock_levels s
+    where (s.product_id, s.warehouse_id) in (
+      select l.product_id, l.warehouse_id from unnest(v_lines) l where l.warehouse_id is not null
+      union
+      select s2.product_id, s2.warehouse_id
+      from unnest(v_lines) l join inventory.stock_levels s2 on s2.product_id = l.product_id
+      where l.warehouse_id is null)
+    order by s.product_id, s.warehouse_id
+    for update of s
+  ) locked;
+
+  -- 4. Allocate; on a shortfall, due HELD reservations on these rows give their stock back first.
+  select take, short into v_take, v_short
+  from inventory._allocate(v_lines, v_slot_products, v_slot_warehouses);
+  if v_short is not null then
+    v_expired := inventory._expire_due_on_rows(v_slot_products, v_slot_warehouses);
+    if v_expired > 0 then
+      select take, short into v_take, v_short
+      from inventory._allocate(v_lines, v_slot_products, v_slot_warehouses);
+    end if;
+  end if;
+  if v_short is not null then
+    perform inventory._raise('IV001',
+      format('insufficient stock for %s of %s line(s): %s', jsonb_array_length(v_short), cardinality(v_lines),
+        (select string_agg(format('%s%s requested %s, available %s', s ->> 'sku',
+                                  coalesce(' at ' || (s ->> 'warehouse'), ' across warehouses'),
+                                  s ->> 'requested', s ->> 'available'), '; ')
+         from jsonb_array_elements(v_short) s)),
+      jsonb_build_object('order_ref', reserve.order_ref, 'lines', v_short),
+      'Nothing was reserved. Reserve less, or leave out the warehouse to allocate across warehouses.');
+  end if;
+
+  -- 5. Writes: lines, rows, ledger.
+  with take as (
+    select t.product_id, t.warehouse_id, t.qty::integer as qty from unnest(v_take) t
+  ),
+  held as (
+    insert into inventory.reservation_lines (reservation_id, product_id, warehouse_id, qty)
+    select v_reservation.id, t.product_id, t.warehouse_id, t.qty from take t
+  ),
+  changed as (
+    update inventory.stock_levels s
+    set reserved = s.reserved + t.qty, version = s.version + 1, last_movement_at = now()
+    from take t
+    where s.product_id = t.product_id and s.warehouse_id = t.warehouse_id
+    returning s.product_id, s.warehouse_id, s.on_hand, s.reserved, t.qty
+  )
+  insert into inventory.movements (
+    product_id, warehouse_id, kind, on_hand_delta, reserved_delta, on_hand_after, reserved_after,
+    reservation_id, reference, idempotency_key, actor)
+  select c.product_id, c.warehouse_id, 'RESERVE', 0, c.qty, c.on_hand, c.reserved,
+         v_reservation.id, reserve.order_ref, reserve.idempotency_key, inventory._actor()
+  from changed c
+  order by c.product_id, c.warehouse_id;
+
+  return v_reservation;
+end
+$$;
+comment on function inventory.reserve(text, jsonb, interval, text) is
+  'Hold stock for an order: all lines or none (IV001 lists every short line). Lines: [{"sku":"A","warehouse":"WH1","qty":2},{"sku":"B","qty":1}]';

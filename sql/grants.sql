@@ -1,0 +1,27 @@
+-- Who may call what. Re-applied after every migration run, with the functions.
+-- Readers read; writers also change stock and reservations; admins also run
+-- maintenance. Internal helpers (inventory._*) are callable by nobody but the owner.
+revoke execute on all functions in schema inventory from public;
+
+grant execute on function
+  inventory.stock(text[]),
+  inventory.recently_updated(timestamptz, text, text, integer)
+to stockroom_reader;
+
+grant execute on function
+  inventory.reserve(text, jsonb, interval, text),
+  inventory.confirm(uuid),
+  inventory.release(uuid, text),
+  inventory.extend(uuid, interval),
+  inventory.adjust(text, text, integer, text, text),
+  inventory.set_count(text, text, integer, text, integer),
+  inventory.transfer(text, text, text, integer, text, text),
+  inventory.upsert_product(text, text),
+  inventory.set_policy(text, text, integer, integer)
+to stockroom_writer;
+
+grant execute on function
+  inventory.upsert_warehouse(text, text, text, integer),
+  inventory.expire_due(integer),
+  inventory.verify_counters(boolean)
+to stockroom_admin;

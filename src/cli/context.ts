@@ -1,0 +1,31 @@
+// What every CLI command needs, made once and passed in: config, a logger and
+// the services (embedded or from DATABASE_URL/REDIS_URL). close() stops only
+// what this command started.
+import { loadConfig, type Config } from '../config.ts';
+import { provideServices, type Services } from '../harness/services.ts';
+import { createLogger, type Logger } from '../log.ts';
+
+export interface CliContext {
+  config: Config;
+  log: Logger;
+  services: Services;
+  close(): Promise<void>;
+}
+
+export async function openCliContext(need: { redis: boolean }, logLevel?: string): Promise<CliContext> {
+  const config = loadConfig();
+  // Commands print for people on stdout; logs stay quiet unless asked for.
+  const log = createLogger(logLevel ?? (process.env.LOG_LEVEL ? config.logLevel : 'warn'));
+  const services = await provideServices(config, log, need);
+  return { config, log, services, close: () => services.stop() };
+}
+
+/** Runs a command body with a context, closing it however the body ends. */
+export async function withCliContext<T>(need: { redis: boolean }, body: (context: CliContext) => Promise<T>): Promise<T> {
+  const context = await openCliContext(need);
+  try {
+    return await body(context);
+  } finally {
+    await context.close();
+  }
+}

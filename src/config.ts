@@ -1,0 +1,88 @@
+// The one place that reads the environment. Validated at start; a bad value
+// stops the program with a message naming the variable.
+import { existsSync } from 'node:fs';
+import path from 'node:path';
+import { z } from 'zod';
+import { ConfigError } from './errors.ts';
+
+const identifier = (what: string) =>
+  z.string().regex(/^[a-z_][a-z0-9_]{0,62}$/, `${what} must be a lower-case SQL identifier (a-z, 0-9, _; at most 63 characters)`);
+
+const url = (schemes: string[], example: string) =>
+  z.string().refine((value) => {
+    try {
+      return schemes.includes(new URL(value).protocol);
+    } catch {
+      return false;
+    }
+  }, `must be a URL like ${example}`);
+
+const schema = z.object({
+  DATABASE_URL: url(['postgres:', 'postgresql:'], 'postgres://user:password@host:5432/database').optional(),
+  REDIS_URL: url(['redis:', 'rediss:'], 'redis://host:6379/0').optional(),
+  PORT: z.coerce.number().int().min(1).max(65535).default(5678),
+  STOCKROOM_CACHE_PREFIX: z.string().min(1).max(64).default('catalog:'),
+  STOCKROOM_PUBLICATION: identifier('STOCKROOM_PUBLICATION').default('stockroom'),
+  STOCKROOM_SLOT: identifier('STOCKROOM_SLOT').default('stockroom_cache'),
+  STOCKROOM_STREAM: z.string().min(1).max(200).default('stock-events'),
+  STOCKROOM_STREAM_MAXLEN: z.coerce.number().int().min(1000).default(1_000_000),
+  STOCKROOM_DATA_DIR: z.string().min(1).default('.data'),
+  JWT_SECRET: z.string().min(32, 'must be at least 32 characters').optional(),
+  NODE_ENV: z.enum(['development', 'production', 'test']).default('development'),
+  LOG_LEVEL: z.enum(['fatal', 'error', 'warn', 'info', 'debug', 'trace', 'silent']).default('info'),
+});
+
+export interface Config {
+  databaseUrl: string | undefined;
+  redisUrl: string | undefined;
+  port: number;
+  cachePrefix: string;
+  publication: string;
+  slot: string;
+  stream: string;
+  streamMaxLength: number;
+  dataDir: string;
+  jwtSecret: string | undefined;
+  production: boolean;
+  logLevel: string;
+}
+
+/** Reads .env (when present; real environment variables win), then validates. */
+export function loadConfig(env: NodeJS.ProcessEnv = process.env, cwd = process.cwd()): Config {
+  const dotenv = path.join(cwd, '.env');
+  if (env === process.env && existsSync(dotenv)) process.loadEnvFile(dotenv);
+  const parsed = schema.safeParse(Object.fromEntries(Object.entries(env).filter(([, v]) => v !== '')));
+  if (!parsed.success) {
+    const issue = parsed.error.issues[0]!;
+    const name = String(issue.path[0]);
+    const got = env[name];
+    const shown = name === 'JWT_SECRET' || got === undefined ? '' : ` (got ${JSON.stringify(redact(got))})`;
+    throw new ConfigError(`${name} ${issue.message}${shown}`);
+  }
+  const c = parsed.data;
+  return {
+    databaseUrl: c.DATABASE_URL,
+    redisUrl: c.REDIS_URL,
+    port: c.PORT,
+    cachePrefix: c.STOCKROOM_CACHE_PREFIX,
+    publication: c.STOCKROOM_PUBLICATION,
+    slot: c.STOCKROOM_SLOT,
+    stream: c.STOCKROOM_STREAM,
+    streamMaxLength: c.STOCKROOM_STREAM_MAXLEN,
+    dataDir: path.resolve(cwd, c.STOCKROOM_DATA_DIR),
+    jwtSecret: c.JWT_SECRET,
+    production: c.NODE_ENV === 'production',
+    logLevel: c.LOG_LEVEL,
+  };
+}
+
+/** A URL with its password masked, for messages and logs. */
+export function redact(value: string): string {
+  try {
+    const u = new URL(value);
+    if (u.password) u.password = '***';
+    return u.toString();
+  } catch {
+    return value;
+  }
+}

@@ -1,0 +1,43 @@
+// Where Postgres and Redis come from: DATABASE_URL / REDIS_URL when set,
+// otherwise the embedded servers under the data directory (started here, or
+// found already running from `stockroom start`).
+import path from 'node:path';
+import type { Config } from '../config.ts';
+import type { Logger } from '../log.ts';
+import { startEmbeddedPostgres, type RunningPostgres } from './postgres.ts';
+import { startPrivateRedis, type RunningRedis } from './redis.ts';
+
+export interface Services {
+  databaseUrl: string;
+  /** Undefined when the caller did not ask for Redis. */
+  redisUrl: string | undefined;
+  /** Stops what this process started; servers found running stay up. */
+  stop(): Promise<void>;
+}
+
+export async function provideServices(config: Config, log: Logger, need: { redis: boolean }): Promise<Services> {
+  let postgres: RunningPostgres | undefined;
+  let redis: RunningRedis | undefined;
+  const stop = async () => {
+    await redis?.stop();
+    await postgres?.stop();
+  };
+  try {
+    if (!config.databaseUrl) {
+      postgres = await startEmbeddedPostgres({
+        dir: path.join(config.dataDir, 'postgres'), persistent: true, database: 'stockroom', log,
+      });
+    }
+    if (need.redis && !config.redisUrl) {
+      redis = await startPrivateRedis({ dir: path.join(config.dataDir, 'redis'), persistent: true, log });
+    }
+  } catch (error) {
+    await stop();
+    throw error;
+  }
+  return {
+    databaseUrl: config.databaseUrl ?? postgres!.url(),
+    redisUrl: need.redis ? (config.redisUrl ?? redis!.url) : undefined,
+    stop,
+  };
+}

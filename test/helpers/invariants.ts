@@ -1,0 +1,51 @@
+// The ledger invariants every test ends with:
+// - for each stock row, Σ movement deltas = on_hand and reserved, and each
+//   movement's *_after values follow from the previous ones in id order;
+// - 0 ≤ reserved ≤ on_hand;
+// - reserved = Σ qty of HELD reservation lines.
+import type { ExecutionContext } from 'ava';
+import type pg from 'pg';
+
+export interface Queryable {
+  query<R extends pg.QueryResultRow = pg.QueryResultRow>(text: string, values?: unknown[]): Promise<pg.QueryResult<R>>;
+}
+
+export async function invariantViolations(db: Queryable): Promise<string[]> {
+  const { rows } = await db.query<{ problem: string }>(`
+    with ledger as (
+      select product_id, warehouse_id, sum(on_hand_delta) as on_hand, sum(reserved_delta) as reserved
+      from inventory.movements group by 1, 2),
+    held as (
+      select l.product_id, l.warehouse_id, sum(l.qty) as qty
+      from inventory.reservation_lines l join inventory.reservations r on r.id = l.reservation_id
+      where r.status = 'HELD' group by 1, 2),
+    chain as (
+      select product_id, warehouse_id, id, on_hand_after, reserved_after,
+             sum(on_hand_delta) over w as on_hand_running, sum(reserved_delta) over w as reserved_running
+      from inventory.movements
+      window w as (partition by product_id, warehouse_id order by id))
+    select format('%s/%s: on_hand %s but ledger sums to %s', s.product_id, s.warehouse_id, s.on_hand, coalesce(l.on_hand, 0)) as problem
+    from inventory.stock_levels s left join ledger l using (product_id, warehouse_id)
+    where s.on_hand <> coalesce(l.on_hand, 0)
+    union all
+    select format('%s/%s: reserved %s but ledger sums to %s', s.product_id, s.warehouse_id, s.reserved, coalesce(l.reserved, 0))
+    from inventory.stock_levels s left join ledger l using (product_id, warehouse_id)
+    where s.reserved <> coalesce(l.reserved, 0)
+    union all
+    select format('%s/%s: reserved %s outside 0..on_hand %s', product_id, warehouse_id, reserved, on_hand)
+    from inventory.stock_levels where reserved < 0 or reserved > on_hand
+    union all
+    select format('%s/%s: reserved %s but HELD lines hold %s', s.product_id, s.warehouse_id, s.reserved, coalesce(h.qty, 0))
+    from inventory.stock_levels s left join held h using (product_id, warehouse_id)
+    where s.reserved <> coalesce(h.qty, 0)
+    union all
+    select format('movement %s: after values (%s, %s) do not follow the ledger (%s, %s)',
+                  id, on_hand_after, reserved_after, on_hand_running, reserved_running)
+    from chain where on_hand_after <> on_hand_running or reserved_after <> reserved_running
+    limit 20`);
+  return rows.map((r) => r.problem);
+}
+
+export async function assertInvariants(t: ExecutionContext, db: Queryable): Promise<void> {
+  t.deepEqual(await invariantViolations(db), [], 'ledger invariants hold');
+}
