@@ -11,9 +11,12 @@ create or replace function inventory._allocate(
   out take inventory._line[],
   out short jsonb
 )
-language sql stable
+-- PL/pgSQL rather than SQL: its one statement then keeps a cached plan per
+-- session, where a SQL function with SET would be planned on every call.
+language plpgsql stable
 set search_path = pg_catalog, inventory, pg_temp
 as $$
+begin
   with req as (
     select l.product_id, l.warehouse_id, l.qty from unnest(p_lines) l
   ),
@@ -64,6 +67,8 @@ as $$
     (select jsonb_agg(jsonb_build_object('sku', f.sku, 'warehouse', f.warehouse, 'requested', f.requested, 'available', f.available)
                       order by f.sku, f.warehouse nulls last)
      from shortfall f)
+  into take, short;
+end
 $$;
 comment on function inventory._allocate(inventory._line[], uuid[], uuid[]) is
   'Internal: reserve() allocation over locked rows; returns the take per row or every short line';

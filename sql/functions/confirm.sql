@@ -6,6 +6,7 @@ create or replace function inventory.confirm(reservation_id uuid)
 returns inventory.reservations
 language plpgsql volatile security definer
 set search_path = pg_catalog, inventory, pg_temp
+set plan_cache_mode = force_generic_plan -- see reserve.sql
 as $$
 declare
   v_reservation inventory.reservations := inventory._locked_reservation(confirm.reservation_id);

@@ -5,6 +5,7 @@ create or replace function inventory.expire_due(max integer default 1000)
 returns integer
 language plpgsql volatile security definer
 set search_path = pg_catalog, inventory, pg_temp
+set plan_cache_mode = force_generic_plan -- see reserve.sql
 as $$
 declare
   v_due uuid[];

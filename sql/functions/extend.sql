@@ -4,6 +4,7 @@ create or replace function inventory.extend(reservation_id uuid, ttl interval)
 returns inventory.reservations
 language plpgsql volatile security definer
 set search_path = pg_catalog, inventory, pg_temp
+set plan_cache_mode = force_generic_plan -- see reserve.sql
 as $$
 declare
   v_reservation inventory.reservations;

@@ -6,6 +6,7 @@ create or replace function inventory.release(reservation_id uuid, reason text de
 returns inventory.reservations
 language plpgsql volatile security definer
 set search_path = pg_catalog, inventory, pg_temp
+set plan_cache_mode = force_generic_plan -- see reserve.sql
 as $$
 declare
   v_reservation inventory.reservations;

@@ -3,7 +3,8 @@
 --   1. validate and resolve the lines (IV005, IV004), summing repeats per row;
 --   2. claim the idempotency key with the new reservation row (IV006 on reuse);
 --   3. lock every candidate stock row in (product_id, warehouse_id) order;
---   4. allocate; when short, expire due HELD reservations on those rows and retry;
+--   4. allocate (a fast path when every line names its warehouse); when short,
+--      expire due HELD reservations on those rows and allocate again;
 --   5. write lines, stock rows and one RESERVE movement per row.
 create or replace function inventory.reserve(
   order_ref text,
@@ -13,6 +14,9 @@ create or replace function inventory.reserve(
 ) returns inventory.reservations
 language plpgsql volatile security definer
 set search_path = pg_catalog, inventory, pg_temp
+-- Custom plans of these statements cost more to make than to run (measured:
+-- 3 ms a call against 1.2 ms); the generic plans are index probes throughout.
+set plan_cache_mode = force_generic_plan
 as $$
 #variable_conflict use_column
 declare
@@ -27,6 +31,9 @@ declare
   v_take inventory._line[];
   v_short jsonb;
   v_expired integer;
+  v_has_open_line boolean;
+  v_lines_met bigint;
+  v_too_much boolean;
 begin
   -- 1. Arguments.
   perform inventory._require_text(reserve.order_ref, 'order_ref');
@@ -78,15 +85,19 @@ begin
     array_agg(row(p.id, w.id, l.qty)::inventory._line order by p.id, w.id nulls last)
       filter (where p.id is not null and (l.warehouse is null or w.id is not null)),
     array_agg(distinct l.sku) filter (where p.id is null),
-    array_agg(distinct l.warehouse) filter (where l.warehouse is not null and w.id is null)
-  into v_lines, v_unknown_skus, v_unknown_warehouses
+    array_agg(distinct l.warehouse) filter (where l.warehouse is not null and w.id is null),
+    bool_or(l.warehouse is null),
+    bool_or(l.qty > 2147483647)
+  into v_lines, v_unknown_skus, v_unknown_warehouses, v_has_open_line, v_too_much
   from (
     select e ->> 'sku' as sku, e ->> 'warehouse' as warehouse, sum((e ->> 'qty')::numeric)::bigint as qty
     from jsonb_array_elements(reserve.lines) e
     group by 1, 2
   ) l
-  left join inventory.products p on p.sku = l.sku
-  left join inventory.warehouses w on w.code = l.warehouse;
+  -- One index probe per line, whatever the planner guesses a JSON array holds
+  -- (limit 1 keeps these subqueries from being flattened into a hash join).
+  left join lateral (select p.id from inventory.products p where p.sku = l.sku limit 1) p on true
+  left join lateral (select w.id from inventory.warehouses w where w.code = l.warehouse limit 1) w on true;
 
   if v_unknown_skus is not null or v_unknown_warehouses is not null then
     perform inventory._raise('IV004',
@@ -97,7 +108,7 @@ begin
                          'unknown_warehouses', coalesce(to_jsonb(v_unknown_warehouses), '[]')),
       'Create products with inventory.upsert_product(sku) and warehouses with inventory.upsert_warehouse(code).');
   end if;
-  if exists (select from unnest(v_lines) l where l.qty > 2147483647) then
+  if v_too_much then
     perform inventory._raise('IV005', 'the summed qty of one sku in one warehouse exceeds 2147483647',
       jsonb_build_object('argument', 'lines'));
   end if;
@@ -123,31 +134,54 @@ begin
     return v_reservation;
   end if;
 
-  -- 3. Candidate rows: the named rows, and every row of a product whose line
-  -- leaves the warehouse open. Locked in key order: no deadlocks between reserves.
-  select array_agg(product_id), array_agg(warehouse_id)
-  into v_slot_products, v_slot_warehouses
-  from (
-    select s.product_id, s.warehouse_id
-    from inventory.stock_levels s
-    where (s.product_id, s.warehouse_id) in (
-      select l.product_id, l.warehouse_id from unnest(v_lines) l where l.warehouse_id is not null
-      union
-      select s2.product_id, s2.warehouse_id
-      from unnest(v_lines) l join inventory.stock_levels s2 on s2.product_id = l.product_id
-      where l.warehouse_id is null)
-    order by s.product_id, s.warehouse_id
-    for update of s
-  ) locked;
+  -- 3 and 4. Lock the candidate rows in (product_id, warehouse_id) order — the
+  -- one order every function locks in, so reserves never deadlock — and allocate.
+  if v_has_open_line then
+    -- Every row of a product whose line leaves the warehouse open is a candidate.
+    select array_agg(product_id), array_agg(warehouse_id)
+    into v_slot_products, v_slot_warehouses
+    from (
+      select s.product_id, s.warehouse_id
+      from inventory.stock_levels s
+      where (s.product_id, s.warehouse_id) in (
+        select l.product_id, l.warehouse_id from unnest(v_lines) l where l.warehouse_id is not null
+        union
+        select s2.product_id, s2.warehouse_id
+        from unnest(v_lines) l join inventory.stock_levels s2 on s2.product_id = l.product_id
+        where l.warehouse_id is null)
+      order by s.product_id, s.warehouse_id
+      for update of s
+    ) locked;
+    select a.take, a.short into v_take, v_short
+    from inventory._allocate(v_lines, v_slot_products, v_slot_warehouses) a;
+  else
+    -- Fast path, every line names its warehouse: lock, and count the lines met.
+    select count(*) filter (where l.qty <= greatest(s.on_hand - s.reserved - s.safety_stock, 0))
+    into v_lines_met
+    from (
+      select s.* from inventory.stock_levels s
+      where (s.product_id, s.warehouse_id) in (select l.product_id, l.warehouse_id from unnest(v_lines) l)
+      order by s.product_id, s.warehouse_id
+      for update of s
+    ) s
+    join unnest(v_lines) l on l.product_id = s.product_id and l.warehouse_id = s.warehouse_id;
+    if v_lines_met = cardinality(v_lines) then
+      v_take := v_lines;
+    else
+      select array_agg(l.product_id), array_agg(l.warehouse_id)
+      into v_slot_products, v_slot_warehouses
+      from unnest(v_lines) l;
+      select a.take, a.short into v_take, v_short
+      from inventory._allocate(v_lines, v_slot_products, v_slot_warehouses) a;
+    end if;
+  end if;
 
-  -- 4. Allocate; on a shortfall, due HELD reservations on these rows give their stock back first.
-  select take, short into v_take, v_short
-  from inventory._allocate(v_lines, v_slot_products, v_slot_warehouses);
+  -- On a shortfall, due HELD reservations on these rows give their stock back first.
   if v_short is not null then
     v_expired := inventory._expire_due_on_rows(v_slot_products, v_slot_warehouses);
     if v_expired > 0 then
-      select take, short into v_take, v_short
-      from inventory._allocate(v_lines, v_slot_products, v_slot_warehouses);
+      select a.take, a.short into v_take, v_short
+      from inventory._allocate(v_lines, v_slot_products, v_slot_warehouses) a;
     end if;
   end if;
   if v_short is not null then

@@ -11,6 +11,7 @@ create or replace function inventory.set_count(
 ) returns inventory.stock_levels
 language plpgsql volatile security definer
 set search_path = pg_catalog, inventory, pg_temp
+set plan_cache_mode = force_generic_plan -- see reserve.sql
 as $$
 #variable_conflict use_column
 declare

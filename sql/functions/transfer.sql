@@ -12,6 +12,7 @@ create or replace function inventory.transfer(
 ) returns setof inventory.stock_levels
 language plpgsql volatile security definer
 set search_path = pg_catalog, inventory, pg_temp
+set plan_cache_mode = force_generic_plan -- see reserve.sql
 as $$
 #variable_conflict use_column
 declare

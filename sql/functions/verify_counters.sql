@@ -7,6 +7,7 @@ create or replace function inventory.verify_counters(fix boolean default false)
 returns table (sku text, warehouse text, reserved integer, expected integer)
 language plpgsql volatile security definer
 set search_path = pg_catalog, inventory, pg_temp
+set plan_cache_mode = force_generic_plan -- see reserve.sql
 as $$
 #variable_conflict use_column
 declare

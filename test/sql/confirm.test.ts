@@ -1,0 +1,186 @@
+import { setTimeout as sleep } from 'node:timers/promises';
+import anyTest, { type TestFn } from 'ava';
+import { useDatabase, type DatabaseContext } from '../helpers/database.ts';
+import type { Queryable } from '../helpers/invariants.ts';
+import { queryOne, rejectsWithCode, setupCatalog, stockOf } from '../helpers/inventory.ts';
+
+const test = anyTest as TestFn<DatabaseContext>;
+useDatabase(test);
+
+interface Reservation {
+  id: string;
+  order_ref: string;
+  status: string;
+  expires_at: Date;
+  release_reason: string | null;
+  updated_at: Date;
+}
+
+function reserve(db: Queryable, orderRef: string, lines: unknown, ttl = '15 minutes', key: string | null = null): Promise<Reservation> {
+  return queryOne<Reservation>(db, 'select * from inventory.reserve($1, $2::jsonb, $3::interval, $4)',
+    [orderRef, JSON.stringify(lines), ttl, key]);
+}
+
+function confirm(db: Queryable, id: string | null): Promise<Reservation> {
+  return queryOne<Reservation>(db, 'select * from inventory.confirm($1)', [id]);
+}
+
+interface Movement {
+  kind: string; sku: string; warehouse: string; on_hand_delta: number; reserved_delta: number;
+  on_hand_after: number; reserved_after: number; reason: string | null; reservation_id: string | null;
+  reference: string | null;
+}
+
+async function movementsOf(db: Queryable, kinds: string[]): Promise<Movement[]> {
+  const { rows } = await db.query<Movement>(
+    `select m.kind, p.sku, w.code as warehouse, m.on_hand_delta, m.reserved_delta, m.on_hand_after, m.reserved_after,
+            m.reason, m.reservation_id, m.reference
+     from inventory.movements m
+     join inventory.products p on p.id = m.product_id
+     join inventory.warehouses w on w.id = m.warehouse_id
+     where m.kind = any ($1) order by m.id`, [kinds]);
+  return rows;
+}
+
+/** Everything confirm() could write, to show a refused call wrote nothing. */
+async function snapshot(db: Queryable): Promise<Record<string, unknown>> {
+  return queryOne(db, `
+    select (select count(*) from inventory.movements)::int as movements,
+           (select coalesce(jsonb_agg(to_jsonb(r) order by r.id), '[]') from inventory.reservations r) as reservations,
+           (select jsonb_agg(jsonb_build_array(product_id, warehouse_id, on_hand, reserved, version) order by product_id, warehouse_id)
+            from inventory.stock_levels) as stock`);
+}
+
+test('confirm deducts on_hand and reserved and writes a CONFIRM movement', async (t) => {
+  const { db } = t.context;
+  await setupCatalog(db, { A: { WH1: 10 } });
+  const r = await reserve(db, 'order-1', [{ sku: 'A', warehouse: 'WH1', qty: 3 }]);
+  const versionBefore = (await stockOf(db, 'A', 'WH1'))!.version;
+  const confirmed = await confirm(db, r.id);
+  t.is(confirmed.id, r.id);
+  t.is(confirmed.status, 'CONFIRMED');
+  t.is(confirmed.release_reason, null);
+  t.is(confirmed.order_ref, 'order-1');
+  t.deepEqual(confirmed.expires_at, r.expires_at);
+  t.deepEqual(await stockOf(db, 'A', 'WH1'), { on_hand: 7, reserved: 0, safety_stock: 0, available: 7, version: versionBefore + 1 });
+  t.deepEqual(await movementsOf(db, ['CONFIRM']), [{
+    kind: 'CONFIRM', sku: 'A', warehouse: 'WH1', on_hand_delta: -3, reserved_delta: -3, on_hand_after: 7, reserved_after: 0,
+    reason: null, reservation_id: r.id, reference: 'order-1',
+  }]);
+  const stored = await queryOne(db, 'select status, updated_at > created_at as touched from inventory.reservations where id = $1', [r.id]);
+  t.deepEqual(stored, { status: 'CONFIRMED', touched: true });
+});
+
+test('confirm leaves other reservations on the same row held', async (t) => {
+  const { db } = t.context;
+  await setupCatalog(db, { A: { WH1: 10 } });
+  const first = await reserve(db, 'first', [{ sku: 'A', warehouse: 'WH1', qty: 3 }]);
+  const second = await reserve(db, 'second', [{ sku: 'A', warehouse: 'WH1', qty: 4 }]);
+  await confirm(db, second.id);
+  t.like(await stockOf(db, 'A', 'WH1'), { on_hand: 6, reserved: 3, available: 3 });
+  t.like((await movementsOf(db, ['CONFIRM']))[0], { reservation_id: second.id, on_hand_after: 6, reserved_after: 3 });
+  t.is((await queryOne(db, 'select status from inventory.reservations where id = $1', [first.id])).status, 'HELD');
+});
+
+test('confirm of a multi-line reservation deducts every row it holds', async (t) => {
+  const { db } = t.context;
+  await setupCatalog(db, { A: { WH1: 2, WH2: 10 }, B: { WH1: 5 } });
+  const r = await reserve(db, 'multi', [{ sku: 'A', qty: 5 }, { sku: 'B', warehouse: 'WH1', qty: 4 }]);
+  await confirm(db, r.id);
+  t.like(await stockOf(db, 'A', 'WH1'), { on_hand: 0, reserved: 0 });
+  t.like(await stockOf(db, 'A', 'WH2'), { on_hand: 7, reserved: 0 });
+  t.like(await stockOf(db, 'B', 'WH1'), { on_hand: 1, reserved: 0 });
+  const movements = await movementsOf(db, ['CONFIRM']);
+  t.deepEqual(movements.map((m) => [m.sku, m.warehouse, m.on_hand_delta, m.reserved_delta, m.on_hand_after, m.reserved_after]).sort(), [
+    ['A', 'WH1', -2, -2, 0, 0],
+    ['A', 'WH2', -3, -3, 7, 0],
+    ['B', 'WH1', -4, -4, 1, 0],
+  ]);
+  t.true(movements.every((m) => m.reservation_id === r.id && m.reference === 'multi' && m.reason === null));
+});
+
+test('confirm is idempotent: a second confirm returns the same row and writes nothing', async (t) => {
+  const { db } = t.context;
+  await setupCatalog(db, { A: { WH1: 10 } });
+  const r = await reserve(db, 'o', [{ sku: 'A', warehouse: 'WH1', qty: 3 }]);
+  const first = await confirm(db, r.id);
+  const before = await snapshot(db);
+  const second = await confirm(db, r.id);
+  t.deepEqual(second, first);
+  t.deepEqual(await snapshot(db), before);
+  t.is((await movementsOf(db, ['CONFIRM'])).length, 1);
+  t.like(await stockOf(db, 'A', 'WH1'), { on_hand: 7, reserved: 0 });
+});
+
+test('a confirmed reservation stays confirmed after its expires_at has passed', async (t) => {
+  const { db } = t.context;
+  await setupCatalog(db, { A: { WH1: 10 } });
+  const r = await reserve(db, 'o', [{ sku: 'A', warehouse: 'WH1', qty: 3 }], '100 milliseconds');
+  const first = await confirm(db, r.id);
+  await sleep(150);
+  t.deepEqual(await confirm(db, r.id), first);
+  t.is(await queryOne(db, 'select inventory.expire_due() as n').then((row) => row.n), 0);
+  t.like(await stockOf(db, 'A', 'WH1'), { on_hand: 7, reserved: 0 });
+});
+
+test('IV003 when confirming a RELEASED reservation; nothing written', async (t) => {
+  const { db } = t.context;
+  await setupCatalog(db, { A: { WH1: 10 } });
+  const r = await reserve(db, 'o', [{ sku: 'A', warehouse: 'WH1', qty: 3 }]);
+  await db.query(`select inventory.release($1, 'PAYMENT_FAILED')`, [r.id]);
+  const before = await snapshot(db);
+  const error = await rejectsWithCode(t, confirm(db, r.id), 'IV003');
+  t.like(JSON.parse(error.detail!), { reservation_id: r.id, status: 'RELEASED', release_reason: 'PAYMENT_FAILED' });
+  t.regex(error.message, /cannot confirm reservation .* it is RELEASED \(PAYMENT_FAILED\)/);
+  t.deepEqual(await snapshot(db), before);
+});
+
+test('IV003 when confirming an EXPIRED reservation; nothing written', async (t) => {
+  const { db } = t.context;
+  await setupCatalog(db, { A: { WH1: 10 } });
+  const r = await reserve(db, 'o', [{ sku: 'A', warehouse: 'WH1', qty: 3 }], '50 milliseconds');
+  await sleep(100);
+  t.is((await queryOne(db, 'select inventory.expire_due() as n')).n, 1);
+  const before = await snapshot(db);
+  const error = await rejectsWithCode(t, confirm(db, r.id), 'IV003');
+  t.like(JSON.parse(error.detail!), { reservation_id: r.id, status: 'EXPIRED', release_reason: 'TTL_EXPIRED' });
+  t.deepEqual(await snapshot(db), before);
+  t.like(await stockOf(db, 'A', 'WH1'), { on_hand: 10, reserved: 0 });
+});
+
+test('IV003 when confirming a HELD reservation past its expires_at; it keeps its hold', async (t) => {
+  const { db } = t.context;
+  await setupCatalog(db, { A: { WH1: 10 } });
+  const r = await reserve(db, 'o', [{ sku: 'A', warehouse: 'WH1', qty: 3 }], '50 milliseconds');
+  await sleep(100);
+  const before = await snapshot(db);
+  const error = await rejectsWithCode(t, confirm(db, r.id), 'IV003');
+  const detail = JSON.parse(error.detail!);
+  t.like(detail, { reservation_id: r.id, status: 'HELD', release_reason: null });
+  t.is(new Date(detail.expires_at).getTime(), r.expires_at.getTime());
+  t.regex(error.message, /it expired at/);
+  t.deepEqual(await snapshot(db), before);
+  t.like(await stockOf(db, 'A', 'WH1'), { on_hand: 10, reserved: 3 });
+  t.is((await movementsOf(db, ['CONFIRM'])).length, 0);
+});
+
+test('IV004 when confirming an unknown reservation', async (t) => {
+  const { db } = t.context;
+  await setupCatalog(db, { A: { WH1: 10 } });
+  const before = await snapshot(db);
+  const id = '00000000-0000-4000-8000-000000000001';
+  const error = await rejectsWithCode(t, confirm(db, id), 'IV004');
+  t.deepEqual(JSON.parse(error.detail!), { reservation_id: id });
+  t.deepEqual(await snapshot(db), before);
+});
+
+test('IV005 when confirming a null reservation id', async (t) => {
+  const { db } = t.context;
+  const error = await rejectsWithCode(t, confirm(db, null), 'IV005');
+  t.deepEqual(JSON.parse(error.detail!), { argument: 'reservation_id' });
+});
+
+test('a malformed reservation id fails with 22P02', async (t) => {
+  const { db } = t.context;
+  await rejectsWithCode(t, db.query('select inventory.confirm($1)', ['not-a-uuid']), '22P02');
+});
