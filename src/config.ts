@@ -5,8 +5,8 @@ import path from 'node:path';
 import { z } from 'zod';
 import { ConfigError } from './errors.ts';
 
-const identifier = (what: string) =>
-  z.string().regex(/^[a-z_][a-z0-9_]{0,62}$/, `${what} must be a lower-case SQL identifier (a-z, 0-9, _; at most 63 characters)`);
+const identifier = () =>
+  z.string().regex(/^[a-z_][a-z0-9_]{0,62}$/, 'must be a lower-case SQL identifier (a-z, 0-9, _; at most 63 characters)');
 
 const url = (schemes: string[], example: string) =>
   z.string().refine((value) => {
@@ -22,8 +22,8 @@ const schema = z.object({
   REDIS_URL: url(['redis:', 'rediss:'], 'redis://host:6379/0').optional(),
   PORT: z.coerce.number().int().min(1).max(65535).default(5678),
   STOCKROOM_CACHE_PREFIX: z.string().min(1).max(64).default('catalog:'),
-  STOCKROOM_PUBLICATION: identifier('STOCKROOM_PUBLICATION').default('stockroom'),
-  STOCKROOM_SLOT: identifier('STOCKROOM_SLOT').default('stockroom_cache'),
+  STOCKROOM_PUBLICATION: identifier().default('stockroom'),
+  STOCKROOM_SLOT: identifier().default('stockroom_cache'),
   STOCKROOM_STREAM: z.string().min(1).max(200).default('stock-events'),
   STOCKROOM_STREAM_MAXLEN: z.coerce.number().int().min(1000).default(1_000_000),
   STOCKROOM_DATA_DIR: z.string().min(1).default('.data'),

@@ -60,9 +60,11 @@ function describe(error: unknown, sql: string): string {
   return `${e.message ?? String(error)}${where}`;
 }
 
-export async function migrate(databaseUrl: string, log: Logger): Promise<MigrateResult> {
-  const migrations = readMigrations();
-  const functionsScript = readFunctionsScript();
+export interface MigrationSources { migrationsDir?: string; functionsDir?: string; grantsFile?: string }
+
+export async function migrate(databaseUrl: string, log: Logger, sources: MigrationSources = {}): Promise<MigrateResult> {
+  const migrations = readMigrations(sources.migrationsDir);
+  const functionsScript = readFunctionsScript(sources.functionsDir, sources.grantsFile);
   const functionsChecksum = sha256(functionsScript);
   const client = new pg.Client({ connectionString: databaseUrl, application_name: 'stockroom migrate' });
   client.on('error', (error) => log.error({ err: error }, 'migration connection error'));

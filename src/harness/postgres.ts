@@ -29,6 +29,8 @@ export interface EmbeddedPostgresOptions {
 
 export interface RunningPostgres {
   port: number;
+  /** The postmaster's process id. */
+  pid: number;
   /** Connection URL for a database of this server. */
   url(database?: string): string;
   /** True when this process started the server (and stop() stops it). */
@@ -154,7 +156,7 @@ export async function startEmbeddedPostgres(options: EmbeddedPostgresOptions): P
         if (await answers(url)) {
           log.debug({ port: running.port, pid: running.pid }, 'using the embedded PostgreSQL already running');
           return {
-            port: running.port, owned: false,
+            port: running.port, pid: running.pid, owned: false,
             url: (db = database) => connectionUrl(saved.password, running.port, db),
             stop: async () => {},
           };
@@ -212,7 +214,7 @@ export async function startEmbeddedPostgres(options: EmbeddedPostgresOptions): P
 
   let stopped: Promise<void> | undefined;
   return {
-    port, owned: true, url,
+    port, pid: child.pid!, owned: true, url,
     stop: () => (stopped ??= (async () => {
       // SIGINT is Postgres's fast shutdown; SIGQUIT its immediate one.
       await stopChild(child, [{ signal: 'SIGINT', waitMs: 20_000 }, { signal: 'SIGQUIT', waitMs: 5_000 }, { signal: 'SIGKILL', waitMs: 5_000 }]);

@@ -16,6 +16,7 @@ export interface PrivateRedisOptions {
 
 export interface RunningRedis {
   port: number;
+  pid: number;
   url: string;
   readonly owned: boolean;
   stop(): Promise<void>;
@@ -45,7 +46,7 @@ export async function startPrivateRedis(options: PrivateRedisOptions): Promise<R
 
   if (persistent && saved && isAlive(saved.pid) && commandLineOf(saved.pid).includes('redis-server') && (await redisAnswers(saved.port))) {
     log.debug({ port: saved.port }, 'using the private redis-server already running');
-    return { port: saved.port, url: `redis://127.0.0.1:${saved.port}`, owned: false, stop: async () => {} };
+    return { port: saved.port, pid: saved.pid, url: `redis://127.0.0.1:${saved.port}`, owned: false, stop: async () => {} };
   }
 
   const binary = findExecutable('redis-server');
@@ -81,7 +82,7 @@ export async function startPrivateRedis(options: PrivateRedisOptions): Promise<R
 
   let stopped: Promise<void> | undefined;
   return {
-    port, url: `redis://127.0.0.1:${port}`, owned: true,
+    port, pid: child.pid!, url: `redis://127.0.0.1:${port}`, owned: true,
     stop: () => (stopped ??= (async () => {
       await stopChild(child, [{ signal: 'SIGTERM', waitMs: 10_000 }, { signal: 'SIGKILL', waitMs: 5_000 }]);
       dismissWatchdog();

@@ -1,0 +1,114 @@
+import { spawn } from 'node:child_process';
+import { mkdtempSync, chmodSync } from 'node:fs';
+import os from 'node:os';
+import path from 'node:path';
+import test from 'ava';
+import pg from 'pg';
+import { startEmbeddedPostgres } from '../../src/harness/postgres.ts';
+import { freePort } from '../../src/harness/processes.ts';
+import { createLogger } from '../../src/log.ts';
+import { createDatabase, openTestDatabase } from '../helpers/database.ts';
+import { testServers } from '../helpers/environment.ts';
+import { CLI, cliEnv, isOneLineError, runCli } from './run-cli.ts';
+
+test('--help lists the commands with examples', async (t) => {
+  const result = await runCli(['--help'], cliEnv({}));
+  t.is(result.code, 0);
+  for (const command of ['start', 'migrate', 'seed', 'sql']) t.regex(result.stdout, new RegExp(`\\b${command}\\b`));
+  const seedHelp = await runCli(['seed', '--help'], cliEnv({}));
+  t.regex(seedHelp.stdout, /Examples:\n {2}stockroom seed --products 10000 --warehouses 20/);
+});
+
+test('migrate --json on a blank database, then again', async (t) => {
+  const database = await createDatabase('cli_migrate', 'template0');
+  t.teardown(() => database.drop());
+  const env = cliEnv({ DATABASE_URL: database.url });
+  const first = await runCli(['migrate', '--json'], env);
+  t.is(first.code, 0, first.stderr);
+  t.deepEqual(JSON.parse(first.stdout), { applied: ['000001_inventory_schema.sql'], functionsApplied: true });
+  const second = await runCli(['migrate', '--json'], env);
+  t.deepEqual(JSON.parse(second.stdout), { applied: [], functionsApplied: false });
+});
+
+test('seed creates products × warehouses with their receipts, and adds only what is missing when re-run', async (t) => {
+  const db = await openTestDatabase('cli_seed');
+  t.teardown(() => db.close());
+  const env = cliEnv({ DATABASE_URL: db.url });
+  const result = await runCli(['seed', '--products', '30', '--warehouses', '3', '--units', '7', '--json'], env);
+  t.is(result.code, 0, result.stderr);
+  t.like(JSON.parse(result.stdout), { products: 30, warehouses: 3, stockRows: 90 });
+  t.regex(result.stderr, /seeded in [\d.]+ s: 30 new products, 3 new warehouses, 90 new stock rows/);
+  const { rows } = await db.query(`select count(*)::int as rows, sum(on_hand)::int as units,
+    (select count(*)::int from inventory.movements where kind = 'RECEIVE') as receipts from inventory.stock_levels`);
+  t.deepEqual(rows[0], { rows: 90, units: 630, receipts: 90 });
+  const again = await runCli(['seed', '--products', '40', '--warehouses', '3', '--units', '7', '--json'], env);
+  t.like(JSON.parse(again.stdout), { products: 10, warehouses: 0, stockRows: 30 });
+});
+
+test('seed refuses a bad count with a usage error', async (t) => {
+  const result = await runCli(['seed', '--products', 'lots'], cliEnv({}));
+  t.not(result.code, 0);
+  t.regex(result.stderr, /option '--products <n>' argument 'lots' is invalid\. expected a whole number of at least 1/);
+});
+
+test('a malformed DATABASE_URL is one line naming the variable', async (t) => {
+  const result = await runCli(['migrate'], cliEnv({ DATABASE_URL: 'localhost:5432/stock' }));
+  t.is(result.code, 1);
+  t.true(isOneLineError(result.stderr), result.stderr);
+  t.regex(result.stderr, /^stockroom: DATABASE_URL must be a URL like postgres:\/\/user:password@host:5432\/database/);
+});
+
+test('an unreachable database is one line saying what to do', async (t) => {
+  const port = await freePort();
+  const result = await runCli(['migrate'], cliEnv({ DATABASE_URL: `postgres://stockroom:secret@127.0.0.1:${port}/stock` }));
+  t.is(result.code, 1);
+  t.true(isOneLineError(result.stderr), result.stderr);
+  t.regex(result.stderr, new RegExp(`cannot connect to PostgreSQL at postgres://stockroom:\\*\\*\\*@127.0.0.1:${port}/stock \\(ECONNREFUSED\\): start it, or fix DATABASE_URL`));
+});
+
+test('start refuses a server without logical WAL, in one line', async (t) => {
+  const dir = mkdtempSync(path.join(os.tmpdir(), 'stockroom-replica-'));
+  chmodSync(dir, 0o755);
+  const server = await startEmbeddedPostgres({
+    dir: path.join(dir, 'pg'), persistent: false, log: createLogger('silent'),
+    settings: { wal_level: 'replica', fsync: 'off', shared_buffers: '32MB' },
+  });
+  t.teardown(() => server.stop());
+  const result = await runCli(['start'], cliEnv({ DATABASE_URL: server.url(), REDIS_URL: testServers().redisUrl, LOG_LEVEL: 'silent' }));
+  t.is(result.code, 1);
+  t.true(isOneLineError(result.stderr), result.stderr);
+  t.regex(result.stderr, /runs with wal_level=replica; Stockroom needs wal_level=logical: run ALTER SYSTEM SET wal_level = logical; then restart PostgreSQL/);
+});
+
+test('start migrates, reports where things are, and stops cleanly on SIGTERM', async (t) => {
+  const database = await createDatabase('cli_start', 'template0');
+  t.teardown(() => database.drop());
+  const child = spawn(process.execPath, [CLI, 'start'], {
+    env: cliEnv({ DATABASE_URL: database.url, REDIS_URL: testServers().redisUrl, LOG_LEVEL: 'silent' }),
+  });
+  let stdout = '';
+  await new Promise<void>((resolve, reject) => {
+    child.stdout.on('data', (d) => {
+      stdout += d;
+      if (stdout.includes('Press Ctrl-C to stop.')) resolve();
+    });
+    child.on('exit', () => reject(new Error(`start exited early: ${stdout}`)));
+  });
+  t.regex(stdout, /PostgreSQL {2}postgres:\/\/postgres:\*\*\*@127\.0\.0\.1:\d+\/t_cli_start_/, 'a URL from the environment is shown without its password');
+  const client = new pg.Client({ connectionString: database.url });
+  await client.connect();
+  const { rows } = await client.query('select count(*)::int as n from stockroom_meta.migrations');
+  await client.end();
+  t.is(rows[0].n, 1, 'migrated before reporting ready');
+  const exited = new Promise<number | null>((resolve) => child.on('exit', (code) => resolve(code)));
+  child.kill('SIGTERM');
+  t.is(await exited, 0);
+});
+
+test('sql runs psql on the database', async (t) => {
+  const db = await openTestDatabase('cli_sql');
+  t.teardown(() => db.close());
+  const result = await runCli(['sql', '--', '-At', '-c', 'select count(*) from inventory.products'], cliEnv({ DATABASE_URL: db.url }));
+  t.is(result.code, 0, result.stderr);
+  t.is(result.stdout.trim(), '0');
+});

@@ -1,0 +1,45 @@
+import test from 'ava';
+import { loadConfig } from '../src/config.ts';
+import { ConfigError } from '../src/errors.ts';
+
+test('defaults follow SPEC.md', (t) => {
+  const config = loadConfig({}, '/srv/app');
+  t.like(config, {
+    databaseUrl: undefined, redisUrl: undefined, port: 5678, cachePrefix: 'catalog:',
+    publication: 'stockroom', slot: 'stockroom_cache', stream: 'stock-events', dataDir: '/srv/app/.data', production: false,
+  });
+});
+
+test('values are read and coerced', (t) => {
+  const config = loadConfig({
+    DATABASE_URL: 'postgresql://u:p@db:5432/stock', REDIS_URL: 'redis://cache:6379/2', PORT: '8080',
+    STOCKROOM_SLOT: 'my_slot', NODE_ENV: 'production',
+  }, '/srv/app');
+  t.like(config, { databaseUrl: 'postgresql://u:p@db:5432/stock', redisUrl: 'redis://cache:6379/2', port: 8080, slot: 'my_slot', production: true });
+});
+
+const bad: Array<[Record<string, string>, RegExp]> = [
+  [{ DATABASE_URL: 'localhost:5432' }, /^DATABASE_URL must be a URL like postgres:\/\/.* \(got "localhost:5432"\)$/],
+  [{ DATABASE_URL: 'mysql://u@h/db' }, /^DATABASE_URL must be a URL like postgres:/],
+  [{ REDIS_URL: 'http://cache' }, /^REDIS_URL must be a URL like redis:/],
+  [{ PORT: 'eighty' }, /^PORT /],
+  [{ PORT: '70000' }, /^PORT /],
+  [{ STOCKROOM_SLOT: 'Bad-Slot' }, /^STOCKROOM_SLOT must be a lower-case SQL identifier/],
+  [{ JWT_SECRET: 'short' }, /^JWT_SECRET must be at least 32 characters$/],
+  [{ NODE_ENV: 'staging' }, /^NODE_ENV /],
+];
+for (const [env, message] of bad) {
+  test(`refuses ${JSON.stringify(env)} naming the variable`, (t) => {
+    const error = t.throws(() => loadConfig(env, '/srv/app'), { instanceOf: ConfigError });
+    t.regex(error!.message, message);
+  });
+}
+
+test('a password in a bad URL is not echoed', (t) => {
+  const error = t.throws(() => loadConfig({ DATABASE_URL: 'mysql://me:secret@h/db' }, '/srv/app'));
+  t.false(error!.message.includes('secret'));
+});
+
+test('empty variables count as unset', (t) => {
+  t.is(loadConfig({ DATABASE_URL: '', PORT: '' }, '/srv/app').port, 5678);
+});
