@@ -66,6 +66,8 @@ comment on table inventory.stock_levels is
   'One row per product per warehouse; available = greatest(on_hand - reserved - safety_stock, 0)';
 comment on column inventory.stock_levels.version is
   'Grows on every change; the cache consumer uses it to refuse stale writes';
+comment on column inventory.stock_levels.last_movement_at is
+  'When the row last changed: clock time of the change (not of its transaction start), so a keyset reader who has passed that time sees it again';
 -- Keyset order of recently_updated(): (last_movement_at, product_id, warehouse_id).
 -- (No index on warehouse_id alone: every lookup starts from the product, and
 -- each index here is one more write on the hottest UPDATE in the system.)
@@ -79,7 +81,7 @@ create function inventory._stock_levels_bump_version() returns trigger
 language plpgsql as $$
 begin
   new.version := old.version + 1;
-  new.last_movement_at := now();
+  new.last_movement_at := clock_timestamp();
   return new;
 end
 $$;

@@ -52,7 +52,7 @@ try {
     env: { ...process.env, ...testEnvironment({ adminUrl: postgres.url('postgres'), redisUrl: redis.url }) },
   });
   for await (const line of createInterface({ input: ava.stdout! })) {
-    if (!/^# (before|after)(Each)?(\.always)? hook for /.test(line)) process.stdout.write(`${line}\n`);
+    if (!/^# (.* › )?(before|after)(Each)?(\.always)? hook for /.test(line)) process.stdout.write(`${line}\n`);
     if (/^ok \d+ .*# SKIP/.test(line) || /^ok \d+ .*# TODO/.test(line)) counts.skipped++;
     else if (/^ok \d+/.test(line)) counts.passed++;
     else if (/^not ok \d+/.test(line)) counts.failed++;

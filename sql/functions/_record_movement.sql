@@ -15,7 +15,7 @@ declare
   v_row inventory.stock_levels;
 begin
   update inventory.stock_levels s
-  set on_hand = s.on_hand + p_on_hand_delta, version = s.version + 1, last_movement_at = now()
+  set on_hand = s.on_hand + p_on_hand_delta, version = s.version + 1, last_movement_at = clock_timestamp()
   where s.product_id = p_row.product_id and s.warehouse_id = p_row.warehouse_id
   returning * into v_row;
   insert into inventory.movements (

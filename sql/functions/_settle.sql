@@ -44,7 +44,7 @@ begin
     set reserved = s.reserved - r.qty,
         on_hand = s.on_hand - r.qty * v_confirm,
         version = s.version + r.changes,
-        last_movement_at = now()
+        last_movement_at = clock_timestamp()
     from per_row r
     where s.product_id = r.product_id and s.warehouse_id = r.warehouse_id
     returning s.product_id, s.warehouse_id, s.on_hand, s.reserved, r.qty as total

@@ -205,7 +205,7 @@ begin
   ),
   changed as (
     update inventory.stock_levels s
-    set reserved = s.reserved + t.qty, version = s.version + 1, last_movement_at = now()
+    set reserved = s.reserved + t.qty, version = s.version + 1, last_movement_at = clock_timestamp()
     from take t
     where s.product_id = t.product_id and s.warehouse_id = t.warehouse_id
     returning s.product_id, s.warehouse_id, s.on_hand, s.reserved, t.qty

@@ -35,7 +35,7 @@ begin
   set safety_stock = coalesce(set_policy.safety_stock, s.safety_stock),
       low_stock_threshold = coalesce(set_policy.low_stock_threshold, s.low_stock_threshold),
       version = s.version + 1,
-      last_movement_at = now() -- the incremental sync's watermark: available changed
+      last_movement_at = clock_timestamp() -- the incremental sync's watermark: available changed
   where s.product_id = v_product_id and s.warehouse_id = v_warehouse_id
   returning * into v_row;
   return v_row;

@@ -160,18 +160,16 @@ test('paging is stable while rows ahead and behind the cursor change', async (t)
       await db.query(`select inventory.adjust($1, $2, 1, 'ahead of the cursor')`, [sku, warehouse]);
     }
   });
-  t.log(pages.map((p) => p.length), passedAndChanged.size, aheadAndChanged.size);
-  t.true(pages.length > 8);
-  t.true(passedAndChanged.size >= 7 && aheadAndChanged.size >= 7);
+  t.true(passedAndChanged.size >= 5 && aheadAndChanged.size >= 5, 'rows on both sides of the cursor did change');
+  t.is(pages.flat().length, original.length + passedAndChanged.size, 'only rows changed behind the cursor come twice');
   t.deepEqual(original.filter((k) => !seen.has(k)), [], 'no row that existed at the start is skipped');
   for (const k of passedAndChanged) t.true(seen.get(k)!.length >= 2, `${k} changed behind the cursor is seen again`);
   for (const [k, versions] of seen) t.is(new Set(versions).size, versions.length, `${k} is never returned twice in the same version`);
 });
 
-// Bug: last_movement_at is stamped with now(), the writer's transaction start
-// time, so a change committed after the reader has passed that time lands
-// behind the cursor. The row's old position had not been reached and its new
-// one is already passed: it is never returned.
+// last_movement_at is the clock time of the change, not the writer's
+// transaction start: a change made after the reader passed the transaction's
+// start lands ahead of the cursor, so the row is still returned.
 test('a row changed by a transaction that began before the reader reached it is not skipped', async (t) => {
   const { db } = t.context;
   const writer = await db.pool.connect();
