@@ -9,10 +9,7 @@ as $$
 declare
   v_reservation inventory.reservations;
 begin
-  if extend.ttl is null or extend.ttl <= interval '0' then
-    perform inventory._raise('IV005', format('ttl must be a positive interval, got %s', coalesce(extend.ttl::text, 'null')),
-      jsonb_build_object('argument', 'ttl'));
-  end if;
+  perform inventory._require_ttl(extend.ttl);
   v_reservation := inventory._locked_reservation(extend.reservation_id);
   if v_reservation.status <> 'HELD' then
     perform inventory._refuse_transition(v_reservation, 'extend', format('it is %s', v_reservation.status));

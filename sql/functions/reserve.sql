@@ -37,10 +37,7 @@ declare
 begin
   -- 1. Arguments.
   perform inventory._require_text(reserve.order_ref, 'order_ref');
-  if reserve.ttl is null or reserve.ttl <= interval '0' then
-    perform inventory._raise('IV005', format('ttl must be a positive interval, got %s', coalesce(reserve.ttl::text, 'null')),
-      jsonb_build_object('argument', 'ttl'));
-  end if;
+  perform inventory._require_ttl(reserve.ttl);
   if reserve.idempotency_key is not null and btrim(reserve.idempotency_key) = '' then
     perform inventory._raise('IV005', 'idempotency_key must be null or a non-empty text',
       jsonb_build_object('argument', 'idempotency_key'));

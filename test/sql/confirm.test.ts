@@ -1,11 +1,27 @@
 import { setTimeout as sleep } from 'node:timers/promises';
 import anyTest, { type TestFn } from 'ava';
-import { useDatabase, type DatabaseContext } from '../helpers/database.ts';
+import { useDatabase, type DatabaseContext, type TestDatabase } from '../helpers/database.ts';
 import type { Queryable } from '../helpers/invariants.ts';
 import { queryOne, rejectsWithCode, setupCatalog, stockOf } from '../helpers/inventory.ts';
 
 const test = anyTest as TestFn<DatabaseContext>;
 useDatabase(test);
+
+/** Runs body in one transaction on its own client: now() stays the same for every call in it. */
+async function inTransaction<T>(db: TestDatabase, body: (client: Queryable) => Promise<T>): Promise<T> {
+  const client = await db.pool.connect();
+  try {
+    await client.query('begin');
+    const result = await body(client);
+    await client.query('commit');
+    return result;
+  } catch (error) {
+    await client.query('rollback').catch(() => {});
+    throw error;
+  } finally {
+    client.release();
+  }
+}
 
 interface Reservation {
   id: string;
@@ -115,10 +131,12 @@ test('confirm is idempotent: a second confirm returns the same row and writes no
 test('a confirmed reservation stays confirmed after its expires_at has passed', async (t) => {
   const { db } = t.context;
   await setupCatalog(db, { A: { WH1: 10 } });
-  const r = await reserve(db, 'o', [{ sku: 'A', warehouse: 'WH1', qty: 3 }], '100 milliseconds');
-  const first = await confirm(db, r.id);
+  // Reserved and confirmed in one transaction, so the 100 ms cannot run out in between.
+  const first = await inTransaction(db, async (client) =>
+    confirm(client, (await reserve(client, 'o', [{ sku: 'A', warehouse: 'WH1', qty: 3 }], '100 milliseconds')).id));
+  t.is(first.status, 'CONFIRMED');
   await sleep(150);
-  t.deepEqual(await confirm(db, r.id), first);
+  t.deepEqual(await confirm(db, first.id), first);
   t.is(await queryOne(db, 'select inventory.expire_due() as n').then((row) => row.n), 0);
   t.like(await stockOf(db, 'A', 'WH1'), { on_hand: 7, reserved: 0 });
 });

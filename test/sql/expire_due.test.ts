@@ -1,11 +1,27 @@
 import { setTimeout as sleep } from 'node:timers/promises';
 import anyTest, { type TestFn } from 'ava';
-import { useDatabase, type DatabaseContext } from '../helpers/database.ts';
+import { useDatabase, type DatabaseContext, type TestDatabase } from '../helpers/database.ts';
 import type { Queryable } from '../helpers/invariants.ts';
 import { queryOne, rejectsWithCode, setupCatalog, stockOf } from '../helpers/inventory.ts';
 
 const test = anyTest as TestFn<DatabaseContext>;
 useDatabase(test);
+
+/** Runs body in one transaction on its own client: now() stays the same for every call in it. */
+async function inTransaction<T>(db: TestDatabase, body: (client: Queryable) => Promise<T>): Promise<T> {
+  const client = await db.pool.connect();
+  try {
+    await client.query('begin');
+    const result = await body(client);
+    await client.query('commit');
+    return result;
+  } catch (error) {
+    await client.query('rollback').catch(() => {});
+    throw error;
+  } finally {
+    client.release();
+  }
+}
 
 interface Reservation {
   id: string;
@@ -66,8 +82,10 @@ test('expire_due expires only due HELD reservations and returns how many', async
   await reserve(db, 'due', line(1), '50 milliseconds');
   await reserve(db, 'due-too', line(2), '50 milliseconds');
   await reserve(db, 'future', line(4), '1 hour');
-  const confirmed = await reserve(db, 'confirmed', line(8), '50 milliseconds');
-  await db.query('select inventory.confirm($1)', [confirmed.id]);
+  await inTransaction(db, async (client) => { // so the 50 ms cannot run out before the confirm
+    const confirmed = await reserve(client, 'confirmed', line(8), '50 milliseconds');
+    await client.query('select inventory.confirm($1)', [confirmed.id]);
+  });
   const released = await reserve(db, 'released', line(16), '50 milliseconds');
   await db.query('select inventory.release($1)', [released.id]);
   await sleep(100);
@@ -112,16 +130,11 @@ test('expire_due respects max, oldest expires_at first', async (t) => {
   const { db } = t.context;
   await setupCatalog(db, { A: { WH1: 10 } });
   // One transaction: now() is the same for all three, so expires_at orders exactly by ttl.
-  const client = await db.pool.connect();
-  try {
-    await client.query('begin');
+  await inTransaction(db, async (client) => {
     await reserve(client, 'late', line(1), '150 milliseconds');
     await reserve(client, 'first', line(1), '50 milliseconds');
     await reserve(client, 'middle', line(1), '100 milliseconds');
-    await client.query('commit');
-  } finally {
-    client.release();
-  }
+  });
   await sleep(200);
   t.is(await expireDue(db, 2), 2);
   t.deepEqual(await statuses(db), { first: 'EXPIRED', middle: 'EXPIRED', late: 'HELD' });

@@ -1,11 +1,27 @@
 import { setTimeout as sleep } from 'node:timers/promises';
 import anyTest, { type TestFn } from 'ava';
-import { useDatabase, type DatabaseContext } from '../helpers/database.ts';
+import { useDatabase, type DatabaseContext, type TestDatabase } from '../helpers/database.ts';
 import type { Queryable } from '../helpers/invariants.ts';
 import { queryOne, rejectsWithCode, setupCatalog, stockOf } from '../helpers/inventory.ts';
 
 const test = anyTest as TestFn<DatabaseContext>;
 useDatabase(test);
+
+/** Runs body in one transaction on its own client: now() stays the same for every call in it. */
+async function inTransaction<T>(db: TestDatabase, body: (client: Queryable) => Promise<T>): Promise<T> {
+  const client = await db.pool.connect();
+  try {
+    await client.query('begin');
+    const result = await body(client);
+    await client.query('commit');
+    return result;
+  } catch (error) {
+    await client.query('rollback').catch(() => {});
+    throw error;
+  } finally {
+    client.release();
+  }
+}
 
 interface Reservation {
   id: string;
@@ -86,8 +102,8 @@ test('extend can be called again and again while the hold is alive', async (t) =
 test('an extended reservation is not expired by expire_due', async (t) => {
   const { db } = t.context;
   await setupCatalog(db, { A: { WH1: 10 } });
-  const r = await reserve(db, 'o', A3, '200 milliseconds');
-  await extend(db, r.id, '1 hour');
+  // Reserved and extended in one transaction, so the 200 ms cannot run out in between.
+  const r = await inTransaction(db, async (client) => extend(client, (await reserve(client, 'o', A3, '200 milliseconds')).id, '1 hour'));
   await sleep(250);
   t.is((await queryOne(db, 'select inventory.expire_due() as n')).n, 0);
   t.is((await queryOne(db, 'select status from inventory.reservations where id = $1', [r.id])).status, 'HELD');
@@ -99,8 +115,7 @@ test('an extended reservation is not expired by expire_due', async (t) => {
 test('an extended reservation is not expired lazily by a reserve that is short', async (t) => {
   const { db } = t.context;
   await setupCatalog(db, { A: { WH1: 3 } });
-  const r = await reserve(db, 'o', A3, '200 milliseconds');
-  await extend(db, r.id, '1 hour');
+  const r = await inTransaction(db, async (client) => extend(client, (await reserve(client, 'o', A3, '200 milliseconds')).id, '1 hour'));
   await sleep(250);
   const error = await rejectsWithCode(t, reserve(db, 'other', [{ sku: 'A', warehouse: 'WH1', qty: 1 }]), 'IV001');
   t.deepEqual(JSON.parse(error.detail!).lines, [{ sku: 'A', warehouse: 'WH1', requested: 1, available: 0 }]);
@@ -168,6 +183,19 @@ for (const [title, ttl] of [['a null ttl', null], ['a zero ttl', '0'], ['a negat
     t.deepEqual(await snapshot(db), before);
   });
 }
+
+test('IV005 for a ttl longer than a year, infinite, or too large for a timestamp', async (t) => {
+  const { db } = t.context;
+  await setupCatalog(db, { A: { WH1: 10 } });
+  const r = await reserve(db, 'o', A3);
+  const before = await snapshot(db);
+  for (const ttl of ['300000 years', 'infinity', '1 year 1 day']) {
+    const error = await rejectsWithCode(t, extend(db, r.id, ttl), 'IV005');
+    t.deepEqual(JSON.parse(error.detail ?? '{}'), { argument: 'ttl' });
+  }
+  t.deepEqual(await snapshot(db), before);
+  t.is((await extend(db, r.id, '1 year')).status, 'HELD', 'a year is the longest hold');
+});
 
 test('IV004 when extending an unknown reservation', async (t) => {
   const { db } = t.context;

@@ -400,6 +400,47 @@ test('IV001 detail lists short named and open lines of several skus, sorted, wit
   t.deepEqual(await snapshot(db), before);
 });
 
+test('IV001 for named lines only lists each short or missing row, and writes nothing', async (t) => {
+  const { db } = t.context;
+  await setupCatalog(db, { A: { WH1: 2 }, B: { WH1: 5 }, C: { WH2: 1 }, D: { WH1: 1 } }); // D has no row at WH2
+  const before = await snapshot(db);
+  const error = await rejectsWithCode(t, reserve(db, 'named', [
+    { sku: 'B', warehouse: 'WH1', qty: 5 },
+    { sku: 'D', warehouse: 'WH2', qty: 1 },
+    { sku: 'A', warehouse: 'WH1', qty: 3 },
+    { sku: 'C', warehouse: 'WH2', qty: 1 },
+  ]), 'IV001');
+  t.deepEqual(JSON.parse(error.detail!), {
+    order_ref: 'named',
+    lines: [
+      { sku: 'A', warehouse: 'WH1', requested: 3, available: 2 },
+      { sku: 'D', warehouse: 'WH2', requested: 1, available: 0 },
+    ],
+  });
+  t.regex(error.message, /insufficient stock for 2 of 4 line\(s\)/);
+  t.deepEqual(await snapshot(db), before);
+});
+
+test('reserves keep working in one session across named, open and refused calls', async (t) => {
+  const { db } = t.context;
+  await setupCatalog(db, { A: { WH1: 3, WH2: 3 } });
+  const client = await db.pool.connect();
+  try {
+    const first = await reserve(client, 'one', [{ sku: 'A', warehouse: 'WH1', qty: 2 }]);
+    await rejectsWithCode(t, reserve(client, 'two', [{ sku: 'A', warehouse: 'WH1', qty: 2 }]), 'IV001');
+    const open = await reserve(client, 'three', [{ sku: 'A', qty: 2 }]);
+    await rejectsWithCode(t, reserve(client, 'four', [{ sku: 'A', qty: 3 }]), 'IV001');
+    const last = await reserve(client, 'five', [{ sku: 'A', warehouse: 'WH2', qty: 2 }]);
+    t.deepEqual(await linesOf(client, first.id), [{ sku: 'A', warehouse: 'WH1', qty: 2 }]);
+    t.deepEqual(await linesOf(client, open.id), [{ sku: 'A', warehouse: 'WH1', qty: 1 }, { sku: 'A', warehouse: 'WH2', qty: 1 }]);
+    t.deepEqual(await linesOf(client, last.id), [{ sku: 'A', warehouse: 'WH2', qty: 2 }]);
+  } finally {
+    client.release();
+  }
+  t.like(await stockOf(db, 'A', 'WH1'), { on_hand: 3, reserved: 3 });
+  t.like(await stockOf(db, 'A', 'WH2'), { on_hand: 3, reserved: 3 });
+});
+
 test('IV004 lists every unknown sku and warehouse and writes nothing', async (t) => {
   const { db } = t.context;
   await setupCatalog(db, { A: { WH1: 5 } });
@@ -522,6 +563,17 @@ for (const [title, orderRef, options, argument] of invalidArguments) {
     t.deepEqual(await snapshot(db), before);
   });
 }
+
+test('IV005 for a ttl longer than a year, infinite, or too large for a timestamp', async (t) => {
+  const { db } = t.context;
+  await setupCatalog(db, { A: { WH1: 5 } });
+  const before = await snapshot(db);
+  for (const ttl of ['300000 years', 'infinity', '1 year 1 day']) {
+    const error = await rejectsWithCode(t, reserve(db, 'o', [{ sku: 'A', warehouse: 'WH1', qty: 1 }], { ttl }), 'IV005');
+    t.deepEqual(JSON.parse(error.detail ?? '{}'), { argument: 'ttl' });
+  }
+  t.deepEqual(await snapshot(db), before);
+});
 
 test('malformed jsonb text fails with 22P02 before reserve runs', async (t) => {
   const { db } = t.context;
