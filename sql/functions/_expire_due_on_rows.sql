@@ -1,9 +1,11 @@
--- Lazy expiry for reserve(): a HELD reservation past expires_at never blocks a
--- new one, whether or not the expiry job has run. The caller holds the locks on
--- the given rows; the due reservations and any other rows they hold are taken
--- with SKIP LOCKED, never waited for, so this cannot deadlock. A reservation
--- skipped that way is being confirmed, released or expired by someone else
--- at this very moment.
+-- Lazy expiry for reserve(): a HELD reservation past expires_at does not block
+-- a new one, whether or not the expiry job has run. The caller holds the locks
+-- on the given rows. It waits for the due reservations' own locks (safe: a
+-- reservation lock is only ever held by a transaction that already has every
+-- row it needs), but takes their *other* rows with SKIP LOCKED: waiting for a
+-- row outside key order could deadlock. So a due reservation stays HELD here
+-- only while another transaction holds one of its other rows; the expiry job
+-- gets it then.
 create or replace function inventory._expire_due_on_rows(
   p_slot_products uuid[],
   p_slot_warehouses uuid[]
@@ -25,14 +27,12 @@ begin
           on k.product_id = l.product_id and k.warehouse_id = l.warehouse_id
         where l.reservation_id = r.id)
     order by r.id
-    for update of r skip locked
+    for update of r
   ) r;
   if v_due is null then
     return 0;
   end if;
 
-  -- Their rows we do not hold yet: lock what is free, and keep only the
-  -- reservations whose rows are all ours now.
   with other_row as (
     select distinct l.product_id, l.warehouse_id
     from inventory.reservation_lines l
@@ -64,4 +64,4 @@ begin
 end
 $$;
 comment on function inventory._expire_due_on_rows(uuid[], uuid[]) is
-  'Internal: expire due HELD reservations holding the given (locked) rows, without waiting on any lock';
+  'Internal: expire due HELD reservations holding the given (locked) rows';

@@ -10,7 +10,8 @@ declare
   v_reservation inventory.reservations;
 begin
   perform inventory._require_ttl(extend.ttl);
-  v_reservation := inventory._locked_reservation(extend.reservation_id);
+  -- No stock changes, so no stock rows to lock; holding only the reservation it never waits again.
+  v_reservation := inventory._locked_reservation(extend.reservation_id, p_lock_stock => false);
   if v_reservation.status <> 'HELD' then
     perform inventory._refuse_transition(v_reservation, 'extend', format('it is %s', v_reservation.status));
   elsif v_reservation.expires_at <= now() then

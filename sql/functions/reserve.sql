@@ -3,8 +3,9 @@
 --   1. validate and resolve the lines (IV005, IV004), summing repeats per row;
 --   2. claim the idempotency key with the new reservation row (IV006 on reuse);
 --   3. lock every candidate stock row in (product_id, warehouse_id) order;
---   4. allocate (a fast path when every line names its warehouse); when short,
---      expire due HELD reservations on those rows and allocate again;
+--   4. allocate: a fast path when every line names its warehouse and is met,
+--      else _allocate_locked (which also handles rows created since the lock
+--      and due HELD reservations on those rows);
 --   5. write lines, stock rows and one RESERVE movement per row.
 create or replace function inventory.reserve(
   order_ref text,
@@ -30,7 +31,6 @@ declare
   v_slot_warehouses uuid[];
   v_take inventory._line[];
   v_short jsonb;
-  v_expired integer;
   v_has_open_line boolean;
   v_lines_met bigint;
   v_too_much boolean;
@@ -149,12 +149,11 @@ begin
       order by s.product_id, s.warehouse_id
       for update of s
     ) locked;
-    select a.take, a.short into v_take, v_short
-    from inventory._allocate(v_lines, v_slot_products, v_slot_warehouses) a;
   else
     -- Fast path, every line names its warehouse: lock, and count the lines met.
-    select count(*) filter (where l.qty <= greatest(s.on_hand - s.reserved - s.safety_stock, 0))
-    into v_lines_met
+    select count(*) filter (where l.qty <= greatest(s.on_hand - s.reserved - s.safety_stock, 0)),
+           array_agg(s.product_id), array_agg(s.warehouse_id)
+    into v_lines_met, v_slot_products, v_slot_warehouses
     from (
       select s.* from inventory.stock_levels s
       where (s.product_id, s.warehouse_id) in (select l.product_id, l.warehouse_id from unnest(v_lines) l)
@@ -162,24 +161,12 @@ begin
       for update of s
     ) s
     join unnest(v_lines) l on l.product_id = s.product_id and l.warehouse_id = s.warehouse_id;
-    if v_lines_met = cardinality(v_lines) then
-      v_take := v_lines;
-    else
-      select array_agg(l.product_id), array_agg(l.warehouse_id)
-      into v_slot_products, v_slot_warehouses
-      from unnest(v_lines) l;
-      select a.take, a.short into v_take, v_short
-      from inventory._allocate(v_lines, v_slot_products, v_slot_warehouses) a;
-    end if;
   end if;
-
-  -- On a shortfall, due HELD reservations on these rows give their stock back first.
-  if v_short is not null then
-    v_expired := inventory._expire_due_on_rows(v_slot_products, v_slot_warehouses);
-    if v_expired > 0 then
-      select a.take, a.short into v_take, v_short
-      from inventory._allocate(v_lines, v_slot_products, v_slot_warehouses) a;
-    end if;
+  if v_lines_met = cardinality(v_lines) then
+    v_take := v_lines;
+  else
+    select a.take, a.short into v_take, v_short
+    from inventory._allocate_locked(v_lines, v_slot_products, v_slot_warehouses) a;
   end if;
   if v_short is not null then
     perform inventory._raise('IV001',
