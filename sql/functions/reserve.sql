@@ -3,10 +3,16 @@
 --   1. validate and resolve the lines (IV005, IV004), summing repeats per row;
 --   2. claim the idempotency key with the new reservation row (IV006 on reuse);
 --   3. lock every candidate stock row in (product_id, warehouse_id) order;
---   4. allocate: a fast path when every line names its warehouse and is met,
---      else _allocate_locked (which also handles rows created since the lock
---      and due HELD reservations on those rows);
+--   4. allocate: direct when every line names its warehouse and is met, else
+--      _allocate_locked (which also takes in rows created since the lock and
+--      expires due HELD reservations on the rows when short);
 --   5. write lines, stock rows and one RESERVE movement per row.
+--
+-- This is the hottest function in the system, and its cost is mostly the
+-- start-up of each statement it runs, not the work. So one line naming its
+-- warehouse (the add-to-cart case) takes a path of small single-row
+-- statements and simple expressions; anything else takes set-based statements.
+-- Both paths share the checks, the reservation row and the allocation fallback.
 create or replace function inventory.reserve(
   order_ref text,
   lines jsonb,
@@ -21,23 +27,34 @@ set plan_cache_mode = force_generic_plan
 as $$
 #variable_conflict use_column
 declare
+  v_single boolean;
   v_problem text;
+  v_line jsonb;
   v_lines inventory._line[];
   v_unknown_skus text[];
   v_unknown_warehouses text[];
+  v_has_open_line boolean := false;
+  v_too_much boolean := false;
   v_hash text;
   v_reservation inventory.reservations;
   v_slot_products uuid[];
   v_slot_warehouses uuid[];
+  v_lines_met bigint;
   v_take inventory._line[];
   v_short jsonb;
-  v_has_open_line boolean;
-  v_lines_met bigint;
-  v_too_much boolean;
+  v_product_id uuid;
+  v_warehouse_id uuid;
+  v_qty integer;
+  v_row inventory.stock_levels;
+  v_actor text := inventory._actor();
 begin
-  -- 1. Arguments.
-  perform inventory._require_text(reserve.order_ref, 'order_ref');
-  perform inventory._require_ttl(reserve.ttl);
+  -- 1. Arguments, checked inline (each PERFORM of a helper is one more statement).
+  if reserve.order_ref is null or btrim(reserve.order_ref) = '' then
+    perform inventory._raise('IV005', 'order_ref must be a non-empty text', jsonb_build_object('argument', 'order_ref'));
+  end if;
+  if reserve.ttl is null or reserve.ttl <= interval '0' or not isfinite(reserve.ttl) or reserve.ttl > interval '1 year' then
+    perform inventory._require_ttl(reserve.ttl);
+  end if;
   if reserve.idempotency_key is not null and btrim(reserve.idempotency_key) = '' then
     perform inventory._raise('IV005', 'idempotency_key must be null or a non-empty text',
       jsonb_build_object('argument', 'idempotency_key'));
@@ -52,62 +69,61 @@ begin
       jsonb_build_object('argument', 'lines'));
   end if;
 
-  select format('line %s: %s', n, problem) into v_problem
-  from (
-    select n, case
-      when jsonb_typeof(e) <> 'object' then 'must be an object like {"sku": "A", "warehouse": "WH1", "qty": 2}'
-      when jsonb_typeof(e -> 'sku') is distinct from 'string' or btrim(e ->> 'sku') = '' then '"sku" must be a non-empty string'
-      when jsonb_typeof(e -> 'warehouse') not in ('string', 'null') or btrim(e ->> 'warehouse') = ''
-        then '"warehouse" must be a non-empty string, or left out to allocate across warehouses'
-      when jsonb_typeof(e -> 'qty') is distinct from 'number' then format('"qty" must be a positive integer, got %s', coalesce((e -> 'qty')::text, 'nothing'))
-      when (e ->> 'qty')::numeric <= 0 or (e ->> 'qty')::numeric > 2147483647
-        or (e ->> 'qty')::numeric <> trunc((e ->> 'qty')::numeric)
-        then format('"qty" must be a positive integer, got %s', e -> 'qty')
-      when (e - 'sku' - 'warehouse' - 'qty') <> '{}'::jsonb
-        then format('unknown field(s) %s; a line has only "sku", "warehouse" and "qty"',
-                    (select string_agg(quote_ident(k), ', ') from jsonb_object_keys(e - 'sku' - 'warehouse' - 'qty') k))
-    end as problem
-    from jsonb_array_elements(reserve.lines) with ordinality as x(e, n)
-  ) checked
-  where problem is not null
-  order by n
-  limit 1;
+  -- The first malformed line, if any.
+  if jsonb_array_length(reserve.lines) = 1 then
+    v_line := reserve.lines -> 0;
+    v_problem := 'line 1: ' || inventory._line_problem(v_line);
+  else
+    select format('line %s: %s', n, problem) into v_problem
+    from (select n, inventory._line_problem(e) as problem
+          from jsonb_array_elements(reserve.lines) with ordinality as x(e, n)) checked
+    where problem is not null
+    order by n
+    limit 1;
+  end if;
   if v_problem is not null then
     perform inventory._raise('IV005', 'invalid reservation ' || v_problem, jsonb_build_object('argument', 'lines'),
       'Each line is {"sku": text, "warehouse": text (optional), "qty": positive integer}.');
   end if;
 
-  -- Repeated lines for one row are summed; a line without a warehouse is kept apart (warehouse_id null).
-  select
-    array_agg(row(p.id, w.id, l.qty)::inventory._line order by p.id, w.id nulls last)
-      filter (where p.id is not null and (l.warehouse is null or w.id is not null)),
-    array_agg(distinct l.sku) filter (where p.id is null),
-    array_agg(distinct l.warehouse) filter (where l.warehouse is not null and w.id is null),
-    bool_or(l.warehouse is null),
-    bool_or(l.qty > 2147483647)
-  into v_lines, v_unknown_skus, v_unknown_warehouses, v_has_open_line, v_too_much
-  from (
-    select e ->> 'sku' as sku, e ->> 'warehouse' as warehouse, sum((e ->> 'qty')::numeric)::bigint as qty
-    from jsonb_array_elements(reserve.lines) e
-    group by 1, 2
-  ) l
-  -- One index probe per line, whatever the planner guesses a JSON array holds
-  -- (limit 1 keeps these subqueries from being flattened into a hash join).
-  left join lateral (select p.id from inventory.products p where p.sku = l.sku limit 1) p on true
-  left join lateral (select w.id from inventory.warehouses w where w.code = l.warehouse limit 1) w on true;
-
-  if v_unknown_skus is not null or v_unknown_warehouses is not null then
-    perform inventory._raise('IV004',
-      concat_ws('; ',
-        'unknown sku ' || (select string_agg(quote_literal(s), ', ') from unnest(v_unknown_skus) s),
-        'unknown warehouse ' || (select string_agg(quote_literal(s), ', ') from unnest(v_unknown_warehouses) s)),
-      jsonb_build_object('unknown_skus', coalesce(to_jsonb(v_unknown_skus), '[]'),
-                         'unknown_warehouses', coalesce(to_jsonb(v_unknown_warehouses), '[]')),
-      'Create products with inventory.upsert_product(sku) and warehouses with inventory.upsert_warehouse(code).');
-  end if;
-  if v_too_much then
-    perform inventory._raise('IV005', 'the summed qty of one sku in one warehouse exceeds 2147483647',
-      jsonb_build_object('argument', 'lines'));
+  -- Resolve skus and warehouses.
+  v_single := v_line is not null and jsonb_typeof(v_line -> 'warehouse') = 'string';
+  if v_single then
+    select p.id into v_product_id from inventory.products p where p.sku = v_line ->> 'sku';
+    select w.id into v_warehouse_id from inventory.warehouses w where w.code = v_line ->> 'warehouse';
+    if v_product_id is null or v_warehouse_id is null then
+      perform inventory._raise_unknown(
+        case when v_product_id is null then array[v_line ->> 'sku'] end,
+        case when v_warehouse_id is null then array[v_line ->> 'warehouse'] end);
+    end if;
+    v_qty := (v_line ->> 'qty')::numeric;
+    v_lines := array[row(v_product_id, v_warehouse_id, v_qty)::inventory._line];
+  else
+    -- Repeated lines for one row are summed; a line without a warehouse keeps warehouse_id null.
+    select
+      array_agg(row(p.id, w.id, l.qty)::inventory._line order by p.id, w.id nulls last)
+        filter (where p.id is not null and (l.warehouse is null or w.id is not null)),
+      array_agg(distinct l.sku) filter (where p.id is null),
+      array_agg(distinct l.warehouse) filter (where l.warehouse is not null and w.id is null),
+      coalesce(bool_or(l.warehouse is null), false),
+      coalesce(bool_or(l.qty > 2147483647), false)
+    into v_lines, v_unknown_skus, v_unknown_warehouses, v_has_open_line, v_too_much
+    from (
+      select e ->> 'sku' as sku, e ->> 'warehouse' as warehouse, sum((e ->> 'qty')::numeric)::bigint as qty
+      from jsonb_array_elements(reserve.lines) e
+      group by 1, 2
+    ) l
+    -- One index probe per line, whatever the planner guesses a JSON array holds
+    -- (limit 1 keeps these subqueries from being flattened into a hash join).
+    left join lateral (select p.id from inventory.products p where p.sku = l.sku limit 1) p on true
+    left join lateral (select w.id from inventory.warehouses w where w.code = l.warehouse limit 1) w on true;
+    if v_unknown_skus is not null or v_unknown_warehouses is not null then
+      perform inventory._raise_unknown(v_unknown_skus, v_unknown_warehouses);
+    end if;
+    if v_too_much then
+      perform inventory._raise('IV005', 'the summed qty of one sku in one warehouse exceeds 2147483647',
+        jsonb_build_object('argument', 'lines'));
+    end if;
   end if;
 
   -- 2. The reservation row goes in first: with a key, it claims the key (a
@@ -131,9 +147,19 @@ begin
     return v_reservation;
   end if;
 
-  -- 3 and 4. Lock the candidate rows in (product_id, warehouse_id) order — the
-  -- one order every function locks in, so reserves never deadlock — and allocate.
-  if v_has_open_line then
+  -- 3. Lock the candidate rows in (product_id, warehouse_id) order — the one
+  -- order every function locks in, so reserves never deadlock — and see
+  -- whether the lines are met as they stand.
+  if v_single then
+    select * into v_row from inventory.stock_levels s
+    where s.product_id = v_product_id and s.warehouse_id = v_warehouse_id
+    for update;
+    if v_row.product_id is not null then
+      v_slot_products := array[v_product_id];
+      v_slot_warehouses := array[v_warehouse_id];
+      v_lines_met := case when greatest(v_row.on_hand - v_row.reserved - v_row.safety_stock, 0) >= v_qty then 1 else 0 end;
+    end if;
+  elsif v_has_open_line then
     -- Every row of a product whose line leaves the warehouse open is a candidate.
     select array_agg(product_id), array_agg(warehouse_id)
     into v_slot_products, v_slot_warehouses
@@ -150,7 +176,6 @@ begin
       for update of s
     ) locked;
   else
-    -- Fast path, every line names its warehouse: lock, and count the lines met.
     select count(*) filter (where l.qty <= greatest(s.on_hand - s.reserved - s.safety_stock, 0)),
            array_agg(s.product_id), array_agg(s.warehouse_id)
     into v_lines_met, v_slot_products, v_slot_warehouses
@@ -162,6 +187,8 @@ begin
     ) s
     join unnest(v_lines) l on l.product_id = s.product_id and l.warehouse_id = s.warehouse_id;
   end if;
+
+  -- 4. Allocate.
   if v_lines_met = cardinality(v_lines) then
     v_take := v_lines;
   else
@@ -180,27 +207,44 @@ begin
   end if;
 
   -- 5. Writes: lines, rows, ledger.
-  with take as (
-    select t.product_id, t.warehouse_id, t.qty::integer as qty from unnest(v_take) t
-  ),
-  held as (
+  if cardinality(v_take) = 1 then
+    v_product_id := v_take[1].product_id;
+    v_warehouse_id := v_take[1].warehouse_id;
+    v_qty := v_take[1].qty;
     insert into inventory.reservation_lines (reservation_id, product_id, warehouse_id, qty)
-    select v_reservation.id, t.product_id, t.warehouse_id, t.qty from take t
-  ),
-  changed as (
+    values (v_reservation.id, v_product_id, v_warehouse_id, v_qty);
     update inventory.stock_levels s
-    set reserved = s.reserved + t.qty, version = s.version + 1, last_movement_at = clock_timestamp()
-    from take t
-    where s.product_id = t.product_id and s.warehouse_id = t.warehouse_id
-    returning s.product_id, s.warehouse_id, s.on_hand, s.reserved, t.qty
-  )
-  insert into inventory.movements (
-    product_id, warehouse_id, kind, on_hand_delta, reserved_delta, on_hand_after, reserved_after,
-    reservation_id, reference, idempotency_key, actor)
-  select c.product_id, c.warehouse_id, 'RESERVE', 0, c.qty, c.on_hand, c.reserved,
-         v_reservation.id, reserve.order_ref, reserve.idempotency_key, inventory._actor()
-  from changed c
-  order by c.product_id, c.warehouse_id;
+    set reserved = s.reserved + v_qty, version = s.version + 1, last_movement_at = clock_timestamp()
+    where s.product_id = v_product_id and s.warehouse_id = v_warehouse_id
+    returning * into v_row;
+    insert into inventory.movements (
+      product_id, warehouse_id, kind, on_hand_delta, reserved_delta, on_hand_after, reserved_after,
+      reservation_id, reference, idempotency_key, actor)
+    values (v_product_id, v_warehouse_id, 'RESERVE', 0, v_qty, v_row.on_hand, v_row.reserved,
+      v_reservation.id, reserve.order_ref, reserve.idempotency_key, v_actor);
+  else
+    with take as (
+      select t.product_id, t.warehouse_id, t.qty::integer as qty from unnest(v_take) t
+    ),
+    held as (
+      insert into inventory.reservation_lines (reservation_id, product_id, warehouse_id, qty)
+      select v_reservation.id, t.product_id, t.warehouse_id, t.qty from take t
+    ),
+    changed as (
+      update inventory.stock_levels s
+      set reserved = s.reserved + t.qty, version = s.version + 1, last_movement_at = clock_timestamp()
+      from take t
+      where s.product_id = t.product_id and s.warehouse_id = t.warehouse_id
+      returning s.product_id, s.warehouse_id, s.on_hand, s.reserved, t.qty
+    )
+    insert into inventory.movements (
+      product_id, warehouse_id, kind, on_hand_delta, reserved_delta, on_hand_after, reserved_after,
+      reservation_id, reference, idempotency_key, actor)
+    select c.product_id, c.warehouse_id, 'RESERVE', 0, c.qty, c.on_hand, c.reserved,
+           v_reservation.id, reserve.order_ref, reserve.idempotency_key, v_actor
+    from changed c
+    order by c.product_id, c.warehouse_id;
+  end if;
 
   return v_reservation;
 end
