@@ -4,7 +4,7 @@
 // as it goes and closes with "N passed, N failed" for CI.
 // Arguments go to ava: `npm test -- test/sql/reserve.test.ts --match '*idempotency*'`.
 import { spawn } from 'node:child_process';
-import { chmodSync, mkdtempSync } from 'node:fs';
+import { chmodSync, mkdtempSync, rmSync } from 'node:fs';
 import os from 'node:os';
 import path from 'node:path';
 import { createInterface } from 'node:readline';
@@ -30,6 +30,7 @@ const redis = await startPrivateRedis({ dir: path.join(root, 'redis'), persisten
 const stopServices = async () => {
   await redis.stop();
   await postgres.stop();
+  rmSync(root, { recursive: true, force: true });
 };
 
 let ava: ReturnType<typeof spawn> | undefined;

@@ -1,5 +1,5 @@
 import { spawn } from 'node:child_process';
-import { mkdtempSync, chmodSync } from 'node:fs';
+import { mkdtempSync, chmodSync, rmSync } from 'node:fs';
 import os from 'node:os';
 import path from 'node:path';
 import test from 'ava';
@@ -9,7 +9,9 @@ import { freePort } from '../../src/harness/processes.ts';
 import { createLogger } from '../../src/log.ts';
 import { createDatabase, openTestDatabase } from '../helpers/database.ts';
 import { testServers } from '../helpers/environment.ts';
-import { CLI, cliEnv, isOneLineError, runCli } from './run-cli.ts';
+import { CLI, cliEnv, isOneLineError, removeCliDataDirs, runCli } from './run-cli.ts';
+
+test.after.always(removeCliDataDirs);
 
 test('--help lists the commands with examples', async (t) => {
   const result = await runCli(['--help'], cliEnv({}));
@@ -73,7 +75,10 @@ test('start refuses a server without logical WAL, in one line', async (t) => {
     dir: path.join(dir, 'pg'), persistent: false, log: createLogger('silent'),
     settings: { wal_level: 'replica', fsync: 'off', shared_buffers: '32MB' },
   });
-  t.teardown(() => server.stop());
+  t.teardown(async () => {
+    await server.stop();
+    rmSync(dir, { recursive: true, force: true });
+  });
   const result = await runCli(['start'], cliEnv({ DATABASE_URL: server.url(), REDIS_URL: testServers().redisUrl, LOG_LEVEL: 'silent' }));
   t.is(result.code, 1);
   t.true(isOneLineError(result.stderr), result.stderr);

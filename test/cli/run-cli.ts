@@ -1,6 +1,6 @@
 // Runs the real `stockroom` command as a subprocess, as an operator would.
 import { spawn } from 'node:child_process';
-import { mkdtempSync } from 'node:fs';
+import { mkdtempSync, rmSync } from 'node:fs';
 import os from 'node:os';
 import path from 'node:path';
 import { fileURLToPath } from 'node:url';
@@ -9,14 +9,18 @@ export const CLI = fileURLToPath(new URL('../../bin/stockroom.js', import.meta.u
 
 export interface CliResult { code: number | null; stdout: string; stderr: string }
 
+const dataDirs: string[] = [];
+
 /** Environment for the CLI: only what the test gives, plus a private data dir (never the project's .data). */
 export function cliEnv(extra: Record<string, string>): NodeJS.ProcessEnv {
-  return {
-    PATH: process.env.PATH,
-    HOME: process.env.HOME,
-    STOCKROOM_DATA_DIR: mkdtempSync(path.join(os.tmpdir(), 'stockroom-cli-')),
-    ...extra,
-  };
+  const dataDir = mkdtempSync(path.join(os.tmpdir(), 'stockroom-cli-'));
+  dataDirs.push(dataDir);
+  return { PATH: process.env.PATH, HOME: process.env.HOME, STOCKROOM_DATA_DIR: dataDir, ...extra };
+}
+
+/** Removes the data dirs cliEnv made (call from test.after.always). */
+export function removeCliDataDirs(): void {
+  for (const dir of dataDirs.splice(0)) rmSync(dir, { recursive: true, force: true });
 }
 
 export function runCli(args: string[], env: NodeJS.ProcessEnv, timeoutMs = 60_000): Promise<CliResult> {

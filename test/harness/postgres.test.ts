@@ -1,4 +1,4 @@
-import { existsSync, mkdtempSync, chmodSync, writeFileSync } from 'node:fs';
+import { existsSync, mkdtempSync, chmodSync, rmSync, writeFileSync } from 'node:fs';
 import os from 'node:os';
 import path from 'node:path';
 import test from 'ava';
@@ -11,9 +11,13 @@ import { spawnFixture, waitUntilGone } from './processes.ts';
 const log = createLogger('silent');
 const settings = { fsync: 'off', shared_buffers: '32MB' };
 
+const tempDirs: string[] = [];
+test.after.always(() => tempDirs.forEach((dir) => rmSync(dir, { recursive: true, force: true })));
+
 function tempDir(): string {
   const dir = mkdtempSync(path.join(os.tmpdir(), 'stockroom-harness-'));
   chmodSync(dir, 0o755);
+  tempDirs.push(dir);
   return path.join(dir, 'pg');
 }
 
@@ -76,4 +80,5 @@ test('when the process that started it is killed -9, the server is stopped and i
   const deadline = Date.now() + 10_000;
   while (existsSync(path.join(first.dir, 'pg')) && Date.now() < deadline) await new Promise((r) => setTimeout(r, 200));
   t.false(existsSync(path.join(first.dir, 'pg')), 'throwaway data removed');
+  rmSync(first.dir, { recursive: true, force: true });
 });
