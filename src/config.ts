@@ -20,7 +20,7 @@ const url = (schemes: string[], example: string) =>
 const schema = z.object({
   DATABASE_URL: url(['postgres:', 'postgresql:'], 'postgres://user:password@host:5432/database').optional(),
   REDIS_URL: url(['redis:', 'rediss:'], 'redis://host:6379/0').optional(),
-  PORT: z.coerce.number().int().min(1).max(65535).default(5678),
+  PORT: z.coerce.number().int().min(0).max(65535).default(5678), // 0: any free port
   STOCKROOM_CACHE_PREFIX: z.string().min(1).max(64).default('catalog:'),
   STOCKROOM_PUBLICATION: identifier().default('stockroom'),
   STOCKROOM_SLOT: identifier().default('stockroom_cache'),

@@ -2,6 +2,7 @@
 // wires them up and turns any failure into one actionable line.
 import { Command, CommanderError } from 'commander';
 import { StockroomError, fromPostgresError } from '../errors.ts';
+import { registerCache } from './cache.ts';
 import { registerMigrate } from './migrate.ts';
 import { registerSeed } from './seed.ts';
 import { registerSql } from './sql.ts';
@@ -16,6 +17,7 @@ registerStart(program);
 registerMigrate(program);
 registerSeed(program);
 registerSql(program);
+registerCache(program);
 
 function explain(error: unknown): string {
   const mapped = fromPostgresError(error);

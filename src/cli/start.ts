@@ -1,26 +1,60 @@
-// `stockroom start`: the embedded services (unless DATABASE_URL/REDIS_URL
-// point elsewhere), migrations, then the roles, until SIGINT/SIGTERM.
+// `stockroom start [--listener]`: the embedded services (unless
+// DATABASE_URL/REDIS_URL point elsewhere), migrations, the HTTP endpoints for
+// operations, then the roles asked for (no flag: all of them), until
+// SIGINT/SIGTERM stops them in reverse order.
+import type { AddressInfo } from 'node:net';
 import type { Command } from 'commander';
+import { Registry, collectDefaultMetrics } from 'prom-client';
 import { redact } from '../config.ts';
 import { checkDatabase } from '../db/check.ts';
 import { migrate } from '../db/migrate.ts';
+import { ConfigError } from '../errors.ts';
+import { startOpsServer } from '../http/ops-server.ts';
 import { Lifecycle } from '../lifecycle.ts';
+import { startListener } from '../listener/role.ts';
 import { openCliContext } from './context.ts';
+
+interface StartOptions { listener?: boolean }
 
 export function registerStart(program: Command): void {
   program
     .command('start')
-    .description('run Stockroom: embedded PostgreSQL and Redis unless DATABASE_URL/REDIS_URL are set, migrations, and the services')
-    .addHelpText('after', '\nExamples:\n  stockroom start\n  DATABASE_URL=postgres://me@db/stock REDIS_URL=redis://cache:6379 stockroom start')
-    .action(async () => {
+    .description('run Stockroom: embedded PostgreSQL and Redis unless DATABASE_URL/REDIS_URL are set, migrations, and the roles')
+    .option('--listener', 'run the change-stream consumer (Redis cache and events) and the resync listener')
+    .addHelpText('after', [
+      '', 'With no role flag, every role runs.', '', 'Examples:', '  stockroom start', '  stockroom start --listener',
+      '  DATABASE_URL=postgres://me@db/stock REDIS_URL=redis://cache:6379 stockroom start',
+    ].join('\n'))
+    .action(async (options: StartOptions) => {
+      const roles = { listener: options.listener ?? true };
       const context = await openCliContext({ redis: true }, process.env.LOG_LEVEL ?? 'info');
       const { config, log, services } = context;
       const lifecycle = new Lifecycle(log);
       lifecycle.onStop('services', () => context.close());
       lifecycle.handleSignals({ timeoutMs: 30_000 });
+      // Stay up until a signal, even when no local child process keeps the event loop busy.
+      const keepAlive = setInterval(() => {}, 1 << 30);
+      lifecycle.onStop('keep-alive', () => clearInterval(keepAlive));
+
+      const registry = new Registry();
+      collectDefaultMetrics({ register: registry });
+      let port = config.port;
       try {
         await checkDatabase(services.databaseUrl, { logicalWal: true });
         await migrate(services.databaseUrl, log);
+        const ops = await startOpsServer(config.port, registry, log).catch((error: NodeJS.ErrnoException) => {
+          if (error.code === 'EADDRINUSE') throw new ConfigError(`PORT ${config.port} is in use: set PORT to a free port (0 picks one)`);
+          throw error;
+        });
+        lifecycle.onStop('http', () => ops.close());
+        port = (ops.server.address() as AddressInfo).port;
+        if (roles.listener) {
+          const listener = await startListener({ config, databaseUrl: services.databaseUrl, redisUrl: services.redisUrl!, log, registry, lifecycle });
+          ops.addCheck('listener', async () => {
+            const health = listener.consumer.health();
+            return { ok: health.streaming, detail: health };
+          });
+        }
       } catch (error) {
         await lifecycle.stop('start failed');
         throw error;
@@ -30,11 +64,10 @@ export function registerStart(program: Command): void {
         'Stockroom is running.',
         `  PostgreSQL  ${shown(config.databaseUrl, services.databaseUrl)}   (psql: npx stockroom sql)`,
         `  Redis       ${shown(config.redisUrl, services.redisUrl!)}`,
+        `  HTTP        http://127.0.0.1:${port}  (/health, /ready, /metrics)`,
+        `  Roles       ${Object.entries(roles).filter(([, on]) => on).map(([name]) => name).join(', ')}`,
         'Press Ctrl-C to stop.',
         '',
       ].join('\n'));
-      // Stay up until a signal, even when no local child process keeps the event loop busy.
-      const keepAlive = setInterval(() => {}, 1 << 30);
-      lifecycle.onStop('keep-alive', () => clearInterval(keepAlive));
     });
 }

@@ -32,7 +32,19 @@ export async function createDatabase(label: string, template = TEMPLATE_DATABASE
   return {
     name,
     url: databaseUrl(testServers().adminUrl, name),
-    drop: () => admin((client) => client.query(`drop database if exists ${name} with (force)`)).then(() => {}),
+    drop: () => admin(async (client) => {
+      // A database with a replication slot cannot be dropped: end the slots' sessions, drop the slots.
+      await client.query(`select pg_terminate_backend(active_pid) from pg_replication_slots where database = $1 and active_pid is not null`, [name]);
+      for (let attempt = 0; attempt < 50; attempt++) {
+        try {
+          await client.query(`select pg_drop_replication_slot(slot_name) from pg_replication_slots where database = $1`, [name]);
+          break;
+        } catch {
+          await new Promise((resolve) => setTimeout(resolve, 100)); // still active for a moment after terminate
+        }
+      }
+      await client.query(`drop database if exists ${name} with (force)`);
+    }).then(() => {}),
   };
 }
 

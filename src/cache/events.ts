@@ -1,0 +1,93 @@
+// CloudEvents 1.0 for ledger movements, as SPEC.md lists them: for every
+// movement one warehouse.stock.updated and one typed event, plus
+// warehouse.inventory.low_stock when the row's available crosses its
+// low_stock_threshold downward. Event ids derive from the movement id, so
+// downstream consumers can dedupe; stream entry ids derive from the commit
+// LSN, so a replay after a crash appends nothing twice.
+import { streamId, type Lsn } from '../listener/lsn.ts';
+import type { StreamEvent } from './writer.ts';
+
+export interface Movement {
+  id: number;
+  sku: string;
+  warehouse: string;
+  kind: string;
+  onHandDelta: number;
+  reservedDelta: number;
+  onHandAfter: number;
+  reservedAfter: number;
+  reason: string | null;
+  reservationId: string | null;
+  reference: string | null;
+  actor: string;
+  occurredAt: Date;
+}
+
+/** The row's policy, which turns on_hand/reserved into available. */
+export interface RowPolicy { safetyStock: number; lowStockThreshold: number }
+
+export const EVENT_SOURCE = '/stockroom/inventory';
+
+const TYPED: Record<string, string> = {
+  RECEIVE: 'warehouse.stock.adjusted',
+  ADJUST: 'warehouse.stock.adjusted',
+  COUNT: 'warehouse.stock.adjusted',
+  RESERVE: 'warehouse.stock.reserved',
+  CONFIRM: 'warehouse.stock.confirmed',
+  RELEASE: 'warehouse.stock.released',
+  EXPIRE: 'warehouse.stock.released',
+  TRANSFER_OUT: 'warehouse.stock.transferred',
+  TRANSFER_IN: 'warehouse.stock.transferred',
+};
+
+const availableOf = (onHand: number, reserved: number, safetyStock: number) => Math.max(onHand - reserved - safetyStock, 0);
+
+function cloudEvent(type: string, id: string, subject: string, time: Date, data: unknown): string {
+  return JSON.stringify({
+    specversion: '1.0', id, source: EVENT_SOURCE, type, subject,
+    time: time.toISOString(), datacontenttype: 'application/json', data,
+  });
+}
+
+/**
+ * The events of one movement. `commitLsn` and `firstIndex` place them in the
+ * stream: the n-th event of a transaction gets id "<commit lsn>-<n>".
+ */
+export function movementEvents(movement: Movement, policy: RowPolicy, commitLsn: Lsn, firstIndex: number): StreamEvent[] {
+  const before = { on_hand: movement.onHandAfter - movement.onHandDelta, reserved: movement.reservedAfter - movement.reservedDelta };
+  const after = { on_hand: movement.onHandAfter, reserved: movement.reservedAfter };
+  const oldAvailable = availableOf(before.on_hand, before.reserved, policy.safetyStock);
+  const newAvailable = availableOf(after.on_hand, after.reserved, policy.safetyStock);
+  const subject = `${movement.sku}/${movement.warehouse}`;
+  const data = {
+    movement_id: movement.id,
+    sku: movement.sku,
+    warehouse: movement.warehouse,
+    kind: movement.kind,
+    reason: movement.reason,
+    reference: movement.reference,
+    reservation_id: movement.reservationId,
+    actor: movement.actor,
+    old: { ...before, available: oldAvailable },
+    new: { ...after, available: newAvailable },
+  };
+  const typed = TYPED[movement.kind] ?? 'warehouse.stock.adjusted';
+  const events: Array<Omit<StreamEvent, 'streamId'>> = [
+    { type: 'warehouse.stock.updated', id: `${movement.id}:updated`, subject, body: '' },
+    { type: typed, id: `${movement.id}:${typed.split('.').pop()}`, subject, body: '' },
+  ];
+  for (const event of events) event.body = cloudEvent(event.type, event.id, subject, movement.occurredAt, data);
+  const threshold = policy.lowStockThreshold;
+  // A threshold of 0 means "no low-stock alert": running out is out_of_stock, not low.
+  if (threshold > 0 && oldAvailable > threshold && newAvailable <= threshold) {
+    const id = `${movement.id}:low_stock`;
+    events.push({
+      type: 'warehouse.inventory.low_stock', id, subject,
+      body: cloudEvent('warehouse.inventory.low_stock', id, subject, movement.occurredAt, {
+        movement_id: movement.id, sku: movement.sku, warehouse: movement.warehouse,
+        available: newAvailable, low_stock_threshold: threshold, previous_available: oldAvailable,
+      }),
+    });
+  }
+  return events.map((event, i) => ({ ...event, streamId: streamId(commitLsn, firstIndex + i) }));
+}

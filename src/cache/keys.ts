@@ -1,0 +1,48 @@
+// The Redis key layout, in one place. Plain values readable with GET, as
+// SPEC.md says; the hash `stock:{sku}:rows` and the `meta:` keys are
+// Stockroom's own bookkeeping.
+export interface CacheKeys {
+  prefix: string;
+  /** Available units of one sku in one warehouse. */
+  warehouse(sku: string, code: string): string;
+  /** Σ on_hand of a sku. */
+  total(sku: string): string;
+  /** Σ available of a sku. */
+  available(sku: string): string;
+  /** in_stock | low_stock | out_of_stock. */
+  status(sku: string): string;
+  /** 1 when status is low_stock, else 0. */
+  lowStock(sku: string): string;
+  /** The product document other services cache; deleted on every change. */
+  product(sku: string): string;
+  /** Hash code → "version:on_hand:reserved:available:low_stock_threshold", the version guard and the source of the totals. */
+  rows(sku: string): string;
+  /** Commit LSN of the last change applied. */
+  position: string;
+  /** Which database and slot this cache mirrors (system identifier, database, slot). */
+  source: string;
+}
+
+export function cacheKeys(prefix: string): CacheKeys {
+  const stock = (sku: string) => `${prefix}stock:${sku}`;
+  return {
+    prefix,
+    warehouse: (sku, code) => `${stock(sku)}:warehouse:${code}`,
+    total: (sku) => `${stock(sku)}:total`,
+    available: (sku) => `${stock(sku)}:available`,
+    status: (sku) => `${stock(sku)}:status`,
+    lowStock: (sku) => `${stock(sku)}:low_stock`,
+    product: (sku) => `${prefix}product:${sku}`,
+    rows: (sku) => `${stock(sku)}:rows`,
+    position: `${prefix}meta:position`,
+    source: `${prefix}meta:source`,
+  };
+}
+
+export type StockStatus = 'in_stock' | 'low_stock' | 'out_of_stock';
+
+/** SPEC.md: out_of_stock at Σ available 0, low_stock at or below Σ thresholds, else in_stock. */
+export function stockStatus(available: number, threshold: number): StockStatus {
+  if (available <= 0) return 'out_of_stock';
+  return available <= threshold ? 'low_stock' : 'in_stock';
+}

@@ -1,0 +1,107 @@
+// Writes stock row states and stream events to Redis through the apply
+// script (see scripts.ts): one round trip per batch, atomic, idempotent.
+import { createHash } from 'node:crypto';
+import type { Redis } from 'ioredis';
+import { formatLsn, parseLsn, type Lsn } from '../listener/lsn.ts';
+import type { CacheKeys } from './keys.ts';
+import { APPLY_SCRIPT } from './scripts.ts';
+
+/** One stock row as the cache keeps it. */
+export interface RowState {
+  sku: string;
+  warehouse: string;
+  /** Decimal text: int8 from Postgres. */
+  version: string;
+  onHand: number;
+  reserved: number;
+  available: number;
+  lowStockThreshold: number;
+}
+
+/** One entry for the events stream. */
+export interface StreamEvent {
+  /** Redis stream entry id, increasing in commit order. */
+  streamId: string;
+  type: string;
+  /** CloudEvents id (derived from the movement id). */
+  id: string;
+  subject: string;
+  /** The CloudEvent, serialized. */
+  body: string;
+}
+
+export interface ApplyResult {
+  applied: number;
+  stale: number;
+  appended: number;
+  duplicates: number;
+  /** The cache's source marker is gone: Redis lost its data (FLUSHALL, restart without persistence). */
+  lost: boolean;
+}
+
+const SHA = createHash('sha1').update(APPLY_SCRIPT).digest('hex');
+
+export class CacheWriter {
+  readonly keys: CacheKeys;
+  private readonly redis: Redis;
+  private readonly stream: { name: string; maxLength: number };
+
+  constructor(redis: Redis, keys: CacheKeys, stream: { name: string; maxLength: number }) {
+    this.redis = redis;
+    this.keys = keys;
+    this.stream = stream;
+  }
+
+  async apply(rows: readonly RowState[], events: readonly StreamEvent[], position?: Lsn): Promise<ApplyResult> {
+    const args: Array<string | number> = [this.keys.prefix, this.stream.name, this.stream.maxLength, position === undefined ? '' : formatLsn(position), rows.length];
+    for (const r of rows) args.push(r.sku, r.warehouse, r.version, r.onHand, r.reserved, r.available, r.lowStockThreshold);
+    args.push(events.length);
+    for (const e of events) args.push(e.streamId, e.type, e.id, e.subject, e.body);
+    let reply: unknown;
+    try {
+      reply = await this.redis.evalsha(SHA, 0, ...args);
+    } catch (error) {
+      if (!String((error as Error).message).startsWith('NOSCRIPT')) throw error;
+      reply = await this.redis.eval(APPLY_SCRIPT, 0, ...args);
+    }
+    const [applied, stale, appended, duplicates, lost] = reply as number[];
+    return { applied: applied!, stale: stale!, appended: appended!, duplicates: duplicates!, lost: lost === 1 };
+  }
+
+  /** Records how far the cache is applied, without other changes (an idle acknowledgement). */
+  async setPosition(position: Lsn): Promise<void> {
+    await this.redis.set(this.keys.position, formatLsn(position));
+  }
+
+  async readPosition(): Promise<Lsn | undefined> {
+    const text = await this.redis.get(this.keys.position);
+    return text ? parseLsn(text) : undefined;
+  }
+
+  async readSource(): Promise<string | undefined> {
+    return (await this.redis.get(this.keys.source)) ?? undefined;
+  }
+
+  /** Marks the cache complete for a source, as of a position: the end of a rebuild. */
+  async markSource(source: string, position: Lsn): Promise<void> {
+    await this.redis.multi().set(this.keys.source, source).set(this.keys.position, formatLsn(position)).exec();
+  }
+
+  async hasSource(): Promise<boolean> {
+    return (await this.redis.exists(this.keys.source)) === 1;
+  }
+
+  /** Deletes every key under the prefix (not the events stream); returns how many. */
+  async clear(): Promise<number> {
+    const pattern = `${this.keys.prefix.replace(/[*?[\]\\]/g, '\\$&')}*`;
+    let cursor = '0';
+    let deleted = 0;
+    do {
+      const [next, keys] = await this.redis.scan(cursor, 'MATCH', pattern, 'COUNT', 1000);
+      cursor = next;
+      const doomed = keys.filter((k) => k !== this.stream.name);
+      if (doomed.length) deleted += await this.redis.unlink(...doomed);
+    } while (cursor !== '0');
+    return deleted;
+  }
+}

@@ -1,0 +1,243 @@
+// The cache consumer: keeps a replication session running on the slot, for
+// as long as the process lives. Before each session it makes sure the
+// publication and slot exist and that Redis really holds what the slot says
+// was acknowledged, rebuilding the cache from Postgres when it does not:
+//   - no slot (first start, or dropped): create it, exporting a snapshot, and
+//     rebuild in that snapshot: no gap, no duplicate against the stream;
+//   - a slot Postgres invalidated (WAL it needed was removed): drop it and do
+//     the same; events in the gap are lost, the cache is exact again;
+//   - Redis mirrors another database, lost its data, or trails the slot:
+//     rebuild in a fresh snapshot, the version guard absorbing the overlap.
+// Between sessions it waits with jittered exponential backoff: after Postgres
+// restarts, a dropped connection, or while another process holds the slot
+// (it waits for it, never steals it).
+import type pg from 'pg';
+import { rebuildCache } from '../cache/rebuild.ts';
+import type { CacheWriter } from '../cache/writer.ts';
+import type { Logger } from '../log.ts';
+import { Catalog } from './catalog.ts';
+import { formatLsn, type Lsn } from './lsn.ts';
+import type { ListenerMetrics } from './metrics.ts';
+import {
+  createSlotWithSnapshot, dropSlot, ensurePublication, inspectSlot, sourceIdentity, type SlotState,
+} from './replication-setup.ts';
+import { ReplicationSession } from './session.ts';
+
+export interface ConsumerOptions {
+  databaseUrl: string;
+  /** Pool for the consumer's own queries (slot state, catalog). */
+  pool: pg.Pool;
+  writer: CacheWriter;
+  slot: string;
+  publication: string;
+  metrics: ListenerMetrics;
+  log: Logger;
+  /** Backoff between sessions: base and cap in ms. */
+  backoff?: { baseMs: number; capMs: number };
+  /** How often slot lag is sampled and Redis checked for lost data while idle. */
+  watchIntervalMs?: number;
+}
+
+export interface ConsumerHealth {
+  streaming: boolean;
+  appliedLsn: string | undefined;
+  lastAppliedAt: string | undefined;
+  slotLagBytes: number | null;
+  rebuilding: boolean;
+}
+
+const sleep = (ms: number, signal: AbortSignal) => new Promise<void>((resolve) => {
+  const timer = setTimeout(resolve, ms);
+  signal.addEventListener('abort', () => {
+    clearTimeout(timer);
+    resolve();
+  }, { once: true });
+});
+
+export class CacheConsumer {
+  private readonly options: ConsumerOptions;
+  private readonly log: Logger;
+  private readonly catalog = new Catalog();
+  private readonly stopping = new AbortController();
+  private session: ReplicationSession | undefined;
+  private loop: Promise<void> | undefined;
+  private watcher: NodeJS.Timeout | undefined;
+  private rebuilding: Promise<void> | undefined;
+  private source = '';
+  private lagBytes: number | null = null;
+
+  constructor(options: ConsumerOptions) {
+    this.options = options;
+    this.log = options.log.child({ component: 'listener' });
+  }
+
+  /** Starts the consumer; returns once the first preparation (and any rebuild) is done. */
+  async start(): Promise<void> {
+    const appliedLsn = await this.prepare();
+    this.loop = this.run(appliedLsn);
+    this.watcher = setInterval(() => void this.watch(), this.options.watchIntervalMs ?? 2_000);
+    this.watcher.unref();
+  }
+
+  /** Applies and acknowledges what was received, then disconnects. Safe to call twice. */
+  async stop(): Promise<void> {
+    if (this.stopping.signal.aborted) return this.loop;
+    this.stopping.abort();
+    clearInterval(this.watcher);
+    await this.session?.stop();
+    await this.loop;
+    await this.rebuilding;
+  }
+
+  health(): ConsumerHealth {
+    return {
+      streaming: this.session?.connected ?? false,
+      appliedLsn: this.session ? formatLsn(this.session.appliedLsn) : undefined,
+      lastAppliedAt: this.session?.lastAppliedAt?.toISOString(),
+      slotLagBytes: this.lagBytes,
+      rebuilding: this.rebuilding !== undefined,
+    };
+  }
+
+  private async run(firstLsn: Lsn): Promise<void> {
+    let appliedLsn: Lsn | undefined = firstLsn;
+    let attempt = 0;
+    while (!this.stopping.signal.aborted) {
+      try {
+        appliedLsn ??= await this.prepare();
+        const session = new ReplicationSession({
+          databaseUrl: this.options.databaseUrl, slot: this.options.slot, publication: this.options.publication,
+          writer: this.options.writer, catalog: this.catalog, metrics: this.options.metrics, log: this.log,
+          appliedLsn, onCacheLost: () => this.rebuildInBackground('redis lost its data'),
+        });
+        this.session = session;
+        const startedAt = Date.now();
+        await session.run();
+        if (Date.now() - startedAt > 30_000) attempt = 0;
+        if (this.stopping.signal.aborted) return;
+        this.options.metrics.reconnects.inc({ reason: 'ended' });
+        this.log.warn('replication stream ended; reconnecting');
+      } catch (error) {
+        if (this.stopping.signal.aborted) return;
+        const { reason, message } = describe(error);
+        this.options.metrics.reconnects.inc({ reason });
+        (reason === 'slot_in_use' ? this.log.info.bind(this.log) : this.log.warn.bind(this.log))({ reason, err: message }, 'replication stream unavailable; retrying');
+      }
+      appliedLsn = undefined; // the next session prepares again: the slot may be gone, Redis may have lost data
+      const { baseMs, capMs } = this.options.backoff ?? { baseMs: 250, capMs: 15_000 };
+      const delay = Math.random() * Math.min(capMs, baseMs * 2 ** attempt); // full jitter
+      attempt = Math.min(attempt + 1, 16);
+      await sleep(delay, this.stopping.signal);
+    }
+  }
+
+  /**
+   * Publication, slot and cache made consistent; returns the position the
+   * cache stands at (the session streams from the slot's own position).
+   */
+  private async prepare(): Promise<Lsn> {
+    const { pool, slot, publication, writer, databaseUrl, metrics } = this.options;
+    await ensurePublication(pool, publication);
+    this.source = await sourceIdentity(pool, slot);
+    let state = await inspectSlot(pool, slot);
+    if (state?.invalid) {
+      this.log.error({ slot, walStatus: state.walStatus }, 'replication slot was invalidated by PostgreSQL; recreating it and rebuilding the cache (events of the gap are lost)');
+      await this.dropWhenFree(state);
+      state = undefined;
+    }
+    await this.catalog.load(pool);
+
+    if (!state) {
+      const created = await createSlotWithSnapshot(databaseUrl, slot).catch(async (error: { code?: string }) => {
+        if (error.code === '42710') return undefined; // another consumer created it just now: use theirs
+        throw error;
+      });
+      if (created) {
+        try {
+          this.log.info({ slot, at: formatLsn(created.consistentPoint) }, 'created replication slot; building the cache from its snapshot');
+          if ((await writer.readSource()) !== this.source) await writer.clear();
+          metrics.rebuilds.inc({ reason: 'new slot' });
+          const result = await rebuildCache({ databaseUrl, writer, snapshotName: created.snapshotName });
+          await writer.markSource(this.source, created.consistentPoint);
+          this.log.info({ rows: result.rows, seconds: result.seconds.toFixed(2) }, 'cache built');
+        } finally {
+          await created.close();
+        }
+        return created.consistentPoint;
+      }
+      state = await inspectSlot(pool, slot);
+      if (!state) throw new Error(`replication slot ${slot} vanished while starting`);
+    }
+
+    const confirmed = state.confirmedFlushLsn ?? 0n;
+    const [source, position] = await Promise.all([writer.readSource(), writer.readPosition()]);
+    if (source !== this.source || position === undefined || position < confirmed) {
+      const reason = source !== undefined && source !== this.source ? 'redis mirrors another database'
+        : position === undefined ? 'redis has no position' : 'redis trails the slot';
+      this.log.warn({ reason, slot, position: position === undefined ? null : formatLsn(position), confirmed: formatLsn(confirmed) }, 'rebuilding the cache');
+      if (source !== undefined && source !== this.source) await writer.clear();
+      metrics.rebuilds.inc({ reason });
+      const result = await rebuildCache({ databaseUrl, writer });
+      await writer.markSource(this.source, confirmed);
+      this.log.info({ rows: result.rows, stale: result.stale, seconds: result.seconds.toFixed(2) }, 'cache rebuilt');
+      return confirmed;
+    }
+    return position;
+  }
+
+  /** A slot Postgres invalidated can only be dropped; wait for a session still holding it to end. */
+  private async dropWhenFree(state: SlotState): Promise<void> {
+    for (let tries = 0; tries < 30; tries++) {
+      const current = await inspectSlot(this.options.pool, state.name);
+      if (!current) return;
+      if (current.activePid === null) {
+        await dropSlot(this.options.pool, state.name);
+        return;
+      }
+      await sleep(1_000, this.stopping.signal);
+    }
+    throw new Error(`replication slot ${state.name} is invalid but still in use by pid ${state.activePid}`);
+  }
+
+  /** Runs a guarded rebuild beside the stream (only one at a time), then marks the cache complete. */
+  private rebuildInBackground(reason: string): void {
+    if (this.rebuilding || this.stopping.signal.aborted) return;
+    this.log.warn({ reason }, 'rebuilding the cache beside the stream');
+    this.options.metrics.rebuilds.inc({ reason });
+    this.rebuilding = (async () => {
+      try {
+        const result = await rebuildCache({ databaseUrl: this.options.databaseUrl, writer: this.options.writer });
+        // The session keeps the position; the marker says the cache is whole again.
+        await this.options.writer.markSource(this.source, this.session?.appliedLsn ?? 0n);
+        this.log.info({ rows: result.rows, stale: result.stale, seconds: result.seconds.toFixed(2) }, 'cache rebuilt');
+      } catch (error) {
+        this.log.error({ err: error }, 'cache rebuild failed; it is retried when the loss is seen again');
+      } finally {
+        this.rebuilding = undefined;
+      }
+    })();
+  }
+
+  /** Samples slot lag, and catches a Redis that lost its data while no change flowed to reveal it. */
+  private async watch(): Promise<void> {
+    try {
+      const state = await inspectSlot(this.options.pool, this.options.slot);
+      this.lagBytes = state?.lagBytes ?? null;
+      if (state?.lagBytes !== null && state?.lagBytes !== undefined) this.options.metrics.slotLagBytes.set(state.lagBytes);
+      if (state?.retainedBytes !== null && state?.retainedBytes !== undefined) this.options.metrics.slotRetainedBytes.set(state.retainedBytes);
+      if (this.session?.connected && !(await this.options.writer.hasSource())) this.rebuildInBackground('redis lost its data');
+    } catch (error) {
+      this.log.debug({ err: error }, 'slot watch failed');
+    }
+  }
+}
+
+function describe(error: unknown): { reason: string; message: string } {
+  const e = error as { code?: string; message?: string };
+  const message = e?.message ?? String(error);
+  if (e?.code === '55006') return { reason: 'slot_in_use', message }; // held by another consumer
+  if (e?.code === '42704') return { reason: 'slot_missing', message };
+  if (e?.code === '55000') return { reason: 'slot_invalid', message };
+  if (e?.code === 'ECONNREFUSED' || /terminat|ECONNRESET|closed|shutdown/i.test(message)) return { reason: 'connection', message };
+  return { reason: 'error', message };
+}

@@ -1,0 +1,110 @@
+// The publication and the slot the consumer reads: checked, created and
+// (when Postgres has invalidated it) replaced here.
+import pg from 'pg';
+import { ServiceUnavailableError } from '../errors.ts';
+import { parseLsn, type Lsn } from './lsn.ts';
+
+/** The tables whose changes reach the cache. */
+export const PUBLISHED_TABLES = ['inventory.products', 'inventory.warehouses', 'inventory.stock_levels', 'inventory.movements'];
+
+export async function ensurePublication(client: Pick<pg.Pool, 'query'>, name: string): Promise<void> {
+  const tables = PUBLISHED_TABLES.join(', ');
+  const { rows } = await client.query<{ table: string }>(
+    `select schemaname || '.' || tablename as table from pg_publication_tables where pubname = $1`, [name]);
+  const exists = (await client.query('select 1 from pg_publication where pubname = $1', [name])).rowCount === 1;
+  const ident = pg.escapeIdentifier(name);
+  try {
+    if (!exists) {
+      await client.query(`create publication ${ident} for table ${tables} with (publish = 'insert, update, delete, truncate')`);
+    } else if (rows.map((r) => r.table).sort().join() !== [...PUBLISHED_TABLES].sort().join()) {
+      await client.query(`alter publication ${ident} set table ${tables}`);
+    }
+  } catch (cause) {
+    if ((cause as { code?: string }).code === '42710') return; // created concurrently by another consumer
+    throw new ServiceUnavailableError(`cannot create publication ${name}: ${(cause as Error).message}; run stockroom as the owner of schema inventory, or create it: CREATE PUBLICATION ${ident} FOR TABLE ${tables}`, { cause });
+  }
+}
+
+export interface SlotState {
+  name: string;
+  activePid: number | null;
+  confirmedFlushLsn: Lsn | undefined;
+  /** reserved | extended | unreserved | lost */
+  walStatus: string | null;
+  /** Postgres gave up on it (WAL removed, or invalidated): it can stream no more. */
+  invalid: boolean;
+  lagBytes: number | null;
+  retainedBytes: number | null;
+}
+
+export async function inspectSlot(client: Pick<pg.Pool, 'query'>, name: string): Promise<SlotState | undefined> {
+  const { rows } = await client.query<{
+    active_pid: number | null; confirmed_flush_lsn: string | null; wal_status: string | null;
+    invalidation_reason: string | null; lag_bytes: string | null; retained_bytes: string | null; plugin: string | null;
+  }>(`
+    select active_pid, confirmed_flush_lsn::text, wal_status, plugin,
+           ${(await serverVersion(client)) >= 170000 ? 'invalidation_reason' : 'null::text as invalidation_reason'},
+           (pg_current_wal_lsn() - confirmed_flush_lsn)::text as lag_bytes,
+           (pg_current_wal_lsn() - restart_lsn)::text as retained_bytes
+    from pg_replication_slots where slot_name = $1 and slot_type = 'logical'`, [name]);
+  const row = rows[0];
+  if (!row) return undefined;
+  if (row.plugin !== 'pgoutput') {
+    throw new ServiceUnavailableError(`replication slot ${name} uses plugin ${row.plugin}, not pgoutput: drop it (select pg_drop_replication_slot('${name}')) or set STOCKROOM_SLOT to another name`);
+  }
+  return {
+    name,
+    activePid: row.active_pid,
+    confirmedFlushLsn: row.confirmed_flush_lsn ? parseLsn(row.confirmed_flush_lsn) : undefined,
+    walStatus: row.wal_status,
+    invalid: row.wal_status === 'lost' || row.invalidation_reason !== null || row.confirmed_flush_lsn === null,
+    lagBytes: row.lag_bytes === null ? null : Number(row.lag_bytes),
+    retainedBytes: row.retained_bytes === null ? null : Number(row.retained_bytes),
+  };
+}
+
+async function serverVersion(client: Pick<pg.Pool, 'query'>): Promise<number> {
+  const { rows } = await client.query<{ v: string }>(`select current_setting('server_version_num') as v`);
+  return Number(rows[0]!.v);
+}
+
+export async function dropSlot(client: Pick<pg.Pool, 'query'>, name: string): Promise<void> {
+  await client.query('select pg_drop_replication_slot(slot_name) from pg_replication_slots where slot_name = $1', [name]);
+}
+
+/** Identifies the database a cache mirrors, so a cache of another database is never trusted. */
+export async function sourceIdentity(client: Pick<pg.Pool, 'query'>, slot: string): Promise<string> {
+  const { rows } = await client.query<{ id: string; db: string }>(
+    'select system_identifier::text as id, current_database() as db from pg_control_system()');
+  return `${rows[0]!.id}/${rows[0]!.db}/${slot}`;
+}
+
+export interface CreatedSlot {
+  consistentPoint: Lsn;
+  /** Usable with SET TRANSACTION SNAPSHOT until close(). */
+  snapshotName: string;
+  close(): Promise<void>;
+}
+
+/**
+ * Creates the slot over a replication connection and exports its snapshot:
+ * a transaction that reads with that snapshot sees exactly the data the slot
+ * starts after, so a rebuild from it has no gap and no overlap with the stream.
+ */
+export async function createSlotWithSnapshot(databaseUrl: string, name: string): Promise<CreatedSlot> {
+  const replication = new pg.Client({ connectionString: databaseUrl, replication: 'database', application_name: 'stockroom slot setup' } as pg.ClientConfig);
+  replication.on('error', () => {});
+  await replication.connect();
+  try {
+    const { rows } = await replication.query<{ consistent_point: string; snapshot_name: string }>(
+      `CREATE_REPLICATION_SLOT ${pg.escapeIdentifier(name)} LOGICAL pgoutput (SNAPSHOT 'export')`);
+    return {
+      consistentPoint: parseLsn(rows[0]!.consistent_point),
+      snapshotName: rows[0]!.snapshot_name,
+      close: () => replication.end(),
+    };
+  } catch (error) {
+    await replication.end().catch(() => {});
+    throw error;
+  }
+}

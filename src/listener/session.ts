@@ -1,0 +1,280 @@
+// One streaming session on the slot: from START_REPLICATION until the
+// connection ends, fails, or is stopped. A new session (and a new
+// LogicalReplicationService) is made for every connection, so a session
+// always resumes from the slot's confirmed position, never from what an
+// earlier one had merely received.
+//
+// Acknowledgement discipline (read pg-logical-replication's source before
+// changing any of this):
+// - auto-acknowledge is off and its timer disabled (timeoutSeconds 0): the
+//   library would otherwise acknowledge what it *received*;
+// - flow control is on: the library awaits our handler per message and pauses
+//   the socket while its queue is non-empty;
+// - a position is acknowledged only after Redis holds everything before it;
+//   the library sends lsn+1, so we pass lsn-1 (Postgres skips a transaction on
+//   restart when its commit record starts before the confirmed position, and a
+//   commit can start exactly where the previous one ended);
+// - a failed Redis write stops the session before the library can hand us
+//   (and we acknowledge) a later transaction.
+import { LogicalReplicationService, PgoutputPlugin, type Pgoutput } from 'pg-logical-replication';
+import type { CacheWriter, RowState, StreamEvent } from '../cache/writer.ts';
+import type { Logger } from '../log.ts';
+import type { Catalog } from './catalog.ts';
+import { formatLsn, parseLsn, type Lsn } from './lsn.ts';
+import type { ListenerMetrics } from './metrics.ts';
+import { ReplicatedTransaction } from './transaction.ts';
+
+export interface SessionOptions {
+  databaseUrl: string;
+  slot: string;
+  publication: string;
+  writer: CacheWriter;
+  catalog: Catalog;
+  metrics: ListenerMetrics;
+  log: Logger;
+  /** Where the cache stands now: what idle keepalives fall back to. */
+  appliedLsn: Lsn;
+  /** Called when an apply finds the cache's source marker gone (Redis lost its data). */
+  onCacheLost: () => void;
+  /** Changes collected before a flush is forced, within a transaction or across several. */
+  maxBatchChanges?: number;
+  /** How often to ask an idle server for its position, so the slot keeps advancing. */
+  idlePingMs?: number;
+}
+
+interface Batch {
+  rows: RowState[];
+  events: StreamEvent[];
+  /** End LSN of the last whole transaction in the batch, when it has one. */
+  endLsn: Lsn | undefined;
+  commitTimes: bigint[];
+  transactions: number;
+}
+
+const emptyBatch = (): Batch => ({ rows: [], events: [], endLsn: undefined, commitTimes: [], transactions: 0 });
+
+/** The library's private queue state: the only way to know nothing received is still unhandled. */
+interface ServiceInternals { _messageQueue?: unknown[]; _processing?: boolean }
+
+export class ReplicationSession {
+  private readonly options: SessionOptions;
+  private readonly log: Logger;
+  private readonly service: LogicalReplicationService;
+  private readonly maxBatchChanges: number;
+  private transaction: ReplicatedTransaction | undefined;
+  private batch = emptyBatch();
+  private flushing: Promise<void> = Promise.resolve();
+  private flushesInFlight = 0;
+  private flushScheduled = false;
+  private failure: Error | undefined;
+  private stopping = false;
+  private settle: { resolve: () => void; reject: (error: Error) => void } | undefined;
+  private pingTimer: NodeJS.Timeout | undefined;
+  /** Everything before this is in Redis (and acknowledged, or about to be). */
+  appliedLsn: Lsn;
+  /** When the replication stream started, if it did. */
+  startedAt: Date | undefined;
+  lastAppliedAt: Date | undefined;
+
+  constructor(options: SessionOptions) {
+    this.options = options;
+    this.log = options.log;
+    this.appliedLsn = options.appliedLsn;
+    this.maxBatchChanges = options.maxBatchChanges ?? 2_000;
+    this.service = new LogicalReplicationService(
+      { connectionString: options.databaseUrl, application_name: 'stockroom listener', keepAlive: true },
+      { acknowledge: { auto: false, timeoutSeconds: 0 }, flowControl: { enabled: true } },
+    );
+  }
+
+  get connected(): boolean {
+    return this.startedAt !== undefined && this.failure === undefined && !this.stopping;
+  }
+
+  /** Streams until the session ends: resolves when stopped, rejects when it failed. */
+  run(): Promise<void> {
+    const ended = new Promise<void>((resolve, reject) => {
+      this.settle = { resolve, reject };
+    });
+    this.service.on('start', () => {
+      this.startedAt = new Date();
+      this.log.info({ slot: this.options.slot, from: formatLsn(this.appliedLsn) }, 'replication stream started');
+      this.pingTimer = setInterval(() => this.pingWhenIdle(), this.options.idlePingMs ?? 1_000);
+      this.pingTimer.unref();
+    });
+    this.service.on('data', (lsn: string, message: Pgoutput.Message) => this.onData(lsn, message));
+    this.service.on('heartbeat', (lsn: string, _time: number, shouldRespond: boolean) => this.onHeartbeat(lsn, shouldRespond));
+    this.service.on('error', (error: Error) => this.fail(error));
+    const plugin = new PgoutputPlugin({ protoVersion: 1, publicationNames: [this.options.publication] });
+    this.service.subscribe(plugin, this.options.slot).then(
+      () => this.end(),
+      (error: Error) => this.fail(error),
+    );
+    return ended;
+  }
+
+  /** Graceful stop: apply and acknowledge every whole transaction received, then disconnect. */
+  async stop(): Promise<void> {
+    if (this.stopping) return;
+    this.stopping = true;
+    this.transaction = undefined; // a partial transaction is replayed next time
+    await this.flush().catch(() => {});
+    await this.flushing;
+    await this.acknowledge(this.appliedLsn);
+    await this.service.destroy();
+    this.end();
+  }
+
+  private async onData(lsn: string, message: Pgoutput.Message): Promise<void> {
+    if (this.failure || this.stopping) return;
+    try {
+      switch (message.tag) {
+        case 'begin':
+          this.transaction = new ReplicatedTransaction(message);
+          break;
+        case 'commit': {
+          const transaction = this.transaction;
+          this.transaction = undefined;
+          if (!transaction) throw new Error(`commit at ${lsn} without a begin`);
+          this.addToBatch(transaction, parseLsn(message.commitEndLsn ?? lsn));
+          if (this.batchSize() >= this.maxBatchChanges) await this.flush(); // backpressure: the library waits for us
+          else this.scheduleFlush();
+          break;
+        }
+        case 'insert':
+        case 'update':
+        case 'delete':
+        case 'truncate':
+          if (!this.transaction) throw new Error(`${message.tag} at ${lsn} outside a transaction`);
+          this.transaction.accept(message, this.options.catalog);
+          // A very large transaction is applied in chunks (each idempotent); its position only at commit.
+          if (this.transaction.changes >= this.maxBatchChanges) {
+            this.addToBatch(this.transaction, undefined);
+            await this.flush();
+          }
+          break;
+        default:
+          break; // relation, type and origin messages need nothing from us
+      }
+    } catch (error) {
+      this.fail(error as Error);
+    }
+  }
+
+  private addToBatch(transaction: ReplicatedTransaction, endLsn: Lsn | undefined): void {
+    const { rows, events } = transaction.drain();
+    this.batch.rows.push(...rows);
+    this.batch.events.push(...events);
+    if (endLsn !== undefined) {
+      this.batch.endLsn = endLsn;
+      this.batch.commitTimes.push(transaction.commitTimeMicros);
+      this.batch.transactions++;
+    }
+  }
+
+  private batchSize(): number {
+    return this.batch.rows.length + this.batch.events.length / 2;
+  }
+
+  /** Flush once the library's queue has drained (setImmediate runs after its microtask loop). */
+  private scheduleFlush(): void {
+    if (this.flushScheduled) return;
+    this.flushScheduled = true;
+    setImmediate(() => {
+      this.flushScheduled = false;
+      void this.flush().catch(() => {});
+    });
+  }
+
+  /** Applies the current batch after the flushes before it, then acknowledges its position. */
+  private flush(): Promise<void> {
+    const batch = this.batch;
+    if (batch.rows.length === 0 && batch.events.length === 0 && batch.endLsn === undefined) return this.flushing;
+    this.batch = emptyBatch();
+    this.flushesInFlight++;
+    this.flushing = this.flushing.then(async () => {
+      if (this.failure) return;
+      const { writer, metrics } = this.options;
+      const result = await writer.apply(batch.rows, batch.events, batch.endLsn);
+      const now = Date.now();
+      for (const micros of batch.commitTimes) metrics.syncLatency.observe(Math.max(0, now - Number(micros / 1000n)) / 1000);
+      metrics.changesApplied.inc(result.applied);
+      metrics.staleWrites.inc(result.stale);
+      metrics.transactionsApplied.inc(batch.transactions);
+      for (const event of batch.events) metrics.eventsProcessed.inc({ type: event.type });
+      if (result.duplicates) metrics.eventsDuplicate.inc(result.duplicates);
+      if (result.lost) this.options.onCacheLost();
+      if (batch.endLsn !== undefined) {
+        this.appliedLsn = batch.endLsn;
+        this.lastAppliedAt = new Date(now);
+        await this.acknowledge(batch.endLsn);
+      }
+    }).catch((error: Error) => this.fail(error)).finally(() => {
+      this.flushesInFlight--;
+    });
+    return this.flushing;
+  }
+
+  private idle(): boolean {
+    const internals = this.service as unknown as ServiceInternals;
+    const queueEmpty = Array.isArray(internals._messageQueue) && internals._messageQueue.length === 0 && internals._processing === false;
+    return queueEmpty && !this.transaction && this.flushesInFlight === 0 && this.batch.rows.length === 0 && this.batch.endLsn === undefined;
+  }
+
+  /**
+   * A keepalive carries the server's send position. When everything received
+   * is applied, nothing before it is pending, so the position can be recorded
+   * in Redis and acknowledged: the slot then retains no WAL, and a fast
+   * shutdown of Postgres (which waits for that acknowledgement) does not hang.
+   */
+  private onHeartbeat(lsn: string, shouldRespond: boolean): void {
+    if (this.failure || this.stopping) return;
+    const serverLsn = parseLsn(lsn);
+    if (this.idle() && serverLsn > this.appliedLsn) {
+      this.flushesInFlight++;
+      this.flushing = this.flushing.then(async () => {
+        if (this.failure || !this.idleAfter(serverLsn)) return;
+        await this.options.writer.setPosition(serverLsn); // Redis never trails the slot
+        this.appliedLsn = serverLsn;
+        await this.acknowledge(serverLsn);
+      }).catch((error: Error) => this.fail(error)).finally(() => {
+        this.flushesInFlight--;
+      });
+    } else if (shouldRespond) {
+      void this.acknowledge(this.appliedLsn);
+    }
+  }
+
+  /** Still idle once our turn in the flush chain comes (only this heartbeat's own flush in flight)? */
+  private idleAfter(serverLsn: Lsn): boolean {
+    const internals = this.service as unknown as ServiceInternals;
+    return serverLsn > this.appliedLsn && !this.transaction && this.batch.rows.length === 0 && this.batch.endLsn === undefined
+      && Array.isArray(internals._messageQueue) && internals._messageQueue.length === 0 && internals._processing === false;
+  }
+
+  /** Asks an idle server for a keepalive (reply requested), which onHeartbeat then acknowledges. */
+  private pingWhenIdle(): void {
+    if (this.connected && this.idle() && this.appliedLsn > 0n) {
+      void this.service.acknowledge(formatLsn(this.appliedLsn - 1n), true);
+    }
+  }
+
+  private async acknowledge(lsn: Lsn): Promise<void> {
+    if (lsn > 0n) await this.service.acknowledge(formatLsn(lsn - 1n));
+  }
+
+  private fail(error: Error): void {
+    if (this.failure || this.stopping) return;
+    this.failure = error;
+    // stop() sets the library's stop flag synchronously: its queue loop hands
+    // us nothing more, so nothing after the failed write is acknowledged.
+    void this.service.destroy();
+    clearInterval(this.pingTimer);
+    this.settle?.reject(error);
+  }
+
+  private end(): void {
+    clearInterval(this.pingTimer);
+    if (!this.failure) this.settle?.resolve();
+  }
+}

@@ -1,0 +1,101 @@
+// One replicated transaction, decoded from pgoutput messages into what the
+// cache needs: the final state of each stock row it touched, and the events
+// of each movement it wrote.
+import type { Pgoutput } from 'pg-logical-replication';
+import { movementEvents, type Movement, type RowPolicy } from '../cache/events.ts';
+import type { RowState, StreamEvent } from '../cache/writer.ts';
+import type { Catalog } from './catalog.ts';
+import { parseLsn, type Lsn } from './lsn.ts';
+
+export class ReplicatedTransaction {
+  /** Start LSN of the commit record: unique per transaction and increasing in commit order. */
+  readonly commitLsn: Lsn;
+  /** Commit time in microseconds since the epoch. */
+  readonly commitTimeMicros: bigint;
+  private rows = new Map<string, RowState>();
+  private events: StreamEvent[] = [];
+  private movements: Array<{ movement: Movement; rowKey: string }> = [];
+  /** Policies of every row seen in the transaction, kept across chunks. */
+  private readonly policies = new Map<string, RowPolicy>();
+  private eventIndex = 0;
+  changes = 0;
+
+  constructor(begin: Pgoutput.MessageBegin) {
+    this.commitLsn = parseLsn(begin.commitLsn ?? '0/0');
+    this.commitTimeMicros = begin.commitTime as bigint;
+  }
+
+  /** Takes one change message; catalog changes apply to the catalog at once. */
+  accept(message: Pgoutput.Message, catalog: Catalog): void {
+    if (message.tag !== 'insert' && message.tag !== 'update') return; // no deletes or truncates reach the cache tables
+    const { name, schema } = message.relation;
+    if (schema !== 'inventory') return;
+    const row = message.new;
+    switch (name) {
+      case 'stock_levels': {
+        const rowKey = `${row.product_id}/${row.warehouse_id}`;
+        const onHand = row.on_hand as number;
+        const reserved = row.reserved as number;
+        const safetyStock = row.safety_stock as number;
+        this.policies.set(rowKey, { safetyStock, lowStockThreshold: row.low_stock_threshold as number });
+        this.rows.set(rowKey, {
+          sku: catalog.sku(row.product_id),
+          warehouse: catalog.code(row.warehouse_id),
+          version: String(row.version),
+          onHand, reserved,
+          available: Math.max(onHand - reserved - safetyStock, 0),
+          lowStockThreshold: row.low_stock_threshold as number,
+        });
+        this.changes++;
+        break;
+      }
+      case 'movements':
+        this.movements.push({
+          rowKey: `${row.product_id}/${row.warehouse_id}`,
+          movement: {
+            id: Number(row.id),
+            sku: catalog.sku(row.product_id),
+            warehouse: catalog.code(row.warehouse_id),
+            kind: row.kind,
+            onHandDelta: row.on_hand_delta,
+            reservedDelta: row.reserved_delta,
+            onHandAfter: row.on_hand_after,
+            reservedAfter: row.reserved_after,
+            reason: row.reason,
+            reservationId: row.reservation_id,
+            reference: row.reference,
+            actor: row.actor,
+            occurredAt: row.occurred_at as Date,
+          },
+        });
+        this.changes++;
+        break;
+      case 'products':
+        catalog.setProduct(row.id, row.sku);
+        break;
+      case 'warehouses':
+        catalog.setWarehouse(row.id, row.code);
+        break;
+    }
+  }
+
+  /**
+   * Hands over what has accumulated (a chunk of a large transaction, or all of
+   * it at commit) and starts collecting afresh. Movement events are built here,
+   * when the row changes of the same transaction have been seen.
+   */
+  drain(): { rows: RowState[]; events: StreamEvent[] } {
+    for (const { movement, rowKey } of this.movements) {
+      const policy = this.policies.get(rowKey) ?? { safetyStock: 0, lowStockThreshold: 0 };
+      const events = movementEvents(movement, policy, this.commitLsn, this.eventIndex);
+      this.eventIndex += events.length;
+      this.events.push(...events);
+    }
+    const drained = { rows: [...this.rows.values()], events: this.events };
+    this.rows = new Map();
+    this.events = [];
+    this.movements = [];
+    this.changes = 0;
+    return drained;
+  }
+}

@@ -1,0 +1,109 @@
+// Compares the Redis catalog cache with PostgreSQL, key by key, as SPEC.md
+// defines the keys; reads the events stream.
+import { randomBytes } from 'node:crypto';
+import { Redis } from 'ioredis';
+import { stockStatus } from '../../src/cache/keys.ts';
+import type { Queryable } from './invariants.ts';
+import { testServers } from './environment.ts';
+
+export function uniqueNames(label: string): { prefix: string; stream: string; slot: string; publication: string } {
+  const id = `${label.toLowerCase().replace(/[^a-z0-9]+/g, '_').slice(0, 20)}_${randomBytes(4).toString('hex')}`;
+  return { prefix: `t:${id}:`, stream: `t:${id}:events`, slot: `s_${id}`, publication: `p_${id}` };
+}
+
+export function testRedis(url = testServers().redisUrl): Redis {
+  const redis = new Redis(url, { maxRetriesPerRequest: 1 });
+  redis.on('error', () => {});
+  return redis;
+}
+
+/** Every key that differs from what Postgres says (empty when the cache is exact). */
+export async function cacheMismatches(db: Queryable, redis: Redis, prefix: string): Promise<string[]> {
+  const { rows } = await db.query<{ sku: string; code: string; on_hand: number; reserved: number; available: number; threshold: number }>(`
+    select p.sku, w.code, s.on_hand, s.reserved, greatest(s.on_hand - s.reserved - s.safety_stock, 0) as available,
+           s.low_stock_threshold as threshold
+    from inventory.stock_levels s
+    join inventory.products p on p.id = s.product_id
+    join inventory.warehouses w on w.id = s.warehouse_id`);
+  const expected = new Map<string, string>();
+  const perSku = new Map<string, { total: number; available: number; threshold: number }>();
+  for (const r of rows) {
+    expected.set(`${prefix}stock:${r.sku}:warehouse:${r.code}`, String(r.available));
+    const sums = perSku.get(r.sku) ?? { total: 0, available: 0, threshold: 0 };
+    sums.total += r.on_hand;
+    sums.available += r.available;
+    sums.threshold += r.threshold;
+    perSku.set(r.sku, sums);
+  }
+  for (const [sku, sums] of perSku) {
+    const status = stockStatus(sums.available, sums.threshold);
+    expected.set(`${prefix}stock:${sku}:total`, String(sums.total));
+    expected.set(`${prefix}stock:${sku}:available`, String(sums.available));
+    expected.set(`${prefix}stock:${sku}:status`, status);
+    expected.set(`${prefix}stock:${sku}:low_stock`, status === 'low_stock' ? '1' : '0');
+  }
+  const keys = [...expected.keys()];
+  const problems: string[] = [];
+  for (let i = 0; i < keys.length && problems.length < 20; i += 5000) {
+    const chunk = keys.slice(i, i + 5000);
+    const values = await redis.mget(...chunk);
+    chunk.forEach((key, j) => {
+      if (values[j] !== expected.get(key) && problems.length < 20) problems.push(`${key}: redis ${values[j]} postgres ${expected.get(key)}`);
+    });
+  }
+  return problems;
+}
+
+/** Polls until the cache matches Postgres; returns the mismatches left at the deadline (empty on success). */
+export async function waitForCache(db: Queryable, redis: Redis, prefix: string, timeoutMs = 15_000): Promise<string[]> {
+  const deadline = Date.now() + timeoutMs;
+  let problems = await cacheMismatches(db, redis, prefix);
+  while (problems.length > 0 && Date.now() < deadline) {
+    await new Promise((resolve) => setTimeout(resolve, 100));
+    problems = await cacheMismatches(db, redis, prefix);
+  }
+  return problems;
+}
+
+export interface StreamEntry { streamId: string; type: string; id: string; subject: string; event: { data: Record<string, unknown>; [k: string]: unknown } }
+
+export async function readStream(redis: Redis, stream: string): Promise<StreamEntry[]> {
+  const entries = await redis.xrange(stream, '-', '+');
+  return entries.map(([streamId, fields]) => {
+    const f: Record<string, string> = {};
+    for (let i = 0; i < fields.length; i += 2) f[fields[i]!] = fields[i + 1]!;
+    return { streamId, type: f.type!, id: f.id!, subject: f.subject!, event: JSON.parse(f.event!) };
+  });
+}
+
+/**
+ * Problems with the stream against the ledger: each movement must have exactly
+ * one warehouse.stock.updated and exactly one typed event.
+ */
+export async function eventProblems(db: Queryable, entries: StreamEntry[]): Promise<string[]> {
+  const { rows } = await db.query<{ id: string; kind: string }>('select id::text, kind from inventory.movements');
+  const updated = new Map<string, number>();
+  const typed = new Map<string, number>();
+  for (const e of entries) {
+    const movementId = String(e.event.data.movement_id);
+    if (e.type === 'warehouse.stock.updated') updated.set(movementId, (updated.get(movementId) ?? 0) + 1);
+    else if (e.type !== 'warehouse.inventory.low_stock') typed.set(movementId, (typed.get(movementId) ?? 0) + 1);
+  }
+  const problems: string[] = [];
+  for (const m of rows) {
+    if (updated.get(m.id) !== 1) problems.push(`movement ${m.id} (${m.kind}): ${updated.get(m.id) ?? 0} updated events`);
+    if (typed.get(m.id) !== 1) problems.push(`movement ${m.id} (${m.kind}): ${typed.get(m.id) ?? 0} typed events`);
+    if (problems.length >= 20) break;
+  }
+  if (updated.size > rows.length) problems.push(`${updated.size - rows.length} updated events for movements that do not exist`);
+  return problems;
+}
+
+export async function waitFor(condition: () => Promise<boolean> | boolean, timeoutMs: number, intervalMs = 100): Promise<boolean> {
+  const deadline = Date.now() + timeoutMs;
+  while (Date.now() < deadline) {
+    if (await condition()) return true;
+    await new Promise((resolve) => setTimeout(resolve, intervalMs));
+  }
+  return condition();
+}
