@@ -1,0 +1,46 @@
+// Runs `stockroom start --listener` as a child process for benchmarks, the
+// way it runs in service, and knows when it is streaming.
+import { spawn, type ChildProcess } from 'node:child_process';
+import { mkdtempSync } from 'node:fs';
+import os from 'node:os';
+import path from 'node:path';
+import { createInterface } from 'node:readline';
+import { fileURLToPath } from 'node:url';
+
+const CLI = fileURLToPath(new URL('../../bin/stockroom.js', import.meta.url));
+
+export interface ConsumerProcess {
+  child: ChildProcess;
+  /** Resolves when the log says the replication stream started. */
+  streaming: Promise<void>;
+  stop(): Promise<void>;
+}
+
+export function startConsumerProcess(env: Record<string, string>): ConsumerProcess {
+  const child = spawn(process.execPath, [CLI, 'start', '--listener'], {
+    env: {
+      PATH: process.env.PATH, HOME: process.env.HOME, PORT: '0', LOG_LEVEL: 'info',
+      STOCKROOM_DATA_DIR: mkdtempSync(path.join(os.tmpdir(), 'stockroom-bench-consumer-')),
+      ...env,
+    },
+    stdio: ['ignore', 'ignore', 'pipe'],
+  });
+  const streaming = new Promise<void>((resolve, reject) => {
+    const lines = createInterface({ input: child.stderr! });
+    lines.on('line', (line) => {
+      if (line.includes('"replication stream started"')) resolve();
+      if (process.env.BENCH_DEBUG) process.stderr.write(`[consumer] ${line}\n`);
+    });
+    child.once('exit', (code) => reject(new Error(`consumer exited with ${code} before streaming`)));
+  });
+  streaming.catch(() => {});
+  return {
+    child,
+    streaming,
+    stop: () => new Promise((resolve) => {
+      if (child.exitCode !== null) return resolve();
+      child.once('exit', () => resolve());
+      child.kill('SIGTERM');
+    }),
+  };
+}
