@@ -17,7 +17,9 @@ export interface ConsumerProcess {
 }
 
 export function startConsumerProcess(env: Record<string, string>): ConsumerProcess {
-  const child = spawn(process.execPath, [CLI, 'start', '--listener'], {
+  // BENCH_CONSUMER_NODE_ARGS="--cpu-prof --cpu-prof-dir=/tmp/prof" profiles the consumer.
+  const nodeArgs = (process.env.BENCH_CONSUMER_NODE_ARGS ?? '').split(' ').filter(Boolean);
+  const child = spawn(process.execPath, [...nodeArgs, CLI, 'start', '--listener'], {
     env: {
       PATH: process.env.PATH, HOME: process.env.HOME, PORT: '0', LOG_LEVEL: 'info',
       STOCKROOM_DATA_DIR: mkdtempSync(path.join(os.tmpdir(), 'stockroom-bench-consumer-')),

@@ -42,11 +42,9 @@ const TYPED: Record<string, string> = {
 
 const availableOf = (onHand: number, reserved: number, safetyStock: number) => Math.max(onHand - reserved - safetyStock, 0);
 
-function cloudEvent(type: string, id: string, subject: string, time: Date, data: unknown): string {
-  return JSON.stringify({
-    specversion: '1.0', id, source: EVENT_SOURCE, type, subject,
-    time: time.toISOString(), datacontenttype: 'application/json', data,
-  });
+/** A CloudEvent as JSON text; `data` is passed serialized, so one movement's data is serialized once for all its events. */
+function cloudEvent(type: string, id: string, subject: string, time: string, dataJson: string): string {
+  return `{"specversion":"1.0","id":${JSON.stringify(id)},"source":"${EVENT_SOURCE}","type":"${type}","subject":${JSON.stringify(subject)},"time":"${time}","datacontenttype":"application/json","data":${dataJson}}`;
 }
 
 /**
@@ -76,17 +74,19 @@ export function movementEvents(movement: Movement, policy: RowPolicy, commitLsn:
     { type: 'warehouse.stock.updated', id: `${movement.id}:updated`, subject, body: '' },
     { type: typed, id: `${movement.id}:${typed.split('.').pop()}`, subject, body: '' },
   ];
-  for (const event of events) event.body = cloudEvent(event.type, event.id, subject, movement.occurredAt, data);
+  const time = movement.occurredAt.toISOString();
+  const dataJson = JSON.stringify(data);
+  for (const event of events) event.body = cloudEvent(event.type, event.id, subject, time, dataJson);
   const threshold = policy.lowStockThreshold;
   // A threshold of 0 means "no low-stock alert": running out is out_of_stock, not low.
   if (threshold > 0 && oldAvailable > threshold && newAvailable <= threshold) {
     const id = `${movement.id}:low_stock`;
     events.push({
       type: 'warehouse.inventory.low_stock', id, subject,
-      body: cloudEvent('warehouse.inventory.low_stock', id, subject, movement.occurredAt, {
+      body: cloudEvent('warehouse.inventory.low_stock', id, subject, time, JSON.stringify({
         movement_id: movement.id, sku: movement.sku, warehouse: movement.warehouse,
         available: newAvailable, low_stock_threshold: threshold, previous_available: oldAvailable,
-      }),
+      })),
     });
   }
   return events.map((event, i) => ({ ...event, streamId: streamId(commitLsn, firstIndex + i) }));

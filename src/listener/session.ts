@@ -51,6 +51,9 @@ interface Batch {
   transactions: number;
 }
 
+/** Batches applied to Redis one after another while the next is decoded. */
+const MAX_FLUSHES_IN_FLIGHT = 2;
+
 const emptyBatch = (): Batch => ({ rows: [], events: [], endLsn: undefined, commitTimes: [], transactions: 0 });
 
 /** The library's private queue state: the only way to know nothing received is still unhandled. */
@@ -137,7 +140,7 @@ export class ReplicationSession {
           this.transaction = undefined;
           if (!transaction) throw new Error(`commit at ${lsn} without a begin`);
           this.addToBatch(transaction, parseLsn(message.commitEndLsn ?? lsn));
-          if (this.batchSize() >= this.maxBatchChanges) await this.flush(); // backpressure: the library waits for us
+          if (this.batchSize() >= this.maxBatchChanges) await this.flushWithBackpressure();
           else this.scheduleFlush();
           break;
         }
@@ -150,7 +153,7 @@ export class ReplicationSession {
           // A very large transaction is applied in chunks (each idempotent); its position only at commit.
           if (this.transaction.changes >= this.maxBatchChanges) {
             this.addToBatch(this.transaction, undefined);
-            await this.flush();
+            await this.flushWithBackpressure();
           }
           break;
         default:
@@ -174,6 +177,16 @@ export class ReplicationSession {
 
   private batchSize(): number {
     return this.batch.rows.length + this.batch.events.length / 2;
+  }
+
+  /**
+   * Starts a flush of a full batch; decoding goes on while Redis applies it,
+   * but with MAX_FLUSHES_IN_FLIGHT queued the library is made to wait (and so
+   * pauses the socket): memory stays bounded however far behind we are.
+   */
+  private async flushWithBackpressure(): Promise<void> {
+    const flushed = this.flush();
+    if (this.flushesInFlight >= MAX_FLUSHES_IN_FLIGHT) await flushed;
   }
 
   /** Flush once the library's queue has drained (setImmediate runs after its microtask loop). */
