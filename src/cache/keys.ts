@@ -21,6 +21,8 @@ export interface CacheKeys {
   position: string;
   /** Which database and slot this cache mirrors (system identifier, database, slot). */
   source: string;
+  /** Added to commit LSNs to make stream entry ids, so they stay above entries of an earlier source. */
+  streamOffset: string;
 }
 
 export function cacheKeys(prefix: string): CacheKeys {
@@ -36,6 +38,7 @@ export function cacheKeys(prefix: string): CacheKeys {
     rows: (sku) => `${stock(sku)}:rows`,
     position: `${prefix}meta:position`,
     source: `${prefix}meta:source`,
+    streamOffset: `${prefix}meta:stream_offset`,
   };
 }
 

@@ -30,6 +30,17 @@ export interface StreamEvent {
   body: string;
 }
 
+/** A row as read back from Redis. */
+export interface CachedRow {
+  version: string;
+  onHand: number;
+  reserved: number;
+  available: number;
+  lowStockThreshold: number;
+  /** The plain warehouse key, which a person or another program may have changed. */
+  warehouseKey: number | undefined;
+}
+
 export interface ApplyResult {
   applied: number;
   stale: number;
@@ -68,6 +79,28 @@ export class CacheWriter {
     return { applied: applied!, stale: stale!, appended: appended!, duplicates: duplicates!, lost: lost === 1 };
   }
 
+  /** What Redis holds for some rows (rows-hash entry and warehouse key), in order; undefined where nothing is cached. */
+  async readRows(rows: ReadonlyArray<{ sku: string; warehouse: string }>): Promise<Array<CachedRow | undefined>> {
+    if (rows.length === 0) return [];
+    const pipeline = this.redis.pipeline();
+    for (const r of rows) {
+      pipeline.hget(this.keys.rows(r.sku), r.warehouse);
+      pipeline.get(this.keys.warehouse(r.sku, r.warehouse));
+    }
+    const replies = (await pipeline.exec()) ?? [];
+    return rows.map((_, i) => {
+      const [hashError, entry] = replies[2 * i] ?? [];
+      const [keyError, key] = replies[2 * i + 1] ?? [];
+      if (hashError || keyError) throw hashError ?? keyError;
+      if (typeof entry !== 'string') return undefined;
+      const [version, onHand, reserved, available, lowStockThreshold] = entry.split(':');
+      return {
+        version: version!, onHand: Number(onHand), reserved: Number(reserved), available: Number(available),
+        lowStockThreshold: Number(lowStockThreshold), warehouseKey: typeof key === 'string' ? Number(key) : undefined,
+      };
+    });
+  }
+
   /** Records how far the cache is applied, without other changes (an idle acknowledgement). */
   async setPosition(position: Lsn): Promise<void> {
     await this.redis.set(this.keys.position, formatLsn(position));
@@ -76,6 +109,34 @@ export class CacheWriter {
   async readPosition(): Promise<Lsn | undefined> {
     const text = await this.redis.get(this.keys.position);
     return text ? parseLsn(text) : undefined;
+  }
+
+  async readStreamOffset(): Promise<bigint> {
+    return BigInt((await this.redis.get(this.keys.streamOffset)) ?? '0');
+  }
+
+  /**
+   * Called when this cache starts mirroring a source from `startLsn` (a new
+   * slot, or a cache taken over from another database): stream ids are commit
+   * LSNs plus an offset, and the offset must lift them above whatever the
+   * stream already holds, or the apply script would take new events for
+   * replays. Returns the offset to use.
+   */
+  async claimStream(startLsn: Lsn): Promise<bigint> {
+    let offset = await this.readStreamOffset();
+    let top: bigint | undefined;
+    try {
+      const info = (await this.redis.call('XINFO', 'STREAM', this.stream.name)) as unknown[];
+      const at = info.indexOf('last-generated-id');
+      top = BigInt(String(info[at + 1]).split('-')[0]!);
+    } catch {
+      top = undefined; // no stream yet
+    }
+    if (top !== undefined && top >= startLsn + offset) {
+      offset = top - startLsn + 1n;
+      await this.redis.set(this.keys.streamOffset, offset.toString());
+    }
+    return offset;
   }
 
   async readSource(): Promise<string | undefined> {

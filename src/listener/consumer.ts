@@ -64,6 +64,7 @@ export class CacheConsumer {
   private watcher: NodeJS.Timeout | undefined;
   private rebuilding: Promise<void> | undefined;
   private source = '';
+  private streamIdOffset = 0n;
   private lagBytes: number | null = null;
 
   constructor(options: ConsumerOptions) {
@@ -108,7 +109,7 @@ export class CacheConsumer {
         const session = new ReplicationSession({
           databaseUrl: this.options.databaseUrl, slot: this.options.slot, publication: this.options.publication,
           writer: this.options.writer, catalog: this.catalog, metrics: this.options.metrics, log: this.log,
-          appliedLsn, onCacheLost: () => this.rebuildInBackground('redis lost its data'),
+          appliedLsn, streamIdOffset: this.streamIdOffset, onCacheLost: () => this.rebuildInBackground('redis lost its data'),
         });
         this.session = session;
         const startedAt = Date.now();
@@ -145,7 +146,6 @@ export class CacheConsumer {
       await this.dropWhenFree(state);
       state = undefined;
     }
-    await this.catalog.load(pool);
 
     if (!state) {
       const created = await createSlotWithSnapshot(databaseUrl, slot).catch(async (error: { code?: string }) => {
@@ -154,8 +154,12 @@ export class CacheConsumer {
       });
       if (created) {
         try {
+          // The catalog is read after the slot exists: a product committed before it is here,
+          // one committed after it comes through the stream.
+          await this.catalog.load(pool);
           this.log.info({ slot, at: formatLsn(created.consistentPoint) }, 'created replication slot; building the cache from its snapshot');
           if ((await writer.readSource()) !== this.source) await writer.clear();
+          this.streamIdOffset = await writer.claimStream(created.consistentPoint);
           metrics.rebuilds.inc({ reason: 'new slot' });
           const result = await rebuildCache({ databaseUrl, writer, snapshotName: created.snapshotName });
           await writer.markSource(this.source, created.consistentPoint);
@@ -168,6 +172,7 @@ export class CacheConsumer {
       state = await inspectSlot(pool, slot);
       if (!state) throw new Error(`replication slot ${slot} vanished while starting`);
     }
+    await this.catalog.load(pool);
 
     const confirmed = state.confirmedFlushLsn ?? 0n;
     const [source, position] = await Promise.all([writer.readSource(), writer.readPosition()]);
@@ -175,13 +180,18 @@ export class CacheConsumer {
       const reason = source !== undefined && source !== this.source ? 'redis mirrors another database'
         : position === undefined ? 'redis has no position' : 'redis trails the slot';
       this.log.warn({ reason, slot, position: position === undefined ? null : formatLsn(position), confirmed: formatLsn(confirmed) }, 'rebuilding the cache');
-      if (source !== undefined && source !== this.source) await writer.clear();
+      if (source !== undefined && source !== this.source) {
+        await writer.clear();
+        this.streamIdOffset = await writer.claimStream(confirmed);
+      }
       metrics.rebuilds.inc({ reason });
       const result = await rebuildCache({ databaseUrl, writer });
       await writer.markSource(this.source, confirmed);
       this.log.info({ rows: result.rows, stale: result.stale, seconds: result.seconds.toFixed(2) }, 'cache rebuilt');
+      this.streamIdOffset = await writer.readStreamOffset();
       return confirmed;
     }
+    this.streamIdOffset = await writer.readStreamOffset();
     return position;
   }
 

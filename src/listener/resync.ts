@@ -14,8 +14,8 @@ import type { ListenerMetrics } from './metrics.ts';
 
 export const RESYNC_CHANNEL = 'stockroom_resync';
 
-/** Same rule as inventory.products.sku: 1..128 characters, no surrounding spaces, no control characters. */
-const skuPayload = z.string().min(1).max(128).refine((s) => s === s.trim() && !/[\u0000-\u001f\u007f]/.test(s));
+/** Same rule as inventory.products.sku: 1..128 characters, no leading or trailing spaces (btrim strips spaces only). */
+const skuPayload = z.string().min(1).max(128).refine((s) => !s.startsWith(' ') && !s.endsWith(' '));
 
 export interface ResyncOptions {
   databaseUrl: string;

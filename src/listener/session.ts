@@ -34,6 +34,8 @@ export interface SessionOptions {
   log: Logger;
   /** Where the cache stands now: what idle keepalives fall back to. */
   appliedLsn: Lsn;
+  /** Added to commit LSNs in stream entry ids (see CacheWriter.claimStream). */
+  streamIdOffset: bigint;
   /** Called when an apply finds the cache's source marker gone (Redis lost its data). */
   onCacheLost: () => void;
   /** Changes collected before a flush is forced, within a transaction or across several. */
@@ -133,7 +135,7 @@ export class ReplicationSession {
     try {
       switch (message.tag) {
         case 'begin':
-          this.transaction = new ReplicatedTransaction(message);
+          this.transaction = new ReplicatedTransaction(message, this.options.streamIdOffset);
           break;
         case 'commit': {
           const transaction = this.transaction;

@@ -14,14 +14,18 @@ export class ReplicatedTransaction {
   readonly commitTimeMicros: bigint;
   private rows = new Map<string, RowState>();
   private events: StreamEvent[] = [];
-  private movements: Array<{ movement: Movement; rowKey: string }> = [];
-  /** Policies of every row seen in the transaction, kept across chunks. */
+  private movements: Array<{ movement: Movement; policy: RowPolicy }> = [];
+  /** The latest policy of every row seen in the transaction, kept across chunks. */
   private readonly policies = new Map<string, RowPolicy>();
   private eventIndex = 0;
   changes = 0;
 
-  constructor(begin: Pgoutput.MessageBegin) {
+  /** Added to the commit LSN in stream entry ids (see CacheWriter.claimStream). */
+  private readonly streamIdOffset: bigint;
+
+  constructor(begin: Pgoutput.MessageBegin, streamIdOffset = 0n) {
     this.commitLsn = parseLsn(begin.commitLsn ?? '0/0');
+    this.streamIdOffset = streamIdOffset;
     this.commitTimeMicros = begin.commitTime as bigint;
   }
 
@@ -51,7 +55,9 @@ export class ReplicatedTransaction {
       }
       case 'movements':
         this.movements.push({
-          rowKey: `${row.product_id}/${row.warehouse_id}`,
+          // The policy in effect now: every SQL API path updates the row before writing its
+          // movement, and a later set_policy in the same transaction must not rewrite history.
+          policy: this.policies.get(`${row.product_id}/${row.warehouse_id}`) ?? { safetyStock: 0, lowStockThreshold: 0 },
           movement: {
             id: Number(row.id),
             sku: catalog.sku(row.product_id),
@@ -85,9 +91,8 @@ export class ReplicatedTransaction {
    * when the row changes of the same transaction have been seen.
    */
   drain(): { rows: RowState[]; events: StreamEvent[] } {
-    for (const { movement, rowKey } of this.movements) {
-      const policy = this.policies.get(rowKey) ?? { safetyStock: 0, lowStockThreshold: 0 };
-      const events = movementEvents(movement, policy, this.commitLsn, this.eventIndex);
+    for (const { movement, policy } of this.movements) {
+      const events = movementEvents(movement, policy, this.commitLsn + this.streamIdOffset, this.eventIndex);
       this.eventIndex += events.length;
       this.events.push(...events);
     }
