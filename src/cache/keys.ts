@@ -21,6 +21,8 @@ export interface CacheKeys {
   position: string;
   /** Which database and slot this cache mirrors (system identifier, database, slot). */
   source: string;
+  /** Token of the rebuild under way; gone if Redis lost its data meanwhile. */
+  rebuilding: string;
   /** Added to commit LSNs to make stream entry ids, so they stay above entries of an earlier source. */
   streamOffset: string;
 }
@@ -39,6 +41,7 @@ export function cacheKeys(prefix: string): CacheKeys {
     position: `${prefix}meta:position`,
     source: `${prefix}meta:source`,
     streamOffset: `${prefix}meta:stream_offset`,
+    rebuilding: `${prefix}meta:rebuilding`,
   };
 }
 

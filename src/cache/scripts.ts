@@ -85,3 +85,12 @@ if position ~= '' then
 end
 return { applied, stale, appended, duplicates, lost }
 `;
+
+/** KEYS: rebuilding token, source, position; ARGV: token, source, position. 1 when marked complete. */
+export const COMPLETE_REBUILD_SCRIPT = `
+if redis.call('GET', KEYS[1]) ~= ARGV[1] then return 0 end
+redis.call('DEL', KEYS[1])
+redis.call('SET', KEYS[2], ARGV[2])
+redis.call('SET', KEYS[3], ARGV[3])
+return 1
+`;

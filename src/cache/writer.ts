@@ -1,10 +1,10 @@
 // Writes stock row states and stream events to Redis through the apply
 // script (see scripts.ts): one round trip per batch, atomic, idempotent.
-import { createHash } from 'node:crypto';
+import { createHash, randomUUID } from 'node:crypto';
 import type { Redis } from 'ioredis';
 import { formatLsn, parseLsn, type Lsn } from '../listener/lsn.ts';
 import type { CacheKeys } from './keys.ts';
-import { APPLY_SCRIPT } from './scripts.ts';
+import { APPLY_SCRIPT, COMPLETE_REBUILD_SCRIPT } from './scripts.ts';
 
 /** One stock row as the cache keeps it. */
 export interface RowState {
@@ -143,9 +143,23 @@ export class CacheWriter {
     return (await this.redis.get(this.keys.source)) ?? undefined;
   }
 
-  /** Marks the cache complete for a source, as of a position: the end of a rebuild. */
+  /** Marks the cache complete for a source, as of a position. */
   async markSource(source: string, position: Lsn): Promise<void> {
     await this.redis.multi().set(this.keys.source, source).set(this.keys.position, formatLsn(position)).exec();
+  }
+
+  /** Starts a rebuild: returns a token that a loss of Redis's data during the rebuild takes with it. */
+  async beginRebuild(): Promise<string> {
+    const token = randomUUID();
+    await this.redis.set(this.keys.rebuilding, token);
+    return token;
+  }
+
+  /** Marks the cache complete, if the rebuild's token survived (Redis kept what was written); atomically. */
+  async completeRebuild(token: string, source: string, position: Lsn): Promise<boolean> {
+    const done = await this.redis.eval(COMPLETE_REBUILD_SCRIPT, 3, this.keys.rebuilding, this.keys.source, this.keys.position,
+      token, source, formatLsn(position));
+    return done === 1;
   }
 
   async hasSource(): Promise<boolean> {

@@ -86,8 +86,10 @@ export class CacheConsumer {
     this.stopping.abort();
     clearInterval(this.watcher);
     await this.session?.stop();
-    await this.loop;
-    await this.rebuilding;
+    // A preparation under way (a rebuild, a lock wait) is not interrupted, but not waited for
+    // past a bound either: it starts no session once it sees the stop, and whatever it wrote is
+    // guarded and marked complete only when whole.
+    await Promise.race([Promise.all([this.loop, this.rebuilding]), new Promise((resolve) => setTimeout(resolve, 5_000).unref())]);
   }
 
   health(): ConsumerHealth {
@@ -106,6 +108,7 @@ export class CacheConsumer {
     while (!this.stopping.signal.aborted) {
       try {
         appliedLsn ??= await this.prepare();
+        if (this.stopping.signal.aborted) return; // stopped while preparing: start nothing new
         const session = new ReplicationSession({
           databaseUrl: this.options.databaseUrl, slot: this.options.slot, publication: this.options.publication,
           writer: this.options.writer, catalog: this.catalog, metrics: this.options.metrics, log: this.log,
@@ -161,8 +164,11 @@ export class CacheConsumer {
           if ((await writer.readSource()) !== this.source) await writer.clear();
           this.streamIdOffset = await writer.claimStream(created.consistentPoint);
           metrics.rebuilds.inc({ reason: 'new slot' });
+          const token = await writer.beginRebuild();
           const result = await rebuildCache({ databaseUrl, writer, snapshotName: created.snapshotName });
-          await writer.markSource(this.source, created.consistentPoint);
+          if (!(await writer.completeRebuild(token, this.source, created.consistentPoint))) {
+            throw new Error('redis lost its data during the rebuild; rebuilding again');
+          }
           this.log.info({ rows: result.rows, seconds: result.seconds.toFixed(2) }, 'cache built');
         } finally {
           await created.close();
@@ -185,8 +191,11 @@ export class CacheConsumer {
         this.streamIdOffset = await writer.claimStream(confirmed);
       }
       metrics.rebuilds.inc({ reason });
+      const token = await writer.beginRebuild();
       const result = await rebuildCache({ databaseUrl, writer });
-      await writer.markSource(this.source, confirmed);
+      if (!(await writer.completeRebuild(token, this.source, confirmed))) {
+        throw new Error('redis lost its data during the rebuild; rebuilding again');
+      }
       this.log.info({ rows: result.rows, stale: result.stale, seconds: result.seconds.toFixed(2) }, 'cache rebuilt');
       this.streamIdOffset = await writer.readStreamOffset();
       return confirmed;
@@ -216,10 +225,20 @@ export class CacheConsumer {
     this.options.metrics.rebuilds.inc({ reason });
     this.rebuilding = (async () => {
       try {
-        const result = await rebuildCache({ databaseUrl: this.options.databaseUrl, writer: this.options.writer });
-        // The session keeps the position; the marker says the cache is whole again.
-        await this.options.writer.markSource(this.source, this.session?.appliedLsn ?? 0n);
-        this.log.info({ rows: result.rows, stale: result.stale, seconds: result.seconds.toFixed(2) }, 'cache rebuilt');
+        const { writer } = this.options;
+        // Until the marker is set, every apply reports the loss again; a loss *during* the
+        // rebuild takes the token with it, and the rebuild then starts over.
+        for (let attempt = 1; !this.stopping.signal.aborted; attempt++) {
+          const token = await writer.beginRebuild();
+          const result = await rebuildCache({ databaseUrl: this.options.databaseUrl, writer });
+          // The session keeps the position; the marker says the cache is whole again.
+          if (await writer.completeRebuild(token, this.source, this.session?.appliedLsn ?? 0n)) {
+            this.log.info({ rows: result.rows, stale: result.stale, seconds: result.seconds.toFixed(2) }, 'cache rebuilt');
+            return;
+          }
+          this.log.warn({ attempt }, 'redis lost its data again during the rebuild; rebuilding again');
+          this.options.metrics.rebuilds.inc({ reason: 'redis lost its data during a rebuild' });
+        }
       } catch (error) {
         this.log.error({ err: error }, 'cache rebuild failed; it is retried when the loss is seen again');
       } finally {
