@@ -1,5 +1,6 @@
 -- extend(reservation_id, ttl): keep a HELD reservation alive; it now expires
--- ttl from now. A reservation already past expires_at cannot be revived.
+-- ttl from now (its expiry job moves with it). A reservation already past
+-- expires_at cannot be revived.
 create or replace function inventory.extend(reservation_id uuid, ttl interval)
 returns inventory.reservations
 language plpgsql volatile security definer
@@ -22,6 +23,7 @@ begin
   set expires_at = now() + extend.ttl, updated_at = now()
   where r.id = v_reservation.id
   returning * into v_reservation;
+  perform inventory._schedule_expiry(v_reservation.id, v_reservation.expires_at);
   return v_reservation;
 end
 $$;

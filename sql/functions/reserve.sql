@@ -6,7 +6,8 @@
 --   4. allocate: direct when every line names its warehouse and is met, else
 --      _allocate_locked (which also takes in rows created since the lock and
 --      expires due HELD reservations on the rows when short);
---   5. write lines, stock rows and one RESERVE movement per row.
+--   5. write lines, stock rows and one RESERVE movement per row, and schedule
+--      the job that expires the reservation at expires_at.
 --
 -- This is the hottest function in the system, and its cost is mostly the
 -- start-up of each statement it runs, not the work. So one line naming its
@@ -246,6 +247,7 @@ begin
     order by c.product_id, c.warehouse_id;
   end if;
 
+  perform inventory._schedule_expiry(v_reservation.id, v_reservation.expires_at);
   return v_reservation;
 end
 $$;

@@ -9,6 +9,7 @@ import { createHash } from 'node:crypto';
 import { readdirSync, readFileSync } from 'node:fs';
 import { fileURLToPath } from 'node:url';
 import path from 'node:path';
+import { Logger as WorkerLogger, runMigrations as runWorkerMigrations } from 'graphile-worker';
 import pg from 'pg';
 import { MigrationError } from '../errors.ts';
 import type { Logger } from '../log.ts';
@@ -17,6 +18,8 @@ const root = fileURLToPath(new URL('../../', import.meta.url));
 export const MIGRATIONS_DIR = path.join(root, 'migrations');
 export const FUNCTIONS_DIR = path.join(root, 'sql', 'functions');
 export const GRANTS_FILE = path.join(root, 'sql', 'grants.sql');
+
+const silentWorkerLogger = new WorkerLogger(() => () => {});
 
 /** Any constant: it only has to be the same for every Stockroom migrator. */
 const ADVISORY_LOCK_KEY = 7_466_001_202_411;
@@ -72,6 +75,12 @@ export async function migrate(databaseUrl: string, log: Logger, sources: Migrati
   const applied: string[] = [];
   try {
     await client.query('select pg_advisory_lock($1)', [ADVISORY_LOCK_KEY]);
+    // graphile-worker's schema first: Stockroom's migrations and functions refer to it.
+    try {
+      await runWorkerMigrations({ connectionString: databaseUrl, logger: silentWorkerLogger });
+    } catch (error) {
+      throw new MigrationError(`graphile-worker's migrations failed: ${(error as Error).message}`, { cause: error });
+    }
     await client.query(`
       create schema if not exists stockroom_meta;
       create table if not exists stockroom_meta.migrations (

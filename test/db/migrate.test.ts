@@ -3,12 +3,13 @@ import os from 'node:os';
 import path from 'node:path';
 import test from 'ava';
 import pg from 'pg';
-import { FUNCTIONS_DIR, GRANTS_FILE, MIGRATIONS_DIR, migrate } from '../../src/db/migrate.ts';
+import { FUNCTIONS_DIR, GRANTS_FILE, MIGRATIONS_DIR, migrate, readMigrations } from '../../src/db/migrate.ts';
 import { MigrationError } from '../../src/errors.ts';
 import { createLogger } from '../../src/log.ts';
 import { createDatabase } from '../helpers/database.ts';
 
 const log = createLogger('silent');
+const MIGRATION_COUNT = readMigrations().length;
 
 async function withBlankDatabase(label: string, body: (url: string, query: (sql: string) => Promise<pg.QueryResult>) => Promise<void>) {
   const database = await createDatabase(label, 'template0');
@@ -31,7 +32,7 @@ function copyOfMigrations(): string {
 test('a fresh database gets every migration, the functions and the grants', async (t) => {
   await withBlankDatabase('fresh', async (url, query) => {
     const result = await migrate(url, log);
-    t.deepEqual(result.applied, ['000001_inventory_schema.sql']);
+    t.deepEqual(result.applied, ['000001_inventory_schema.sql', '000002_jobs.sql']);
     t.true(result.functionsApplied);
     const { rows } = await query(`select count(*)::int as n from pg_proc where pronamespace = 'inventory'::regnamespace and proname = 'reserve'`);
     t.is(rows[0].n, 1);
@@ -54,20 +55,21 @@ test('an up-to-date database is left alone, functions included', async (t) => {
 test('two migrators at once: both succeed, the schema is applied once', async (t) => {
   await withBlankDatabase('concurrent', async (url, query) => {
     const results = await Promise.all([migrate(url, log), migrate(url, log), migrate(url, log)]);
-    t.is(results.flatMap((r) => r.applied).length, 1);
+    t.is(results.flatMap((r) => r.applied).length, MIGRATION_COUNT, 'each migration applied by exactly one of them');
     const { rows } = await query('select count(*)::int as n from stockroom_meta.migrations');
-    t.is(rows[0].n, 1);
+    t.is(rows[0].n, MIGRATION_COUNT);
   });
 });
 
 test('a failing migration is rolled back whole and named in the error', async (t) => {
   const dir = copyOfMigrations();
-  writeFileSync(path.join(dir, '000002_broken.sql'), 'create table inventory.half_done (id int);\nselect 1/0;\n');
+  const broken = `${String(MIGRATION_COUNT + 1).padStart(6, '0')}_broken.sql`;
+  writeFileSync(path.join(dir, broken), 'create table inventory.half_done (id int);\nselect 1/0;\n');
   await withBlankDatabase('failing', async (url, query) => {
     const error = await t.throwsAsync(migrate(url, log, { migrationsDir: dir }), { instanceOf: MigrationError });
-    t.regex(error!.message, /000002_broken\.sql failed and was rolled back: division by zero/);
+    t.regex(error!.message, new RegExp(`${broken.replace('.', '\\.')} failed and was rolled back: division by zero`));
     const { rows } = await query(`select to_regclass('inventory.half_done') is null as gone, (select count(*)::int from stockroom_meta.migrations) as recorded`);
-    t.deepEqual(rows[0], { gone: true, recorded: 1 }, 'migration 1 stays, nothing of migration 2');
+    t.deepEqual(rows[0], { gone: true, recorded: MIGRATION_COUNT }, 'the good migrations stay, nothing of the broken one');
   });
 });
 
