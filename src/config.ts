@@ -27,6 +27,8 @@ const schema = z.object({
   STOCKROOM_STREAM: z.string().min(1).max(200).default('stock-events'),
   STOCKROOM_STREAM_MAXLEN: z.coerce.number().int().min(1000).default(1_000_000),
   STOCKROOM_DATA_DIR: z.string().min(1).default('.data'),
+  STOCKROOM_WORKER_CONCURRENCY: z.coerce.number().int().min(1).max(100).default(4),
+  STOCKROOM_VERIFY_FIX: z.enum(['true', 'false']).default('false'),
   JWT_SECRET: z.string().min(32, 'must be at least 32 characters').optional(),
   NODE_ENV: z.enum(['development', 'production', 'test']).default('development'),
   LOG_LEVEL: z.enum(['fatal', 'error', 'warn', 'info', 'debug', 'trace', 'silent']).default('info'),
@@ -42,6 +44,9 @@ export interface Config {
   stream: string;
   streamMaxLength: number;
   dataDir: string;
+  workerConcurrency: number;
+  /** The nightly verify_counters repairs what it finds. */
+  verifyFix: boolean;
   jwtSecret: string | undefined;
   production: boolean;
   logLevel: string;
@@ -70,6 +75,8 @@ export function loadConfig(env: NodeJS.ProcessEnv = process.env, cwd = process.c
     stream: c.STOCKROOM_STREAM,
     streamMaxLength: c.STOCKROOM_STREAM_MAXLEN,
     dataDir: path.resolve(cwd, c.STOCKROOM_DATA_DIR),
+    workerConcurrency: c.STOCKROOM_WORKER_CONCURRENCY,
+    verifyFix: c.STOCKROOM_VERIFY_FIX === 'true',
     jwtSecret: c.JWT_SECRET,
     production: c.NODE_ENV === 'production',
     logLevel: c.LOG_LEVEL,

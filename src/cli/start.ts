@@ -1,4 +1,4 @@
-// `stockroom start [--listener]`: the embedded services (unless
+// `stockroom start [--listener] [--worker]`: the embedded services (unless
 // DATABASE_URL/REDIS_URL point elsewhere), migrations, the HTTP endpoints for
 // operations, then the roles asked for (no flag: all of them), until
 // SIGINT/SIGTERM stops them in reverse order.
@@ -11,22 +11,25 @@ import { migrate } from '../db/migrate.ts';
 import { ConfigError } from '../errors.ts';
 import { startOpsServer } from '../http/ops-server.ts';
 import { Lifecycle } from '../lifecycle.ts';
+import { startWorkerRole } from '../jobs/worker.ts';
 import { startListener } from '../listener/role.ts';
 import { openCliContext } from './context.ts';
 
-interface StartOptions { listener?: boolean }
+interface StartOptions { listener?: boolean; worker?: boolean }
 
 export function registerStart(program: Command): void {
   program
     .command('start')
     .description('run Stockroom: embedded PostgreSQL and Redis unless DATABASE_URL/REDIS_URL are set, migrations, and the roles')
     .option('--listener', 'run the change-stream consumer (Redis cache and events) and the resync listener')
+    .option('--worker', 'run graphile-worker: reservation expiry, the sweeper, incremental sync, nightly verify_counters')
     .addHelpText('after', [
-      '', 'With no role flag, every role runs.', '', 'Examples:', '  stockroom start', '  stockroom start --listener',
+      '', 'With no role flag, every role runs.', '', 'Examples:', '  stockroom start', '  stockroom start --listener', '  stockroom start --worker',
       '  DATABASE_URL=postgres://me@db/stock REDIS_URL=redis://cache:6379 stockroom start',
     ].join('\n'))
     .action(async (options: StartOptions) => {
-      const roles = { listener: options.listener ?? true };
+      const any = options.listener || options.worker;
+      const roles = { listener: any ? Boolean(options.listener) : true, worker: any ? Boolean(options.worker) : true };
       const context = await openCliContext({ redis: true }, process.env.LOG_LEVEL ?? 'info');
       const { config, log, services } = context;
       const lifecycle = new Lifecycle(log);
@@ -54,6 +57,9 @@ export function registerStart(program: Command): void {
             const health = listener.consumer.health();
             return { ok: health.streaming, detail: health };
           });
+        }
+        if (roles.worker) {
+          await startWorkerRole({ config, databaseUrl: services.databaseUrl, redisUrl: services.redisUrl!, log, registry, lifecycle });
         }
       } catch (error) {
         await lifecycle.stop('start failed');

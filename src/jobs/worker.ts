@@ -1,0 +1,109 @@
+// The worker role: graphile-worker running Stockroom's tasks and crontab on a
+// pool made here. Signals are ours (noHandleSignals): graphile-worker would
+// otherwise re-raise the signal and exit before the other roles stopped.
+import { EventEmitter } from 'node:events';
+import { parseCrontab, run, type Runner, type TaskList } from 'graphile-worker';
+import pg from 'pg';
+import type { Registry } from 'prom-client';
+import { cacheKeys } from '../cache/keys.ts';
+import { createRedis } from '../cache/redis.ts';
+import { CacheWriter } from '../cache/writer.ts';
+import type { Config } from '../config.ts';
+import type { Lifecycle } from '../lifecycle.ts';
+import type { Logger } from '../log.ts';
+import { EXPIRE_RESERVATION, expireReservationTask } from './expire_reservation.ts';
+import { EXPIRE_SWEEP, expireSweepTask } from './expire_sweep.ts';
+import { INCREMENTAL_SYNC, incrementalSyncTask } from './incremental_sync.ts';
+import { workerLogger } from './logger.ts';
+import { createJobMetrics } from './metrics.ts';
+import { VERIFY_COUNTERS, verifyCountersTask } from './verify_counters.ts';
+import { HEARTBEAT_MS, beat, forget, unlockDeadWorkers } from './worker-heartbeats.ts';
+
+/** Times are UTC. */
+export const CRONTAB = [
+  `* * * * * ${EXPIRE_SWEEP} ?max=1`,
+  `*/5 * * * * ${INCREMENTAL_SYNC} ?max=1`,
+  `30 3 * * * ${VERIFY_COUNTERS} ?max=1`,
+].join('\n');
+
+export interface WorkerDeps {
+  databaseUrl: string;
+  writer: CacheWriter;
+  log: Logger;
+  registry: Registry;
+  lifecycle: Lifecycle;
+  concurrency?: number;
+  /** verify_counters repairs what it finds. */
+  verifyFix?: boolean;
+  /** How often the worker looks for jobs that became due (new jobs due now arrive by NOTIFY). */
+  pollIntervalMs?: number;
+}
+
+export function taskList(deps: Pick<WorkerDeps, 'writer' | 'verifyFix'>, metrics: ReturnType<typeof createJobMetrics>): TaskList {
+  return {
+    [EXPIRE_RESERVATION]: expireReservationTask(metrics),
+    [EXPIRE_SWEEP]: expireSweepTask(metrics),
+    [INCREMENTAL_SYNC]: incrementalSyncTask(deps.writer, metrics),
+    [VERIFY_COUNTERS]: verifyCountersTask(deps.verifyFix ?? false, metrics),
+  };
+}
+
+export async function startWorker(deps: WorkerDeps): Promise<Runner> {
+  const { databaseUrl, log, registry, lifecycle } = deps;
+  const concurrency = deps.concurrency ?? 4;
+  const pool = new pg.Pool({ connectionString: databaseUrl, max: concurrency + 3, application_name: 'stockroom worker' });
+  pool.on('error', (error) => log.warn({ err: error }, 'worker pool client error'));
+  pool.on('connect', () => {});
+  lifecycle.onStop('worker pool', () => pool.end());
+  const metrics = createJobMetrics(registry);
+
+  // Jobs a dead worker held would otherwise wait 4 hours for graphile-worker's lock timeout.
+  const unlocked = await unlockDeadWorkers(pool);
+  if (unlocked.length) log.warn({ pools: unlocked }, 'unlocked the jobs of dead worker pools');
+  metrics.deadWorkersUnlocked.inc(unlocked.length);
+
+  const events = new EventEmitter();
+  let poolId: string | undefined;
+  let heartbeat: NodeJS.Timeout | undefined;
+  events.on('pool:create', ({ workerPool }: { workerPool: { id: string } }) => {
+    poolId = workerPool.id;
+    void beat(pool, poolId).catch((error: unknown) => log.warn({ err: error }, 'worker heartbeat failed'));
+    heartbeat = setInterval(() => {
+      void beat(pool, poolId!).catch((error: unknown) => log.warn({ err: error }, 'worker heartbeat failed'));
+    }, HEARTBEAT_MS);
+    heartbeat.unref();
+  });
+
+  const runner = await run({
+    pgPool: pool,
+    concurrency,
+    pollInterval: deps.pollIntervalMs ?? 1_000,
+    taskList: taskList(deps, metrics),
+    parsedCronItems: parseCrontab(CRONTAB),
+    noHandleSignals: true,
+    logger: workerLogger(log),
+    events,
+    // Await job completion: un-awaited, a database drop right after a job finishes is an unhandled rejection.
+    preset: { worker: { completeJobBatchDelay: 0, failJobBatchDelay: 0 } },
+  });
+  lifecycle.onStop('worker', async () => {
+    clearInterval(heartbeat);
+    await runner.stop().catch((error: unknown) => log.warn({ err: error }, 'worker stop'));
+    if (poolId) await forget(pool, poolId).catch(() => {});
+  });
+  log.info({ concurrency }, 'worker running');
+  return runner;
+}
+
+/** The worker role as `stockroom start` runs it: its own Redis client for the incremental sync. */
+export async function startWorkerRole(
+  deps: { config: Config; databaseUrl: string; redisUrl: string; log: Logger; registry: Registry; lifecycle: Lifecycle },
+): Promise<Runner> {
+  const { config, redisUrl, log, lifecycle } = deps;
+  const redis = createRedis(redisUrl, log, 'stockroom-worker');
+  lifecycle.onStop('worker redis', async () => {
+    await redis.quit().catch(() => redis.disconnect());
+  });
+  const writer = new CacheWriter(redis, cacheKeys(config.cachePrefix), { name: config.stream, maxLength: config.streamMaxLength });
+  return startWorker({ ...deps, writer, concurrency: config.workerConcurrency, verifyFix: config.verifyFix });
+}
