@@ -28,6 +28,13 @@ export class ServiceUnavailableError extends StockroomError {
   }
 }
 
+/** The command line asked for something that cannot be done as asked. */
+export class UsageError extends StockroomError {
+  constructor(message: string) {
+    super('USAGE', message);
+  }
+}
+
 export class MigrationError extends StockroomError {
   constructor(message: string, options: { cause?: unknown } = {}) {
     super('MIGRATION', message, options);

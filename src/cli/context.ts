@@ -1,6 +1,9 @@
 // What every CLI command needs, made once and passed in: config, a logger and
 // the services (embedded or from DATABASE_URL/REDIS_URL). close() stops only
 // what this command started.
+import { cacheKeys, type CacheKeys } from '../cache/keys.ts';
+import { createRedis, type Redis } from '../cache/redis.ts';
+import { CacheWriter } from '../cache/writer.ts';
 import { loadConfig, type Config } from '../config.ts';
 import { provideServices, type Services } from '../harness/services.ts';
 import { createLogger, type Logger } from '../log.ts';
@@ -28,4 +31,19 @@ export async function withCliContext<T>(need: { redis: boolean }, body: (context
   } finally {
     await context.close();
   }
+}
+
+export interface CliCache { redis: Redis; writer: CacheWriter; keys: CacheKeys; close(): Promise<void> }
+
+/** The Redis client, key layout and writer for commands that read or repair the cache. */
+export function openCliCache({ config, services, log }: CliContext): CliCache {
+  const redis = createRedis(services.redisUrl!, log, 'stockroom-cli');
+  const keys = cacheKeys(config.cachePrefix);
+  return {
+    redis, keys,
+    writer: new CacheWriter(redis, keys, { name: config.stream, maxLength: config.streamMaxLength }),
+    close: async () => {
+      await redis.quit().catch(() => redis.disconnect());
+    },
+  };
 }

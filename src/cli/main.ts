@@ -1,12 +1,15 @@
 // The `stockroom` command. Each subcommand lives in its own file; this one
 // wires them up and turns any failure into one actionable line.
 import { Command, CommanderError } from 'commander';
-import { StockroomError, fromPostgresError } from '../errors.ts';
+import { StockroomError, UsageError, fromPostgresError } from '../errors.ts';
 import { registerCache } from './cache.ts';
+import { registerJobs } from './jobs.ts';
 import { registerMigrate } from './migrate.ts';
 import { registerSeed } from './seed.ts';
+import { registerSlot } from './slot.ts';
 import { registerSql } from './sql.ts';
 import { registerStart } from './start.ts';
+import { registerStock } from './stock.ts';
 
 const program = new Command('stockroom')
   .description('Stockroom: inventory in PostgreSQL with a Redis catalog cache kept in step by logical replication')
@@ -18,6 +21,9 @@ registerMigrate(program);
 registerSeed(program);
 registerSql(program);
 registerCache(program);
+registerJobs(program);
+registerSlot(program);
+registerStock(program);
 
 function explain(error: unknown): string {
   const mapped = fromPostgresError(error);
@@ -31,9 +37,10 @@ try {
 } catch (error) {
   if (error instanceof CommanderError) {
     process.exitCode = error.exitCode;
+
   } else {
     process.stderr.write(`stockroom: ${explain(error)}\n`);
     if (process.env.LOG_LEVEL === 'debug' || process.env.LOG_LEVEL === 'trace') console.error(error);
-    process.exitCode = 1;
+    process.exitCode = error instanceof UsageError ? 2 : 1;
   }
 }

@@ -1,0 +1,62 @@
+// `stockroom stock <sku>`: one sku across its warehouses, Postgres and Redis side by side.
+import type { Command } from 'commander';
+import pg from 'pg';
+import { checkDatabase } from '../db/check.ts';
+import { NotFoundError } from '../errors.ts';
+import { openCliCache, withCliContext } from './context.ts';
+import { printJson, printTable } from './output.ts';
+
+interface Row { warehouse: string; on_hand: number; reserved: number; safety_stock: number; available: number; version: string; low_stock_threshold: number; last_movement_at: Date }
+
+export function registerStock(program: Command): void {
+  program
+    .command('stock')
+    .description('one sku across warehouses: PostgreSQL and the Redis cache side by side')
+    .argument('<sku>', 'the sku')
+    .option('--json', 'print the result as JSON')
+    .addHelpText('after', '\nExamples:\n  stockroom stock SKU-000042\n  stockroom stock SKU-000042 --json')
+    .action(async (sku: string, options: { json?: boolean }) => {
+      await withCliContext({ redis: true }, async (context) => {
+        await checkDatabase(context.services.databaseUrl, { logicalWal: false });
+        const client = new pg.Client({ connectionString: context.services.databaseUrl, application_name: 'stockroom stock' });
+        await client.connect();
+        let rows: Row[];
+        try {
+          const product = await client.query('select 1 from inventory.products where sku = $1', [sku]);
+          if (!product.rowCount) throw new NotFoundError('IV004', 'NOT_FOUND', `unknown sku '${sku}': see inventory.products, or create it with inventory.upsert_product`);
+          ({ rows } = await client.query<Row>(`
+            select s.warehouse, s.on_hand, s.reserved, s.safety_stock, s.available, s.version::text, l.low_stock_threshold, s.last_movement_at
+            from inventory.stock(array[$1]) s
+            join inventory.products p on p.sku = s.sku
+            join inventory.warehouses w on w.code = s.warehouse
+            join inventory.stock_levels l on l.product_id = p.id and l.warehouse_id = w.id
+            order by s.warehouse`, [sku]));
+        } finally {
+          await client.end();
+        }
+        const cache = openCliCache(context);
+        try {
+          const cached = await cache.writer.readRows(rows.map((r) => ({ sku, warehouse: r.warehouse })));
+          const [total, available, status, lowStock] = await cache.redis.mget(
+            cache.keys.total(sku), cache.keys.available(sku), cache.keys.status(sku), cache.keys.lowStock(sku));
+          const warehouses = rows.map((r, i) => ({
+            warehouse: r.warehouse,
+            postgres: { onHand: r.on_hand, reserved: r.reserved, safetyStock: r.safety_stock, available: r.available, version: Number(r.version), lowStockThreshold: r.low_stock_threshold, lastMovementAt: r.last_movement_at },
+            redis: { available: cached[i]?.warehouseKey ?? null, version: cached[i] ? Number(cached[i]!.version) : null },
+            inStep: cached[i]?.warehouseKey === r.available && cached[i]?.version === r.version,
+          }));
+          const totals = {
+            postgres: { onHand: rows.reduce((n, r) => n + r.on_hand, 0), available: rows.reduce((n, r) => n + r.available, 0) },
+            redis: { total: total === null ? null : Number(total), available: available === null ? null : Number(available), status, lowStock },
+          };
+          if (options.json) return printJson({ sku, warehouses, totals });
+          printTable(['warehouse', 'on_hand', 'reserved', 'safety', 'available (pg)', 'available (redis)', 'version pg / redis', ''],
+            warehouses.map((w) => [w.warehouse, w.postgres.onHand, w.postgres.reserved, w.postgres.safetyStock, w.postgres.available,
+              w.redis.available ?? '(missing)', `${w.postgres.version} / ${w.redis.version ?? '-'}`, w.inStep ? 'ok' : 'DIFFERS']));
+          process.stdout.write(`total on_hand ${totals.postgres.onHand} (redis ${total ?? 'missing'}), available ${totals.postgres.available} (redis ${available ?? 'missing'}), status ${status ?? 'missing'}\n`);
+        } finally {
+          await cache.close();
+        }
+      });
+    });
+}
