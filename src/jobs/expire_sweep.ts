@@ -10,7 +10,7 @@ export const EXPIRE_SWEEP = 'expire_sweep';
 
 export function expireSweepTask(metrics: JobMetrics): Task {
   return async (_payload, helpers) => {
-    const expired = await expireAllDue((text) => helpers.query(text));
+    const expired = await helpers.withPgClient((client) => expireAllDue(client));
     metrics.ttlExpired.inc(expired);
     if (expired) helpers.logger.info(`sweeper expired ${expired} reservation(s) missed by their jobs`, { expired });
     const unlocked = await helpers.withPgClient((client) => unlockDeadWorkers(client));
