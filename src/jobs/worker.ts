@@ -52,7 +52,7 @@ export async function startWorker(deps: WorkerDeps): Promise<Runner> {
   const { databaseUrl, log, registry, lifecycle } = deps;
   const concurrency = deps.concurrency ?? 4;
   const pool = new pg.Pool({ connectionString: databaseUrl, max: concurrency + 3, application_name: 'stockroom worker' });
-  pool.on('error', (error) => log.warn({ err: error }, 'worker pool client error'));
+  pool.on('error', (error) => log.warn({ err: error.message }, 'worker pool client error'));
   pool.on('connect', () => {});
   lifecycle.onStop('worker pool', () => pool.end());
   const metrics = createJobMetrics(registry);

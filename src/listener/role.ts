@@ -23,7 +23,7 @@ export async function startListener(
 ): Promise<ListenerRole> {
   const { config, databaseUrl, redisUrl, log, registry, lifecycle } = deps;
   const pool = new pg.Pool({ connectionString: databaseUrl, max: 4, application_name: 'stockroom listener' });
-  pool.on('error', (error) => log.warn({ err: error }, 'listener pool client error'));
+  pool.on('error', (error) => log.warn({ err: error.message }, 'listener pool client error'));
   lifecycle.onStop('listener pool', () => pool.end());
   const redis = createRedis(redisUrl, log, 'stockroom-listener');
   lifecycle.onStop('listener redis', async () => {
