@@ -1,0 +1,243 @@
+// Reservation expiry by the worker (graphile-worker in this process, polling
+// every 200 ms): each reservation's own job expires it at expires_at, with
+// nobody calling expire_due; extend() moves that, confirm() cancels it; a burst
+// of due reservations is expired once each; the release reaches the events
+// stream as warehouse.stock.released (TTL_EXPIRED); the sweeper catches a
+// reservation whose job is gone; a graceful stop lets a running job finish.
+import anyTest, { type TestFn } from 'ava';
+import pg from 'pg';
+import { readStream, testRedis, waitFor, waitForCache } from '../helpers/cache.ts';
+import { useDatabase, type DatabaseContext } from '../helpers/database.ts';
+import { queryOne, setupCatalog, stockOf } from '../helpers/inventory.ts';
+import type { Queryable } from '../helpers/invariants.ts';
+import { startTestListener } from '../helpers/listener.ts';
+import {
+  clearOfCron, expiryJobOf, startTestWorker, statusOf, waitForMetric, waitForStatus, waitUntilDatabaseTime,
+  type TestWorker, type TestWorkerOptions,
+} from './worker-harness.ts';
+
+const test = anyTest as TestFn<DatabaseContext>;
+useDatabase(test);
+
+const TTL_EXPIRED = 'inventory_ttl_expired_total';
+
+async function worker(t: { teardown(fn: () => Promise<void>): void }, url: string, options?: TestWorkerOptions): Promise<TestWorker> {
+  const started = await startTestWorker(url, options);
+  t.teardown(() => started.stop());
+  return started;
+}
+
+interface Reserved { id: string; expires_at: Date }
+
+function reserve(db: Queryable, order: string, lines: unknown[], ttl: string): Promise<Reserved> {
+  return queryOne<Reserved>(db, 'select id, expires_at from inventory.reserve($1, $2::jsonb, $3::interval)', [order, JSON.stringify(lines), ttl]);
+}
+
+async function movementsOf(db: Queryable, reservationId: string) {
+  const { rows } = await db.query<{ kind: string; reason: string | null; sku: string; warehouse: string; reserved_delta: number; on_hand_delta: number; occurred_at: Date }>(`
+    select m.kind, m.reason, p.sku, w.code as warehouse, m.reserved_delta, m.on_hand_delta, m.occurred_at
+    from inventory.movements m
+    join inventory.products p on p.id = m.product_id
+    join inventory.warehouses w on w.id = m.warehouse_id
+    where m.reservation_id = $1 order by m.kind <> 'RESERVE', p.sku, w.code`, [reservationId]);
+  return rows;
+}
+
+test('a reservation with a 1-second ttl is expired by its own job at expires_at, without anyone calling expire_due', async (t) => {
+  const { db } = t.context;
+  await setupCatalog(db, { A: { WH1: 10 }, B: { WH1: 5 } });
+  const w = await worker(t, db.url);
+  await clearOfCron(8); // so the minute's sweeper cannot be the one that expires it
+  const r = await reserve(db, 'order-1', [{ sku: 'A', warehouse: 'WH1', qty: 3 }, { sku: 'B', warehouse: 'WH1', qty: 2 }], '1 second');
+  const job = await expiryJobOf(db, r.id);
+  t.is(job?.run_at.getTime(), r.expires_at.getTime(), 'its job is due at expires_at');
+  t.is(job?.locked_at, null);
+  t.like(await stockOf(db, 'A', 'WH1'), { reserved: 3, available: 7 });
+
+  t.true(await waitForStatus(db, [r.id], 'EXPIRED', 10_000), `still ${await statusOf(db, r.id)} 10 s after expires_at`);
+  const reservation = await queryOne(db, 'select status, release_reason from inventory.reservations where id = $1', [r.id]);
+  t.deepEqual(reservation, { status: 'EXPIRED', release_reason: 'TTL_EXPIRED' });
+  const movements = await movementsOf(db, r.id);
+  t.deepEqual(movements.map(({ kind, reason, sku, warehouse, reserved_delta, on_hand_delta }) => ({ kind, reason, sku, warehouse, reserved_delta, on_hand_delta })), [
+    { kind: 'RESERVE', reason: null, sku: 'A', warehouse: 'WH1', reserved_delta: 3, on_hand_delta: 0 },
+    { kind: 'RESERVE', reason: null, sku: 'B', warehouse: 'WH1', reserved_delta: 2, on_hand_delta: 0 },
+    { kind: 'EXPIRE', reason: 'TTL_EXPIRED', sku: 'A', warehouse: 'WH1', reserved_delta: -3, on_hand_delta: 0 },
+    { kind: 'EXPIRE', reason: 'TTL_EXPIRED', sku: 'B', warehouse: 'WH1', reserved_delta: -2, on_hand_delta: 0 },
+  ]);
+  for (const m of movements.filter((x) => x.kind === 'EXPIRE')) {
+    const late = m.occurred_at.getTime() - r.expires_at.getTime();
+    t.true(late >= 0 && late < 5_000, `expired ${late} ms after expires_at`); // the sweeper would be up to 60 s late
+  }
+  t.like(await stockOf(db, 'A', 'WH1'), { on_hand: 10, reserved: 0, available: 10 });
+  t.like(await stockOf(db, 'B', 'WH1'), { on_hand: 5, reserved: 0, available: 5 });
+  t.is(await expiryJobOf(db, r.id), undefined, 'the job is done and gone');
+  t.is(await waitForMetric(w, TTL_EXPIRED, 1), 1);
+  t.truthy(w.logs.find((l) => l.task === 'expire_reservation' && l.reservationId === r.id && l.msg === 'expired 1 reservation(s)'),
+    'the reservation\'s own expire_reservation job did it');
+});
+
+test('extend() postpones the expiry: still HELD after the original expires_at, expired after the new one', async (t) => {
+  const { db } = t.context;
+  await setupCatalog(db, { A: { WH1: 10 } });
+  const w = await worker(t, db.url);
+  const line = [{ sku: 'A', warehouse: 'WH1', qty: 2 }];
+  const [extended, control] = [await reserve(db, 'paying', line, '1 second'), await reserve(db, 'control', line, '1 second')];
+  const moved = await queryOne<{ expires_at: Date }>(db, `select expires_at from inventory.extend($1, '3 seconds')`, [extended.id]);
+  t.true(moved.expires_at > extended.expires_at);
+  t.is((await expiryJobOf(db, extended.id))?.run_at.getTime(), moved.expires_at.getTime(), 'its job moved with it');
+
+  // The control, due at the original time, expires: the worker is up and its jobs ran then.
+  t.true(await waitForStatus(db, [control.id], 'EXPIRED', 10_000), 'the control reservation expired');
+  t.true(await waitUntilDatabaseTime(db, extended.expires_at, 500));
+  t.is(await statusOf(db, extended.id), 'HELD', 'still held past its original expires_at');
+  t.like(await stockOf(db, 'A', 'WH1'), { reserved: 2 });
+
+  t.true(await waitForStatus(db, [extended.id], 'EXPIRED', 10_000), 'expired after the new expires_at');
+  const expiry = (await movementsOf(db, extended.id)).filter((m) => m.kind === 'EXPIRE');
+  t.is(expiry.length, 1);
+  const late = expiry[0]!.occurred_at.getTime() - moved.expires_at.getTime();
+  t.true(late >= 0 && late < 5_000, `expired ${late} ms after the new expires_at`);
+  t.like(await stockOf(db, 'A', 'WH1'), { reserved: 0, available: 10 });
+  t.is(await waitForMetric(w, TTL_EXPIRED, 2), 2);
+});
+
+test('confirm() prevents the expiry: the job is deleted and the reservation stays CONFIRMED', async (t) => {
+  const { db } = t.context;
+  await setupCatalog(db, { A: { WH1: 10 } });
+  const w = await worker(t, db.url);
+  const line = [{ sku: 'A', warehouse: 'WH1', qty: 4 }];
+  const [confirmed, control] = [await reserve(db, 'paid', line, '1 second'), await reserve(db, 'control', line, '1 second')];
+  await db.query('select inventory.confirm($1)', [confirmed.id]);
+  t.is(await expiryJobOf(db, confirmed.id), undefined, 'confirm deleted its job');
+
+  t.true(await waitForStatus(db, [control.id], 'EXPIRED', 10_000), 'the control reservation expired');
+  t.true(await waitUntilDatabaseTime(db, confirmed.expires_at, 500));
+  t.is(await statusOf(db, confirmed.id), 'CONFIRMED');
+  t.deepEqual((await movementsOf(db, confirmed.id)).map((m) => m.kind), ['RESERVE', 'CONFIRM']);
+  t.like(await stockOf(db, 'A', 'WH1'), { on_hand: 6, reserved: 0, available: 6 });
+  t.is(await waitForMetric(w, TTL_EXPIRED, 1), 1, 'only the control was expired');
+});
+
+test('many reservations due at once are all expired, each exactly once (one EXPIRE movement per line)', async (t) => {
+  const { db } = t.context;
+  await setupCatalog(db, { A: { WH1: 200 }, B: { WH1: 100, WH2: 100 } });
+  const w = await worker(t, db.url, { concurrency: 4 });
+  // One statement, one now(): 150 reservations with the same expires_at; B is allocated (WH1, then WH2).
+  const { rows } = await db.query<{ id: string }>(`
+    select r.id from generate_series(1, 150) i,
+      inventory.reserve('bulk-' || i, '[{"sku":"A","warehouse":"WH1","qty":1},{"sku":"B","qty":1}]'::jsonb, '1 second') r`);
+  const ids = rows.map((r) => r.id);
+  t.is(new Set(ids).size, 150);
+  const jobs = await queryOne<{ n: number }>(db, `select count(*)::int as n from graphile_worker._private_jobs where key like 'expire:%'`);
+  t.is(jobs.n, 150, 'one job per reservation');
+
+  t.true(await waitForStatus(db, ids, 'EXPIRED', 20_000), 'all expired');
+  const counts = await queryOne<{ lines: number; expire: number; distinct_lines: number; released_twice: number }>(db, `
+    select (select count(*)::int from inventory.reservation_lines where reservation_id = any($1::uuid[])) as lines,
+           (select count(*)::int from inventory.movements where kind = 'EXPIRE') as expire,
+           (select count(distinct (reservation_id, product_id, warehouse_id))::int from inventory.movements where kind = 'EXPIRE') as distinct_lines,
+           (select count(*)::int from inventory.movements where kind in ('RELEASE', 'CONFIRM')) as released_twice`, [ids]);
+  t.deepEqual(counts, { lines: 300, expire: 300, distinct_lines: 300, released_twice: 0 });
+  for (const [sku, code, onHand] of [['A', 'WH1', 200], ['B', 'WH1', 100], ['B', 'WH2', 100]] as const) {
+    t.like(await stockOf(db, sku, code), { on_hand: onHand, reserved: 0, available: onHand }, `${sku}/${code} back`);
+  }
+  t.is(await waitForMetric(w, TTL_EXPIRED, 150), 150, 'inventory_ttl_expired_total counts each once');
+  t.true(await waitFor(async () => (await queryOne<{ n: number }>(db,
+    `select count(*)::int as n from graphile_worker._private_jobs where key like 'expire:%'`)).n === 0, 10_000), 'no expiry job left');
+  const failed = await queryOne<{ n: number }>(db, 'select count(*)::int as n from graphile_worker._private_jobs where last_error is not null');
+  t.is(failed.n, 0, 'no job failed');
+});
+
+test('with the listener running, the expiry reaches the events stream as warehouse.stock.released with reason TTL_EXPIRED', async (t) => {
+  const { db } = t.context;
+  await setupCatalog(db, { A: { WH1: 10, WH2: 10 } });
+  const listener = await startTestListener(db.url, { label: 'expiry_events' });
+  const redis = testRedis();
+  t.teardown(async () => {
+    redis.disconnect();
+    await listener.stop();
+  });
+  const w = await worker(t, db.url);
+  const r = await reserve(db, 'order-ev', [{ sku: 'A', qty: 14 }], '1 second'); // 10 at WH1, 4 at WH2
+  t.true(await waitForStatus(db, [r.id], 'EXPIRED', 10_000));
+  t.is(await waitForMetric(w, TTL_EXPIRED, 1), 1);
+
+  const { rows: expiries } = await db.query<{ id: string; warehouse: string }>(`
+    select m.id::text, w.code as warehouse from inventory.movements m join inventory.warehouses w on w.id = m.warehouse_id
+    where m.reservation_id = $1 and m.kind = 'EXPIRE' order by w.code`, [r.id]);
+  t.deepEqual(expiries.map((m) => m.warehouse), ['WH1', 'WH2']);
+  const released = async () => (await readStream(redis, listener.names.stream))
+    .filter((e) => e.event.data.reservation_id === r.id && ['warehouse.stock.released', 'warehouse.stock.updated'].includes(e.type)
+      && e.event.data.kind === 'EXPIRE');
+  t.true(await waitFor(async () => (await released()).length >= 4, 10_000), 'the events arrived');
+  const events = await released();
+  for (const m of expiries) {
+    const mine = events.filter((e) => String(e.event.data.movement_id) === m.id);
+    t.deepEqual(mine.map((e) => e.type).sort(), ['warehouse.stock.released', 'warehouse.stock.updated'], `movement ${m.id}: one of each`);
+    const typed = mine.find((e) => e.type === 'warehouse.stock.released')!;
+    t.like(typed.event, {
+      type: 'warehouse.stock.released', subject: `A/${m.warehouse}`, id: `${m.id}:released`,
+      data: { kind: 'EXPIRE', reason: 'TTL_EXPIRED', sku: 'A', warehouse: m.warehouse, reference: 'order-ev', reservation_id: r.id },
+    });
+  }
+  const byWarehouse = Object.fromEntries(events.filter((e) => e.type === 'warehouse.stock.released')
+    .map((e) => [e.event.data.warehouse, e.event.data.new]));
+  t.deepEqual(byWarehouse, { WH1: { on_hand: 10, reserved: 0, available: 10 }, WH2: { on_hand: 10, reserved: 0, available: 10 } });
+  t.deepEqual(await waitForCache(db, redis, listener.names.prefix), [], 'the cache is back to full stock');
+  t.is(await redis.get(`${listener.names.prefix}stock:A:available`), '20');
+});
+
+test('the sweeper (expire_sweep) expires a due reservation whose job was removed', async (t) => {
+  const { db } = t.context;
+  await setupCatalog(db, { A: { WH1: 10 } });
+  const w = await worker(t, db.url);
+  await clearOfCron(5); // the minute's sweeper would do it too early for the first check
+  const r = await reserve(db, 'lost-job', [{ sku: 'A', warehouse: 'WH1', qty: 5 }], '1 second');
+  const deleted = await db.query(`delete from graphile_worker._private_jobs where key = $1`, [`expire:${r.id}`]);
+  t.is(deleted.rowCount, 1);
+  t.true(await waitUntilDatabaseTime(db, r.expires_at, 300));
+  t.is(await statusOf(db, r.id), 'HELD', 'without its job, nothing expired it at expires_at');
+
+  await db.query(`select graphile_worker.add_job('expire_sweep')`);
+  t.true(await waitForStatus(db, [r.id], 'EXPIRED', 10_000), 'the sweeper expired it');
+  t.like(await queryOne(db, 'select release_reason from inventory.reservations where id = $1', [r.id]), { release_reason: 'TTL_EXPIRED' });
+  t.deepEqual((await movementsOf(db, r.id)).map((m) => `${m.kind}:${m.reason}`), ['RESERVE:null', 'EXPIRE:TTL_EXPIRED']);
+  t.like(await stockOf(db, 'A', 'WH1'), { reserved: 0, available: 10 });
+  t.is(await waitForMetric(w, TTL_EXPIRED, 1), 1);
+  t.truthy(w.logs.find((l) => l.task === 'expire_sweep' && l.msg === 'sweeper expired 1 reservation(s) missed by their jobs'));
+});
+
+test('a graceful stop lets the running expiry job finish, forgets the heartbeat and leaves no job locked', async (t) => {
+  const { db } = t.context;
+  await setupCatalog(db, { A: { WH1: 10 } });
+  const w = await worker(t, db.url);
+  let beat: { pool_id: string } | undefined;
+  await waitFor(async () => Boolean(([beat] = (await db.query<{ pool_id: string }>('select pool_id from stockroom_meta.worker_heartbeats')).rows, beat)), 5_000);
+  t.truthy(beat, 'the running pool beats');
+
+  // Hold the stock row so the job, once it runs, waits inside expire_due.
+  const blocker = new pg.Client({ connectionString: db.url });
+  await blocker.connect();
+  t.teardown(() => blocker.end());
+  const r = await reserve(db, 'slow', [{ sku: 'A', warehouse: 'WH1', qty: 1 }], '1 second');
+  await blocker.query('begin');
+  await blocker.query(`select 1 from inventory.stock_levels for update`);
+  t.true(await waitFor(async () => (await expiryJobOf(db, r.id))?.locked_by === beat!.pool_id, 10_000), 'the job is running');
+
+  let stopped = false;
+  const stopping = w.stop().then(() => {
+    stopped = true;
+  });
+  await new Promise((resolve) => setTimeout(resolve, 300));
+  t.false(stopped, 'the stop waits for the running job');
+  await blocker.query('rollback');
+  await stopping;
+  t.is(await statusOf(db, r.id), 'EXPIRED', 'the job finished its work');
+  t.is(await expiryJobOf(db, r.id), undefined, 'and was completed, not left locked');
+  t.is(await w.metric(TTL_EXPIRED), 1);
+  const locked = await queryOne<{ n: number }>(db, 'select count(*)::int as n from graphile_worker._private_jobs where locked_at is not null');
+  t.is(locked.n, 0);
+  t.deepEqual((await db.query('select pool_id from stockroom_meta.worker_heartbeats')).rows, [], 'the heartbeat is forgotten');
+  await w.stop(); // twice is fine
+  t.pass();
+});
