@@ -6,4 +6,7 @@ if (major < 24) {
   process.stderr.write(`stockroom: needs Node 24 or newer (this is ${process.version}); run it as \`npx stockroom\` from the project, which uses the Node the project installs\n`);
   process.exit(1);
 }
+// Read by grafast when it loads: production planning unless asked otherwise (its
+// development mode adds checks and is much slower).
+process.env.GRAPHILE_ENV ??= 'production';
 await import('../src/cli/main.ts');

@@ -122,7 +122,7 @@ create index reservations_held_expires_at_idx
 -- the cost of reserve()'s writes. What the constraints would protect against
 -- instead is refused outright: nobody deletes a stock row or a reservation
 -- (triggers below), and nobody but the owner writes these tables.
--- The relations are declared to PostGraphile with @foreignKey smart tags.
+-- The relations are declared to PostGraphile in src/graphql/preset.ts.
 create table inventory.reservation_lines (
   reservation_id uuid not null,
   product_id uuid not null,
@@ -130,8 +130,7 @@ create table inventory.reservation_lines (
   qty integer not null constraint reservation_lines_qty_positive check (qty > 0),
   primary key (reservation_id, product_id, warehouse_id)
 );
-comment on table inventory.reservation_lines is
-  E'What a reservation holds, one line per stock row\n@foreignKey (reservation_id) references inventory.reservations (id)\n@foreignKey (product_id, warehouse_id) references inventory.stock_levels (product_id, warehouse_id)';
+comment on table inventory.reservation_lines is 'What a reservation holds, one line per stock row';
 
 create table inventory.movements (
   id bigint generated always as identity primary key,
@@ -151,7 +150,7 @@ create table inventory.movements (
   occurred_at timestamptz not null default now()
 );
 comment on table inventory.movements is
-  E'Append-only ledger: one row per change of one stock row; UPDATE, DELETE and TRUNCATE are refused\n@foreignKey (reservation_id) references inventory.reservations (id)\n@foreignKey (product_id, warehouse_id) references inventory.stock_levels (product_id, warehouse_id)';
+  'Append-only ledger: one row per change of one stock row; UPDATE, DELETE and TRUNCATE are refused';
 create index movements_stock_row_idx on inventory.movements (product_id, warehouse_id, id);
 create index movements_occurred_at_idx on inventory.movements using brin (occurred_at);
 

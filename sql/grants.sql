@@ -5,7 +5,9 @@ revoke execute on all functions in schema inventory from public;
 
 grant execute on function
   inventory.stock(text[]),
-  inventory.recently_updated(timestamptz, text, text, integer)
+  inventory.recently_updated(timestamptz, text, text, integer),
+  inventory.movement_history(text, text, text, timestamptz, timestamptz),
+  inventory.stock_levels_available(inventory.stock_levels)
 to stockroom_reader;
 
 grant execute on function

@@ -29,6 +29,10 @@ const schema = z.object({
   STOCKROOM_DATA_DIR: z.string().min(1).default('.data'),
   STOCKROOM_WORKER_CONCURRENCY: z.coerce.number().int().min(1).max(100).default(4),
   STOCKROOM_VERIFY_FIX: z.enum(['true', 'false']).default('false'),
+  STOCKROOM_STATEMENT_TIMEOUT: z.string().regex(/^\d+(ms|s|min)?$/, "must be a duration like 5s, 500ms or 1min").default('5s'),
+  STOCKROOM_MAX_QUERY_DEPTH: z.coerce.number().int().min(2).max(100).default(12),
+  STOCKROOM_MAX_QUERY_COST: z.coerce.number().int().min(10).default(50_000),
+  STOCKROOM_PERSISTED_OPERATIONS_DIR: z.string().min(1).optional(),
   JWT_SECRET: z.string().min(32, 'must be at least 32 characters').optional(),
   NODE_ENV: z.enum(['development', 'production', 'test']).default('development'),
   LOG_LEVEL: z.enum(['fatal', 'error', 'warn', 'info', 'debug', 'trace', 'silent']).default('info'),
@@ -48,6 +52,13 @@ export interface Config {
   /** The nightly verify_counters repairs what it finds. */
   verifyFix: boolean;
   jwtSecret: string | undefined;
+  api: {
+    statementTimeout: string;
+    maxDepth: number;
+    maxCost: number;
+    /** When set, only the operations in this directory are accepted (<documentId>.graphql files). */
+    persistedOperationsDir: string | undefined;
+  };
   production: boolean;
   logLevel: string;
 }
@@ -78,6 +89,12 @@ export function loadConfig(env: NodeJS.ProcessEnv = process.env, cwd = process.c
     workerConcurrency: c.STOCKROOM_WORKER_CONCURRENCY,
     verifyFix: c.STOCKROOM_VERIFY_FIX === 'true',
     jwtSecret: c.JWT_SECRET,
+    api: {
+      statementTimeout: c.STOCKROOM_STATEMENT_TIMEOUT,
+      maxDepth: c.STOCKROOM_MAX_QUERY_DEPTH,
+      maxCost: c.STOCKROOM_MAX_QUERY_COST,
+      persistedOperationsDir: c.STOCKROOM_PERSISTED_OPERATIONS_DIR ? path.resolve(cwd, c.STOCKROOM_PERSISTED_OPERATIONS_DIR) : undefined,
+    },
     production: c.NODE_ENV === 'production',
     logLevel: c.LOG_LEVEL,
   };

@@ -8,6 +8,8 @@
 // - each event is appended with an explicit id derived from its transaction's
 //   commit LSN; an id at or below the stream's top is a replay and is skipped;
 // - the position is recorded last.
+// It returns counts, whether the cache had lost its data, and which rows (by
+// 1-based index) it wrote, so only real changes are announced.
 // Status and low_stock follow SPEC.md (see stockStatus in keys.ts).
 
 /** Key names are built inside the script from the prefix, so it runs on one Redis (not a cluster). */
@@ -21,9 +23,10 @@ local sourceKey = prefix .. 'meta:source'
 local lost = (redis.call('EXISTS', sourceKey) == 0) and 1 or 0
 
 local applied, stale = 0, 0
+local appliedRows = {}
 local touched, touchedList = {}, {}
 local i = 6
-for _ = 1, rowCount do
+for r = 1, rowCount do
   local sku, code, version = ARGV[i], ARGV[i + 1], tonumber(ARGV[i + 2])
   local value = ARGV[i + 2] .. ':' .. ARGV[i + 3] .. ':' .. ARGV[i + 4] .. ':' .. ARGV[i + 5] .. ':' .. ARGV[i + 6]
   i = i + 7
@@ -38,6 +41,7 @@ for _ = 1, rowCount do
       touchedList[#touchedList + 1] = sku
     end
     applied = applied + 1
+    appliedRows[#appliedRows + 1] = r
   else
     stale = stale + 1
   end
@@ -83,7 +87,7 @@ end
 if position ~= '' then
   redis.call('SET', prefix .. 'meta:position', position)
 end
-return { applied, stale, appended, duplicates, lost }
+return { applied, stale, appended, duplicates, lost, appliedRows }
 `;
 
 /** KEYS: rebuilding token, source, position; ARGV: token, source, position. 1 when marked complete. */

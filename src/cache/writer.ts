@@ -48,6 +48,8 @@ export interface ApplyResult {
   duplicates: number;
   /** The cache's source marker is gone: Redis lost its data (FLUSHALL, restart without persistence). */
   lost: boolean;
+  /** The rows written (not refused as stale), in the order given. */
+  appliedRows: RowState[];
 }
 
 const SHA = createHash('sha1').update(APPLY_SCRIPT).digest('hex');
@@ -75,8 +77,11 @@ export class CacheWriter {
       if (!String((error as Error).message).startsWith('NOSCRIPT')) throw error;
       reply = await this.redis.eval(APPLY_SCRIPT, 0, ...args);
     }
-    const [applied, stale, appended, duplicates, lost] = reply as number[];
-    return { applied: applied!, stale: stale!, appended: appended!, duplicates: duplicates!, lost: lost === 1 };
+    const [applied, stale, appended, duplicates, lost, appliedIndexes] = reply as [number, number, number, number, number, number[]];
+    return {
+      applied, stale, appended, duplicates, lost: lost === 1,
+      appliedRows: (appliedIndexes ?? []).map((index) => rows[index - 1]!),
+    };
   }
 
   /** What Redis holds for some rows (rows-hash entry and warehouse key), in order; undefined where nothing is cached. */

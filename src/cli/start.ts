@@ -1,4 +1,4 @@
-// `stockroom start [--listener] [--worker]`: the embedded services (unless
+// `stockroom start [--api] [--listener] [--worker]`: the embedded services (unless
 // DATABASE_URL/REDIS_URL point elsewhere), migrations, the HTTP endpoints for
 // operations, then the roles asked for (no flag: all of them), until
 // SIGINT/SIGTERM stops them in reverse order.
@@ -11,30 +11,33 @@ import { migrate } from '../db/migrate.ts';
 import { ConfigError } from '../errors.ts';
 import { startOpsServer } from '../http/ops-server.ts';
 import { Lifecycle } from '../lifecycle.ts';
+import { startApi } from '../graphql/server.ts';
+import { slotConsumerCheck } from '../http/readiness.ts';
 import { startWorkerRole } from '../jobs/worker.ts';
 import { startListener } from '../listener/role.ts';
 import { openCliContext } from './context.ts';
 
-interface StartOptions { listener?: boolean; worker?: boolean }
+interface StartOptions { api?: boolean; listener?: boolean; worker?: boolean }
 
 export function registerStart(program: Command): void {
   program
     .command('start')
     .description('run Stockroom: embedded PostgreSQL and Redis unless DATABASE_URL/REDIS_URL are set, migrations, and the roles')
+    .option('--api', 'serve GraphQL at /graphql (GraphiQL at /graphiql outside production)')
     .option('--listener', 'run the change-stream consumer (Redis cache and events) and the resync listener')
     .option('--worker', 'run graphile-worker: reservation expiry, the sweeper, incremental sync, nightly verify_counters')
     .addHelpText('after', [
-      '', 'With no role flag, every role runs.', '', 'Examples:', '  stockroom start', '  stockroom start --listener', '  stockroom start --worker',
+      '', 'With no role flag, every role runs.', '', 'Examples:', '  stockroom start', '  stockroom start --api', '  stockroom start --listener', '  stockroom start --worker',
       '  DATABASE_URL=postgres://me@db/stock REDIS_URL=redis://cache:6379 stockroom start',
     ].join('\n'))
     .action(async (options: StartOptions) => {
-      const any = options.listener || options.worker;
-      const roles = { listener: any ? Boolean(options.listener) : true, worker: any ? Boolean(options.worker) : true };
+      const any = options.api || options.listener || options.worker;
+      const roles = { api: any ? Boolean(options.api) : true, listener: any ? Boolean(options.listener) : true, worker: any ? Boolean(options.worker) : true };
       const context = await openCliContext({ redis: true }, process.env.LOG_LEVEL ?? 'info');
       const { config, log, services } = context;
       const lifecycle = new Lifecycle(log);
       lifecycle.onStop('services', () => context.close());
-      lifecycle.handleSignals({ timeoutMs: 30_000 });
+      lifecycle.handleSignals({ timeoutMs: 10_000 });
       // Stay up until a signal, even when no local child process keeps the event loop busy.
       const keepAlive = setInterval(() => {}, 1 << 30);
       lifecycle.onStop('keep-alive', () => clearInterval(keepAlive));
@@ -51,6 +54,10 @@ export function registerStart(program: Command): void {
         });
         lifecycle.onStop('http', () => ops.close());
         port = (ops.server.address() as AddressInfo).port;
+        if (roles.api) {
+          await startApi({ config, databaseUrl: services.databaseUrl, redisUrl: services.redisUrl!, ops, registry, lifecycle, log });
+          if (!roles.listener) ops.addCheck('listener', () => slotConsumerCheck(services.databaseUrl, config.slot));
+        }
         if (roles.listener) {
           const listener = await startListener({ config, databaseUrl: services.databaseUrl, redisUrl: services.redisUrl!, log, registry, lifecycle });
           ops.addCheck('listener', async () => {
@@ -70,7 +77,7 @@ export function registerStart(program: Command): void {
         'Stockroom is running.',
         `  PostgreSQL  ${shown(config.databaseUrl, services.databaseUrl)}   (psql: npx stockroom sql)`,
         `  Redis       ${shown(config.redisUrl, services.redisUrl!)}`,
-        `  HTTP        http://127.0.0.1:${port}  (/health, /ready, /metrics)`,
+        `  HTTP        http://127.0.0.1:${port}  (${roles.api ? `/graphql${config.production ? '' : ', /graphiql'}, ` : ''}/health, /ready, /metrics)`,
         `  Roles       ${Object.entries(roles).filter(([, on]) => on).map(([name]) => name).join(', ')}`,
         'Press Ctrl-C to stop.',
         '',

@@ -13,7 +13,8 @@
 // (it waits for it, never steals it).
 import type pg from 'pg';
 import { rebuildCache } from '../cache/rebuild.ts';
-import type { CacheWriter } from '../cache/writer.ts';
+import type { CacheWriter, RowState } from '../cache/writer.ts';
+import { stockChannel } from '../graphql/channels.ts';
 import type { Logger } from '../log.ts';
 import { Catalog } from './catalog.ts';
 import { formatLsn, type Lsn } from './lsn.ts';
@@ -113,6 +114,7 @@ export class CacheConsumer {
           databaseUrl: this.options.databaseUrl, slot: this.options.slot, publication: this.options.publication,
           writer: this.options.writer, catalog: this.catalog, metrics: this.options.metrics, log: this.log,
           appliedLsn, streamIdOffset: this.streamIdOffset, onCacheLost: () => this.rebuildInBackground('redis lost its data'),
+          onApplied: (rows) => this.announce(rows),
         });
         this.session = session;
         const startedAt = Date.now();
@@ -202,6 +204,21 @@ export class CacheConsumer {
     }
     this.streamIdOffset = await writer.readStreamOffset();
     return position;
+  }
+
+  /**
+   * NOTIFYs each applied row's change on its sku's channel (the API's
+   * stockChanged subscription listens). Here, in the consumer's own small
+   * transaction, rather than in the writing transaction: NOTIFY serialises the
+   * commits of the transactions that send it.
+   */
+  private announce(rows: RowState[]): void {
+    const channels = rows.map((r) => stockChannel(r.sku));
+    const payloads = rows.map((r) => JSON.stringify({
+      sku: r.sku, warehouse: r.warehouse, onHand: r.onHand, reserved: r.reserved, available: r.available, version: r.version,
+    }));
+    this.options.pool.query('select pg_notify(c, p) from unnest($1::text[], $2::text[]) as t(c, p)', [channels, payloads])
+      .catch((error: Error) => this.log.warn({ err: error.message }, 'stock change notification failed'));
   }
 
   /** A slot Postgres invalidated can only be dropped; wait for a session still holding it to end. */

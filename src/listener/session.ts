@@ -38,6 +38,8 @@ export interface SessionOptions {
   streamIdOffset: bigint;
   /** Called when an apply finds the cache's source marker gone (Redis lost its data). */
   onCacheLost: () => void;
+  /** Told the rows each apply wrote (not after acknowledging: it must not hold up the stream). */
+  onApplied?: (rows: RowState[]) => void;
   /** Changes collected before a flush is forced, within a transaction or across several. */
   maxBatchChanges?: number;
   /** How often to ask an idle server for its position, so the slot keeps advancing. */
@@ -219,6 +221,7 @@ export class ReplicationSession {
       for (const event of batch.events) metrics.eventsProcessed.inc({ type: event.type });
       if (result.duplicates) metrics.eventsDuplicate.inc(result.duplicates);
       if (result.lost) this.options.onCacheLost();
+      if (result.appliedRows.length) this.options.onApplied?.(result.appliedRows);
       if (batch.endLsn !== undefined) {
         this.appliedLsn = batch.endLsn;
         this.lastAppliedAt = new Date(now);

@@ -1,0 +1,154 @@
+// The PostGraphile preset: the `inventory` schema as GraphQL, shaped by smart
+// tags (no migration needed), introspected as stockroom_admin so that what no
+// API role may execute (internal helpers, direct INSERT/UPDATE/DELETE) never
+// appears, plus Stockroom's extensions, auth, error codes and limits.
+import { SafeError } from 'postgraphile/grafast';
+import { makePgService } from 'postgraphile/adaptors/pg';
+import { PostGraphileAmberPreset } from 'postgraphile/presets/amber';
+import { jsonPgSmartTags } from 'postgraphile/utils';
+import { PersistedPlugin } from '@grafserv/persisted';
+import { ANONYMOUS, AuthError, authenticate, type Claims } from './auth.ts';
+import { maskError } from './errors.ts';
+import { makeLimitsPlugin, type Limits } from './limits.ts';
+
+declare global {
+  namespace Grafast {
+    interface RequestContext { stockroomClaims?: Claims }
+  }
+}
+
+export interface PresetOptions {
+  databaseUrl: string;
+  jwtSecret: Uint8Array | undefined;
+  production: boolean;
+  statementTimeout: string;
+  limits: Omit<Limits, 'introspection'>;
+  /** Only these operations are accepted (documentId → query text), when given. */
+  persistedOperationsDirectory: string | undefined;
+  extensions: GraphileConfig.Plugin;
+}
+
+/** Relations the tables declare only in comments (see migration 000001), named for people. */
+const TagsPlugin = jsonPgSmartTags({
+  version: 1,
+  config: {
+    class: {
+      'inventory.reservation_lines': { tags: { foreignKey: [
+        '(reservation_id) references inventory.reservations (id)|@fieldName reservation|@foreignFieldName lines',
+        '(product_id, warehouse_id) references inventory.stock_levels (product_id, warehouse_id)|@fieldName stockLevel|@foreignFieldName reservationLines',
+      ] } },
+      'inventory.movements': { tags: { foreignKey: [
+        '(reservation_id) references inventory.reservations (id)|@fieldName reservation|@foreignFieldName movements',
+        '(product_id, warehouse_id) references inventory.stock_levels (product_id, warehouse_id)|@fieldName stockLevel|@foreignFieldName movements',
+      ] } },
+      'inventory.operation_keys': { tags: { behavior: '-*' } },
+    },
+    constraint: {
+      'inventory.stock_levels.stock_levels_product_id_fkey': { tags: { fieldName: 'product', foreignFieldName: 'stockLevels' } },
+      'inventory.stock_levels.stock_levels_warehouse_id_fkey': { tags: { fieldName: 'warehouse', foreignFieldName: 'stockLevels' } },
+    },
+    procedure: {
+      'inventory.stock': { tags: { behavior: '-connection +list' } },
+      'inventory.recently_updated': { tags: { behavior: '-connection +list' } },
+      // These have typed, validated mutations in schema-extensions.ts instead.
+      ...Object.fromEntries(['reserve', 'confirm', 'release', 'extend', 'adjust', 'set_count', 'transfer']
+        .map((name) => [`inventory.${name}`, { tags: { behavior: '-*' } }])),
+    },
+  },
+});
+
+/** List fields keep the function's name (stock, recentlyUpdated), not stockList. */
+const ListNamesPlugin: GraphileConfig.Plugin = {
+  name: 'StockroomListNamesPlugin',
+  version: '1.0.0',
+  inflection: {
+    replace: {
+      customQueryListField(_previous, _options, details) {
+        return this.customQueryField(details);
+      },
+    },
+  },
+};
+
+/**
+ * Refuses a bad token over HTTP before the body is read (401/403 with a JSON
+ * body), and keeps the claims for grafast.context. No token reads as stockroom_reader.
+ */
+function makeAuthPlugin(secret: Uint8Array | undefined): GraphileConfig.Plugin {
+  return {
+    name: 'StockroomAuthPlugin',
+    version: '1.0.0',
+    grafserv: {
+      middleware: {
+        async processRequest(next, { requestDigest, instance }) {
+          if (requestDigest.path !== instance.dynamicOptions.graphqlPath) return next();
+          try {
+            requestDigest.requestContext.stockroomClaims = await authenticate(requestDigest.headers.authorization, secret);
+          } catch (error) {
+            if (!(error instanceof AuthError)) throw error;
+            return {
+              type: 'buffer', statusCode: error.statusCode,
+              headers: { 'content-type': 'application/json; charset=utf-8', ...(error.statusCode === 401 ? { 'www-authenticate': 'Bearer' } : {}) },
+              buffer: Buffer.from(JSON.stringify({ errors: [{ message: error.message, extensions: { code: error.code } }] })),
+            };
+          }
+          return next();
+        },
+      },
+    },
+  };
+}
+
+export function makePreset(options: PresetOptions): GraphileConfig.Preset {
+  const secret = options.jwtSecret;
+  return {
+    extends: [PostGraphileAmberPreset],
+    plugins: [
+      TagsPlugin, ListNamesPlugin, options.extensions,
+      makeLimitsPlugin({ ...options.limits, introspection: !options.production }),
+      makeAuthPlugin(secret),
+      ...(options.persistedOperationsDirectory ? [PersistedPlugin] : []),
+    ],
+    pgServices: [
+      makePgService({
+        connectionString: options.databaseUrl,
+        schemas: ['inventory'],
+        // Introspect as the API's strongest role: the RBAC plugin then leaves out
+        // everything no API role can execute or write.
+        pgSettingsForIntrospection: { role: 'stockroom_admin' },
+        pubsub: true,
+      }),
+    ],
+    gather: { pgStrictFunctions: true },
+    schema: { dontSwallowErrors: true, defaultBehavior: '-insert -update -delete' },
+    grafserv: {
+      graphqlPath: '/graphql',
+      graphiql: !options.production,
+      graphiqlOnGraphQLGET: !options.production,
+      graphiqlPath: '/graphiql',
+      websockets: true,
+      maskError,
+      ...(options.persistedOperationsDirectory
+        ? { persistedOperationsDirectory: options.persistedOperationsDirectory, allowUnpersistedOperation: false }
+        : {}),
+    },
+    grafast: {
+      async context(requestContext) {
+        // HTTP: checked by StockroomAuthPlugin. Websockets: each operation, from connectionParams.
+        let claims = requestContext.stockroomClaims;
+        if (!claims) {
+          try {
+            const header = requestContext.ws?.normalizedConnectionParams?.authorization as string | undefined;
+            claims = requestContext.ws ? await authenticate(header, secret) : ANONYMOUS;
+          } catch (error) {
+            if (error instanceof AuthError) throw new SafeError(error.message, { code: error.code, statusCode: error.statusCode });
+            throw error;
+          }
+        }
+        const pgSettings: Record<string, string> = { role: claims.role, statement_timeout: options.statementTimeout };
+        if (claims.sub) pgSettings['stockroom.actor'] = claims.sub;
+        return { pgSettings };
+      },
+    },
+  };
+}

@@ -1,0 +1,211 @@
+// What Stockroom adds to the schema PostGraphile derives from `inventory`:
+// - mutations for the SQL API with typed, validated inputs (reserve, confirm,
+//   release, extend, adjust, setCount, transfer). Business rules stay in the
+//   database: each calls its function, in a transaction as the request's role,
+//   and returns the row through PostGraphile's own types (so clients can select
+//   relations, e.g. a reservation's lines);
+// - cachedStock(skus) from Redis, with a Postgres fallback on a miss;
+// - the stockChanged(sku) subscription, fed by the consumer's NOTIFYs.
+import { SafeError, access, context, each, lambda, listen, loadMany } from 'postgraphile/grafast';
+import { withPgClientTransaction } from 'postgraphile/@dataplan/pg';
+import { jsonParse } from 'postgraphile/@dataplan/json';
+import { extendSchema, gql } from 'postgraphile/utils';
+import { Counter, Histogram, type Registry } from 'prom-client';
+import { z } from 'zod';
+import type { CachedStockReader } from './cached-stock.ts';
+import { stockChannel } from './channels.ts';
+
+const sku = z.string().trim().min(1).max(128);
+const code = z.string().trim().min(1).max(64);
+const reason = z.string().trim().min(1).max(500);
+const key = z.string().trim().min(1).max(200);
+const positive = z.number().int().positive().max(2_147_483_647);
+const ttlSeconds = z.number().int().positive().max(366 * 24 * 3600);
+
+const inputs = {
+  reserve: z.object({
+    orderRef: z.string().trim().min(1).max(200),
+    lines: z.array(z.object({ sku, warehouse: code.nullish(), qty: positive })).min(1).max(1000),
+    ttlSeconds: ttlSeconds.nullish(),
+    idempotencyKey: key.nullish(),
+  }),
+  confirm: z.object({ reservationId: z.uuid() }),
+  release: z.object({ reservationId: z.uuid(), reason: reason.nullish() }),
+  extend: z.object({ reservationId: z.uuid(), ttlSeconds }),
+  adjust: z.object({ sku, warehouse: code, delta: z.number().int().min(-2_147_483_647).max(2_147_483_647).refine((d) => d !== 0, 'must not be 0'), reason, idempotencyKey: key.nullish() }),
+  setCount: z.object({ sku, warehouse: code, counted: z.number().int().min(0).max(2_147_483_647), reason, expected: z.number().int().min(0).nullish() }),
+  transfer: z.object({ sku, fromWarehouse: code, toWarehouse: code, qty: positive, reason, idempotencyKey: key.nullish() }),
+};
+
+/** Validates a mutation's arguments before any SQL: INVALID_ARGUMENT naming the first bad one. */
+function validated<K extends keyof typeof inputs>(name: K, raw: unknown): z.infer<(typeof inputs)[K]> {
+  const parsed = inputs[name].safeParse(raw);
+  if (parsed.success) return parsed.data as z.infer<(typeof inputs)[K]>;
+  const issue = parsed.error.issues[0]!;
+  const argument = issue.path.join('.');
+  throw new SafeError(`invalid argument ${argument}: ${issue.message}`, { code: 'INVALID_ARGUMENT', detail: { argument } });
+}
+
+export function createApiMetrics(registry: Registry) {
+  const registers = [registry];
+  return {
+    reserveLatency: new Histogram({
+      name: 'inventory_reserve_latency_seconds', help: 'inventory.reserve calls through the API, from call to commit',
+      labelNames: ['outcome'], buckets: [0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5], registers,
+    }),
+    adjustments: new Counter({ name: 'inventory_adjustment_total', help: 'Stock adjustments through the API (receipts and corrections)', labelNames: ['kind'], registers }),
+  };
+}
+
+export function makeSchemaExtensions(deps: { cache: CachedStockReader; metrics: ReturnType<typeof createApiMetrics> }): GraphileConfig.Plugin {
+  const { metrics } = deps;
+  return extendSchema((build) => {
+    const resources = build.input.pgRegistry.pgResources;
+    const reservations = resources.reservations!;
+    const stockLevels = resources.stock_levels!;
+    const executor = reservations.executor;
+    type Client = { query<T>(q: { text: string; values?: unknown[] }): Promise<{ rows: readonly T[] }> };
+    /** Calls one SQL API function as the request's role, in its own transaction; returns its first row. */
+    const call = (text: string) => async (client: Client, values: unknown[]) => (await client.query<Record<string, unknown>>({ text, values })).rows;
+    const reservationOf = ($row: ReturnType<typeof withPgClientTransaction>) => reservations.get({ id: access($row, 'id') });
+    const stockLevelOf = ($row: ReturnType<typeof withPgClientTransaction>) =>
+      stockLevels.get({ product_id: access($row, 'product_id'), warehouse_id: access($row, 'warehouse_id') });
+
+    return {
+      typeDefs: gql`
+        input ReserveLineInput {
+          sku: String!
+          "Leave out to allocate across warehouses (lower priority number first, then most available)."
+          warehouse: String
+          qty: Int!
+        }
+        type WarehouseAvailability { warehouse: String! available: Int! version: String! }
+        type CachedStock {
+          sku: String!
+          total: Int!
+          available: Int!
+          status: String!
+          lowStock: Boolean!
+          warehouses: [WarehouseAvailability!]!
+          "cache, or database when the cache did not have it"
+          source: String!
+        }
+        type StockChanged { sku: String! warehouse: String! onHand: Int! reserved: Int! available: Int! version: String! }
+        extend type Query {
+          "Stock from the Redis catalog cache (falls back to PostgreSQL on a miss); null for an unknown sku."
+          cachedStock(skus: [String!]!): [CachedStock]!
+        }
+        extend type Mutation {
+          "Hold stock for an order: all lines or none. INSUFFICIENT_STOCK lists every short line."
+          reserve(orderRef: String!, lines: [ReserveLineInput!]!, ttlSeconds: Int, idempotencyKey: String): Reservation!
+          "Final deduction of a HELD reservation; idempotent."
+          confirm(reservationId: UUID!): Reservation!
+          "Give the stock of a HELD reservation back (reason defaults to CANCELLED); idempotent."
+          release(reservationId: UUID!, reason: String): Reservation!
+          "Keep a HELD reservation alive: it expires ttlSeconds from now."
+          extend(reservationId: UUID!, ttlSeconds: Int!): Reservation!
+          "Receipt (delta > 0) or correction (delta < 0) of on_hand."
+          adjust(sku: String!, warehouse: String!, delta: Int!, reason: String!, idempotencyKey: String): StockLevel!
+          "Cycle count; with expected, refused (STALE_COUNT) when on_hand moved since the count began."
+          setCount(sku: String!, warehouse: String!, counted: Int!, reason: String!, expected: Int): StockLevel!
+          "Move on_hand between warehouses; returns the source row, then the destination row."
+          transfer(sku: String!, fromWarehouse: String!, toWarehouse: String!, qty: Int!, reason: String!, idempotencyKey: String): [StockLevel!]!
+        }
+        extend type Subscription {
+          "Each change of the sku's stock rows, once it is in the cache."
+          stockChanged(sku: String!): StockChanged
+        }
+      `,
+      objects: {
+        Query: {
+          plans: {
+            cachedStock(_$root, { $skus }) {
+              return loadMany($skus, {
+                name: 'cachedStock',
+                load: (lookups: ReadonlyArray<readonly string[]>) => Promise.all(lookups.map((skus) => deps.cache.getMany(skus))),
+              });
+            },
+          },
+        },
+        Mutation: {
+          plans: {
+            reserve(_$root, fieldArgs) {
+              const $row = withPgClientTransaction(executor, fieldArgs.getRaw(), async (client, raw) => {
+                const input = validated('reserve', raw);
+                const started = performance.now();
+                const lines = input.lines.map((l) => (l.warehouse ? { sku: l.sku, warehouse: l.warehouse, qty: l.qty } : { sku: l.sku, qty: l.qty }));
+                try {
+                  const [row] = await call(`select id from inventory.reserve($1, $2::jsonb, coalesce(make_interval(secs => $3), interval '15 minutes'), $4)`)(
+                    client, [input.orderRef, JSON.stringify(lines), input.ttlSeconds ?? null, input.idempotencyKey ?? null]);
+                  metrics.reserveLatency.observe({ outcome: 'reserved' }, (performance.now() - started) / 1000);
+                  return row!;
+                } catch (error) {
+                  metrics.reserveLatency.observe({ outcome: 'refused' }, (performance.now() - started) / 1000);
+                  throw error;
+                }
+              });
+              return reservationOf($row);
+            },
+            confirm(_$root, fieldArgs) {
+              return reservationOf(withPgClientTransaction(executor, fieldArgs.getRaw(), async (client, raw) => {
+                const input = validated('confirm', raw);
+                return (await call('select id from inventory.confirm($1)')(client, [input.reservationId]))[0]!;
+              }));
+            },
+            release(_$root, fieldArgs) {
+              return reservationOf(withPgClientTransaction(executor, fieldArgs.getRaw(), async (client, raw) => {
+                const input = validated('release', raw);
+                return (await call(`select id from inventory.release($1, coalesce($2, 'CANCELLED'))`)(client, [input.reservationId, input.reason ?? null]))[0]!;
+              }));
+            },
+            extend(_$root, fieldArgs) {
+              return reservationOf(withPgClientTransaction(executor, fieldArgs.getRaw(), async (client, raw) => {
+                const input = validated('extend', raw);
+                return (await call('select id from inventory.extend($1, make_interval(secs => $2))')(client, [input.reservationId, input.ttlSeconds]))[0]!;
+              }));
+            },
+            adjust(_$root, fieldArgs) {
+              return stockLevelOf(withPgClientTransaction(executor, fieldArgs.getRaw(), async (client, raw) => {
+                const input = validated('adjust', raw);
+                const [row] = await call('select product_id, warehouse_id from inventory.adjust($1, $2, $3, $4, $5)')(
+                  client, [input.sku, input.warehouse, input.delta, input.reason, input.idempotencyKey ?? null]);
+                metrics.adjustments.inc({ kind: input.delta > 0 ? 'receive' : 'adjust' });
+                return row!;
+              }));
+            },
+            setCount(_$root, fieldArgs) {
+              return stockLevelOf(withPgClientTransaction(executor, fieldArgs.getRaw(), async (client, raw) => {
+                const input = validated('setCount', raw);
+                const [row] = await call('select product_id, warehouse_id from inventory.set_count($1, $2, $3, $4, $5)')(
+                  client, [input.sku, input.warehouse, input.counted, input.reason, input.expected ?? null]);
+                metrics.adjustments.inc({ kind: 'count' });
+                return row!;
+              }));
+            },
+            transfer(_$root, fieldArgs) {
+              const $rows = withPgClientTransaction(executor, fieldArgs.getRaw(), async (client, raw) => {
+                const input = validated('transfer', raw);
+                return call('select product_id, warehouse_id from inventory.transfer($1, $2, $3, $4, $5, $6)')(
+                  client, [input.sku, input.fromWarehouse, input.toWarehouse, input.qty, input.reason, input.idempotencyKey ?? null]);
+              });
+              return each($rows, ($row) => stockLevels.get({ product_id: access($row, 'product_id'), warehouse_id: access($row, 'warehouse_id') }));
+            },
+          },
+        },
+        Subscription: {
+          plans: {
+            stockChanged: {
+              subscribePlan(_$root, { $sku }) {
+                const $topic = lambda($sku, (s: string) => stockChannel(s));
+                return listen(context().get('pgSubscriber'), $topic, ($payload) => jsonParse($payload));
+              },
+              plan($event) {
+                return $event;
+              },
+            },
+          },
+        },
+      },
+    };
+  });
+}
