@@ -3,13 +3,18 @@
 // Cost: every field costs 1; a list or connection field multiplies the cost
 // of what is selected under it by its page size (`first`/`last`/`max` when
 // given as a literal, else DEFAULT_PAGE); a connection's nodes/edges do not
-// multiply again.
+// multiply again. Validation rules cannot see variables, so a page size given
+// in a variable is priced at DEFAULT_PAGE and a request whose variable asks for
+// more is refused before validation (checkVariablePageSizes). Introspection fields (__schema, __type, __typename) cost nothing.
+import { SafeError } from 'postgraphile/grafast';
 import {
-  GraphQLError, Kind, NoSchemaIntrospectionCustomRule, TypeInfo, getNamedType, getNullableType, isListType, visit,
+  GraphQLError, Kind, parse, NoSchemaIntrospectionCustomRule, TypeInfo, getNamedType, getNullableType, isListType, visit,
   visitWithTypeInfo, type ASTNode, type FieldNode, type FragmentDefinitionNode, type ValidationRule,
 } from 'postgraphile/graphql';
 
-const DEFAULT_PAGE = 100;
+/** Page size assumed for a list without a literal `first`/`last`/`max`, and the most a variable may ask for. */
+export const DEFAULT_PAGE = 100;
+const PAGE_ARGUMENTS = ['first', 'last', 'max'];
 
 export interface Limits { maxDepth: number; maxCost: number; introspection: boolean }
 
@@ -44,7 +49,7 @@ export function depthLimit(maxDepth: number): ValidationRule {
 }
 
 function pageSize(field: FieldNode): number {
-  for (const name of ['first', 'last', 'max']) {
+  for (const name of PAGE_ARGUMENTS) {
     const argument = field.arguments?.find((a) => a.name.value === name);
     if (argument?.value.kind === Kind.INT) return Number(argument.value.value);
     if (argument) return DEFAULT_PAGE;
@@ -65,6 +70,8 @@ export function costLimit(maxCost: number): ValidationRule {
       visit(node, visitWithTypeInfo(typeInfo, {
         Field: {
           enter(field) {
+            // Introspection is allowed or refused as a whole (NoSchemaIntrospectionCustomRule), not priced.
+            if (field.name.value.startsWith('__')) return false;
             const type = typeInfo.getType();
             const nullable = type ? getNullableType(type) : undefined;
             const named = type ? getNamedType(type) : undefined;
@@ -96,6 +103,28 @@ export function costLimit(maxCost: number): ValidationRule {
   };
 }
 
+/** Refuses a page size above DEFAULT_PAGE given in a variable (the cost rule priced it at DEFAULT_PAGE). */
+export function checkVariablePageSizes(query: string, variables: Record<string, unknown>): void {
+  let document;
+  try {
+    document = parse(query);
+  } catch {
+    return; // grafserv reports the syntax error itself
+  }
+  visit(document, {
+    Argument(argument) {
+      if (!PAGE_ARGUMENTS.includes(argument.name.value) || argument.value.kind !== Kind.VARIABLE) return;
+      const variable = argument.value.name.value;
+      const value = variables[variable];
+      if (typeof value === 'number' && value > DEFAULT_PAGE) {
+        throw new SafeError(
+          `${argument.name.value}: $${variable} = ${value} exceeds ${DEFAULT_PAGE}, the most a variable may ask for; page through the results, or write the page size in the query, where its cost is checked`,
+          { code: 'QUERY_TOO_COMPLEX', statusCode: 400 });
+      }
+    },
+  });
+}
+
 export function makeLimitsPlugin(limits: Limits): GraphileConfig.Plugin {
   return {
     name: 'StockroomLimitsPlugin',
@@ -105,6 +134,13 @@ export function makeLimitsPlugin(limits: Limits): GraphileConfig.Plugin {
         setPreset(next, event) {
           event.validationRules.push(depthLimit(limits.maxDepth), costLimit(limits.maxCost));
           if (!limits.introspection) event.validationRules.push(NoSchemaIntrospectionCustomRule);
+          return next();
+        },
+        processGraphQLRequestBody(next, event) {
+          const { query, variableValues } = event.body;
+          if (typeof query === 'string' && variableValues && typeof variableValues === 'object') {
+            checkVariablePageSizes(query, variableValues as Record<string, unknown>);
+          }
           return next();
         },
       },

@@ -96,6 +96,7 @@ test('an older version is refused and counted stale; the newer state stays', asy
   t.like(await f.writer.apply([row('A', 'WH1', 7, 10, 0, 10)], []), { applied: 1, stale: 0 });
   const result = await f.writer.apply([row('A', 'WH1', 6, 3, 0, 3), row('A', 'WH2', 1, 5, 0, 5)], []);
   t.like(result, { applied: 1, stale: 1 });
+  t.deepEqual(result.appliedRows.map((r) => r.warehouse), ['WH2'], 'only the row written is reported (and announced)');
   t.is(await f.get('stock:A:warehouse:WH1'), '10');
   t.is(await f.redis.hget(f.writer.keys.rows('A'), 'WH1'), '7:10:0:10:0');
   t.deepEqual(await f.skuKeys('A'), { total: '15', available: '15', status: 'in_stock', lowStock: '0' }, 'totals use the kept newer row');
@@ -209,8 +210,9 @@ test('events are appended with the given stream ids; an id at or below the top i
 
 test('rows and events of one batch land together', async (t) => {
   const f = fixture(t, 'cw_together');
-  const result = await f.writer.apply([row('A', 'WH1', 2, 9, 1, 8)], [event('10-0', 5), event('10-1', 5, 'warehouse.stock.reserved')], parseLsn('0/10'));
-  t.deepEqual(result, { applied: 1, stale: 0, appended: 2, duplicates: 0, lost: true });
+  const written = row('A', 'WH1', 2, 9, 1, 8);
+  const result = await f.writer.apply([written], [event('10-0', 5), event('10-1', 5, 'warehouse.stock.reserved')], parseLsn('0/10'));
+  t.deepEqual(result, { applied: 1, stale: 0, appended: 2, duplicates: 0, lost: true, appliedRows: [written] });
   t.is(await f.get('stock:A:warehouse:WH1'), '8');
   t.is(await f.redis.xlen(f.names.stream), 2);
   t.is(await f.get('meta:position'), '0/10');
