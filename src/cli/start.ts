@@ -68,6 +68,7 @@ export function registerStart(program: Command): void {
         if (roles.worker) {
           await startWorkerRole({ config, databaseUrl: services.databaseUrl, redisUrl: services.redisUrl!, log, registry, lifecycle });
         }
+        ops.markStarted();
       } catch (error) {
         await lifecycle.stop('start failed');
         throw error;

@@ -2,6 +2,8 @@
 // tags (no migration needed), introspected as stockroom_admin so that what no
 // API role may execute (internal helpers, direct INSERT/UPDATE/DELETE) never
 // appears, plus Stockroom's extensions, auth, error codes and limits.
+import { existsSync } from 'node:fs';
+import path from 'node:path';
 import { SafeError } from 'postgraphile/grafast';
 import { makePgService } from 'postgraphile/adaptors/pg';
 import { PostGraphileAmberPreset } from 'postgraphile/presets/amber';
@@ -99,6 +101,33 @@ function makeAuthPlugin(secret: Uint8Array | undefined): GraphileConfig.Plugin {
   };
 }
 
+/**
+ * With persisted operations only: refuses a request without a known document id
+ * with a clear error, before @grafserv/persisted (which would print a stack
+ * trace to stderr for each one).
+ */
+function makePersistedGuard(directory: string): GraphileConfig.Plugin {
+  return {
+    name: 'StockroomPersistedGuardPlugin',
+    version: '1.0.0',
+    grafserv: {
+      middleware: {
+        processGraphQLRequestBody(next, event) {
+          const body = event.body as { documentId?: unknown; id?: unknown; extensions?: { persistedQuery?: { sha256Hash?: unknown } } };
+          const id = body.documentId ?? body.id ?? body.extensions?.persistedQuery?.sha256Hash;
+          if (typeof id !== 'string') {
+            throw new SafeError('this server runs persisted operations only: send {"documentId": "<id>", "variables": {...}}', { code: 'PERSISTED_OPERATION_REQUIRED', statusCode: 400 });
+          }
+          if (!/^[A-Za-z0-9_-]+$/.test(id) || !existsSync(path.join(directory, `${id}.graphql`))) {
+            throw new SafeError(`no persisted operation ${JSON.stringify(id)}`, { code: 'PERSISTED_OPERATION_NOT_FOUND', statusCode: 400 });
+          }
+          return next();
+        },
+      },
+    },
+  };
+}
+
 export function makePreset(options: PresetOptions): GraphileConfig.Preset {
   const secret = options.jwtSecret;
   return {
@@ -107,7 +136,7 @@ export function makePreset(options: PresetOptions): GraphileConfig.Preset {
       TagsPlugin, ListNamesPlugin, options.extensions,
       makeLimitsPlugin({ ...options.limits, introspection: !options.production }),
       makeAuthPlugin(secret),
-      ...(options.persistedOperationsDirectory ? [PersistedPlugin] : []),
+      ...(options.persistedOperationsDirectory ? [makePersistedGuard(options.persistedOperationsDirectory), PersistedPlugin] : []),
     ],
     pgServices: [
       makePgService({

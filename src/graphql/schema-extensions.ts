@@ -10,7 +10,7 @@ import { SafeError, access, context, each, lambda, listen, loadMany } from 'post
 import { withPgClientTransaction } from 'postgraphile/@dataplan/pg';
 import { jsonParse } from 'postgraphile/@dataplan/json';
 import { extendSchema, gql } from 'postgraphile/utils';
-import { Counter, Histogram, type Registry } from 'prom-client';
+import { Histogram, type Registry } from 'prom-client';
 import { z } from 'zod';
 import type { CachedStockReader } from './cached-stock.ts';
 import { stockChannel } from './channels.ts';
@@ -53,7 +53,6 @@ export function createApiMetrics(registry: Registry) {
       name: 'inventory_reserve_latency_seconds', help: 'inventory.reserve calls through the API, from call to commit',
       labelNames: ['outcome'], buckets: [0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5], registers,
     }),
-    adjustments: new Counter({ name: 'inventory_adjustment_total', help: 'Stock adjustments through the API (receipts and corrections)', labelNames: ['kind'], registers }),
   };
 }
 
@@ -169,7 +168,6 @@ export function makeSchemaExtensions(deps: { cache: CachedStockReader; metrics: 
                 const input = validated('adjust', raw);
                 const [row] = await call('select product_id, warehouse_id from inventory.adjust($1, $2, $3, $4, $5)')(
                   client, [input.sku, input.warehouse, input.delta, input.reason, input.idempotencyKey ?? null]);
-                metrics.adjustments.inc({ kind: input.delta > 0 ? 'receive' : 'adjust' });
                 return row!;
               }));
             },
@@ -178,7 +176,6 @@ export function makeSchemaExtensions(deps: { cache: CachedStockReader; metrics: 
                 const input = validated('setCount', raw);
                 const [row] = await call('select product_id, warehouse_id from inventory.set_count($1, $2, $3, $4, $5)')(
                   client, [input.sku, input.warehouse, input.counted, input.reason, input.expected ?? null]);
-                metrics.adjustments.inc({ kind: 'count' });
                 return row!;
               }));
             },

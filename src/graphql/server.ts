@@ -1,5 +1,6 @@
 // The API role: PostGraphile served by grafserv on the process's HTTP server
 // (beside /health, /ready and /metrics), websockets included.
+import type { Duplex } from 'node:stream';
 import pg from 'pg';
 import { postgraphile } from 'postgraphile';
 import { grafserv } from 'postgraphile/grafserv/node';
@@ -55,10 +56,17 @@ export async function startApi(deps: ApiDeps): Promise<void> {
   const serv = pgl.createServ(grafserv);
   ops.setFallback(serv.createHandler());
   const upgrade = await serv.getUpgradeHandler();
+  // Open subscriptions, closed on stop: an upgraded socket would otherwise keep the server from closing.
+  const websockets = new Set<Duplex>();
   if (upgrade) {
     ops.server.on('upgrade', (req, socket, head) => {
-      if (serv.shouldHandleUpgrade(req, socket, head)) upgrade(req, socket, head);
-      else socket.destroy();
+      if (!serv.shouldHandleUpgrade(req, socket, head)) {
+        socket.destroy();
+        return;
+      }
+      websockets.add(socket);
+      socket.once('close', () => websockets.delete(socket));
+      upgrade(req, socket, head);
     });
   }
   ops.addCheck('postgres', async () => {
@@ -68,7 +76,9 @@ export async function startApi(deps: ApiDeps): Promise<void> {
   ops.addCheck('redis', async () => ({ ok: (await redis.ping()) === 'PONG' }));
 
   lifecycle.onStop('api', async () => {
-    await ops.close(); // no new requests; in-flight ones finish
+    const closed = ops.close(); // no new requests; in-flight ones finish
+    for (const socket of websockets) socket.destroy();
+    await closed;
     await pgl.release();
     for (const service of preset.pgServices ?? []) await service.release?.();
     await pool.end();

@@ -10,6 +10,8 @@ export interface OpsServer {
   server: http.Server;
   /** Adds a readiness check under a name; /ready passes when all do. */
   addCheck(name: string, check: ReadinessCheck): void;
+  /** Every role has started: /ready answers from the checks from now on (503 "starting" before). */
+  markStarted(): void;
   /** Routes other paths here (the API mounts itself this way). */
   setFallback(handler: http.RequestListener): void;
   close(): Promise<void>;
@@ -18,10 +20,14 @@ export interface OpsServer {
 export async function startOpsServer(port: number, registry: Registry, log: Logger): Promise<OpsServer> {
   const checks = new Map<string, ReadinessCheck>();
   let fallback: http.RequestListener | undefined;
+  // Until every role is up, a load balancer must not send traffic (the API may not be mounted yet).
+  let started = false;
   const server = http.createServer((req, res) => {
     const path = (req.url ?? '/').split('?')[0];
     if (req.method === 'GET' && path === '/health') {
       res.writeHead(200, { 'content-type': 'application/json' }).end(JSON.stringify({ status: 'ok' }));
+    } else if (req.method === 'GET' && path === '/ready' && !started) {
+      res.writeHead(503, { 'content-type': 'application/json' }).end(JSON.stringify({ status: 'starting', checks: {} }));
     } else if (req.method === 'GET' && path === '/ready') {
       void (async () => {
         const results = Object.fromEntries(await Promise.all([...checks].map(async ([name, check]) => {
@@ -50,6 +56,9 @@ export async function startOpsServer(port: number, registry: Registry, log: Logg
   return {
     server,
     addCheck: (name, check) => checks.set(name, check),
+    markStarted: () => {
+      started = true;
+    },
     setFallback: (handler) => {
       fallback = handler;
     },

@@ -1,5 +1,6 @@
 // Prometheus metrics of the change stream. Names follow the old system's
-// where they fit (stock_sync_latency_seconds, stock_events_processed_total).
+// where they fit (stock_sync_latency_seconds, stock_events_processed_total,
+// inventory_adjustment_total: counted here, so every adjustment counts, whoever made it).
 import { Counter, Gauge, Histogram, type Registry } from 'prom-client';
 
 export function createListenerMetrics(registry: Registry) {
@@ -13,6 +14,7 @@ export function createListenerMetrics(registry: Registry) {
       buckets: [0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10], registers,
     }),
     eventsProcessed: new Counter({ name: 'stock_events_processed_total', help: 'CloudEvents appended to the stream', labelNames: ['type'], registers }),
+    adjustments: new Counter({ name: 'inventory_adjustment_total', help: 'Receipts, corrections and counts (movements RECEIVE, ADJUST, COUNT) seen in the stream', registers }),
     eventsDuplicate: new Counter({ name: 'stockroom_events_duplicates_total', help: 'Events of replayed transactions the stream already had', registers }),
     slotLagBytes: new Gauge({ name: 'stockroom_slot_lag_bytes', help: 'WAL written but not yet confirmed by the consumer (pg_current_wal_lsn - confirmed_flush_lsn)', registers }),
     slotRetainedBytes: new Gauge({ name: 'stockroom_slot_retained_wal_bytes', help: 'WAL the slot keeps on disk (pg_current_wal_lsn - restart_lsn)', registers }),

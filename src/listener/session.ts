@@ -218,7 +218,10 @@ export class ReplicationSession {
       metrics.changesApplied.inc(result.applied);
       metrics.staleWrites.inc(result.stale);
       metrics.transactionsApplied.inc(batch.transactions);
-      for (const event of batch.events) metrics.eventsProcessed.inc({ type: event.type });
+      for (const event of batch.events) {
+        metrics.eventsProcessed.inc({ type: event.type });
+        if (event.type === 'warehouse.stock.adjusted') metrics.adjustments.inc();
+      }
       if (result.duplicates) metrics.eventsDuplicate.inc(result.duplicates);
       if (result.lost) this.options.onCacheLost();
       if (result.appliedRows.length) this.options.onApplied?.(result.appliedRows);

@@ -46,6 +46,7 @@ export async function startTestApi(databaseUrl: string, options: {
     const ops = await startOpsServer(0, registry, log);
     lifecycle.onStop('http', () => ops.close());
     await startApi({ config, databaseUrl, redisUrl: options.redisUrl ?? testServers().redisUrl, ops, registry, lifecycle, log });
+    ops.markStarted();
     const url = `http://127.0.0.1:${(ops.server.address() as AddressInfo).port}`;
     return {
       url, names, registry,
