@@ -2,6 +2,7 @@
 // wires them up and turns any failure into one actionable line.
 import { Command, CommanderError } from 'commander';
 import { StockroomError, UsageError, fromPostgresError } from '../errors.ts';
+import { registerBench } from './bench.ts';
 import { registerCache } from './cache.ts';
 import { registerJobs } from './jobs.ts';
 import { registerMigrate } from './migrate.ts';
@@ -24,6 +25,7 @@ registerCache(program);
 registerJobs(program);
 registerSlot(program);
 registerStock(program);
+registerBench(program);
 
 function explain(error: unknown): string {
   const mapped = fromPostgresError(error);
