@@ -299,7 +299,7 @@ test('slot --json: ok while the listener streams, lagging (exit 1) past --max-la
   const laggingText = await runCli(['slot', '--max-lag-bytes', '0'], idleEnv);
   t.is(laggingText.code, 1);
   t.true(isOneLineError(laggingText.stderr), laggingText.stderr);
-  t.regex(laggingText.stderr, /^stockroom: the consumer is \d+(\.\d)? k?B behind \(over 0 B\): is the listener running\? see stockroom start --listener and its logs\n$/);
+  t.regex(laggingText.stderr, /^stockroom: the consumer is \d+(\.\d)? [kMG]?B behind \(over 0 B\): is the listener running\? see stockroom start --listener and its logs\n$/);
 
   const missingEnv = { ...env, STOCKROOM_SLOT: `${names.slot}_none` };
   const missing = await runJson(t, ['slot', '--json'], missingEnv, 2);
