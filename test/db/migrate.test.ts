@@ -1,4 +1,4 @@
-import { cpSync, mkdtempSync, writeFileSync } from 'node:fs';
+import { cpSync, mkdtempSync, rmSync, writeFileSync } from 'node:fs';
 import os from 'node:os';
 import path from 'node:path';
 import test from 'ava';
@@ -23,8 +23,14 @@ async function withBlankDatabase(label: string, body: (url: string, query: (sql:
   }
 }
 
+const tempDirs: string[] = [];
+test.after.always(() => {
+  for (const dir of tempDirs) rmSync(dir, { recursive: true, force: true });
+});
+
 function copyOfMigrations(): string {
   const dir = mkdtempSync(path.join(os.tmpdir(), 'stockroom-migrations-'));
+  tempDirs.push(dir);
   cpSync(MIGRATIONS_DIR, dir, { recursive: true });
   return dir;
 }
@@ -94,6 +100,7 @@ test('a database migrated by a newer Stockroom is refused', async (t) => {
 
 test('a broken function file names the file and rolls back the functions', async (t) => {
   const functionsDir = mkdtempSync(path.join(os.tmpdir(), 'stockroom-functions-'));
+  tempDirs.push(functionsDir);
   cpSync(FUNCTIONS_DIR, functionsDir, { recursive: true });
   writeFileSync(path.join(functionsDir, 'zz_broken.sql'), 'create or replace function inventory.zz() returns int language plpgsql as $$ begin retur 1; end $$;\n');
   await withBlankDatabase('broken_function', async (url, query) => {
