@@ -1,18 +1,20 @@
 // What Stockroom adds to the schema PostGraphile derives from `inventory`:
 // - mutations for the SQL API with typed, validated inputs (reserve, confirm,
 //   release, extend, adjust, setCount, transfer). Business rules stay in the
-//   database: each calls its function, in a transaction as the request's role,
+//   database: each calls its function as the request's role in one statement
+//   (PostGraphile's transaction for the role's settings is the only one: a
+//   savepoint inside it would cost two more round trips for nothing),
 //   and returns the row through PostGraphile's own types (so clients can select
 //   relations, e.g. a reservation's lines);
 // - cachedStock(skus) from Redis, with a Postgres fallback on a miss;
 // - the stockChanged(sku) subscription, fed by the consumer's NOTIFYs.
-import { SafeError, access, context, each, lambda, listen, loadMany } from 'postgraphile/grafast';
-import { withPgClientTransaction } from 'postgraphile/@dataplan/pg';
+import { SafeError, access, context, each, lambda, listen, loadMany, loadOne } from 'postgraphile/grafast';
+import { sideEffectWithPgClient } from 'postgraphile/@dataplan/pg';
 import { jsonParse } from 'postgraphile/@dataplan/json';
 import { extendSchema, gql } from 'postgraphile/utils';
 import { Histogram, type Registry } from 'prom-client';
 import { z } from 'zod';
-import type { CachedStockReader } from './cached-stock.ts';
+import type { CachedStock, CachedStockReader } from './cached-stock.ts';
 import { stockChannel } from './channels.ts';
 
 const sku = z.string().trim().min(1).max(128);
@@ -64,10 +66,10 @@ export function makeSchemaExtensions(deps: { cache: CachedStockReader; metrics: 
     const stockLevels = resources.stock_levels!;
     const executor = reservations.executor;
     type Client = { query<T>(q: { text: string; values?: unknown[] }): Promise<{ rows: readonly T[] }> };
-    /** Calls one SQL API function as the request's role, in its own transaction; returns its first row. */
+    /** Calls one SQL API function (one statement: all or nothing by itself) as the request's role; returns its rows. */
     const call = (text: string) => async (client: Client, values: unknown[]) => (await client.query<Record<string, unknown>>({ text, values })).rows;
-    const reservationOf = ($row: ReturnType<typeof withPgClientTransaction>) => reservations.get({ id: access($row, 'id') });
-    const stockLevelOf = ($row: ReturnType<typeof withPgClientTransaction>) =>
+    const reservationOf = ($row: ReturnType<typeof sideEffectWithPgClient>) => reservations.get({ id: access($row, 'id') });
+    const stockLevelOf = ($row: ReturnType<typeof sideEffectWithPgClient>) =>
       stockLevels.get({ product_id: access($row, 'product_id'), warehouse_id: access($row, 'warehouse_id') });
 
     return {
@@ -126,10 +128,21 @@ export function makeSchemaExtensions(deps: { cache: CachedStockReader; metrics: 
             },
           },
         },
+        CachedStock: {
+          plans: {
+            // Only read when a query selects it: all skus of the request in one call.
+            warehouses($stock) {
+              return loadOne($stock as never, {
+                name: 'cachedStockWarehouses',
+                load: (stocks: ReadonlyArray<CachedStock>) => deps.cache.warehousesOf(stocks),
+              });
+            },
+          },
+        },
         Mutation: {
           plans: {
             reserve(_$root, fieldArgs) {
-              const $row = withPgClientTransaction(executor, fieldArgs.getRaw(), async (client, raw) => {
+              const $row = sideEffectWithPgClient(executor, fieldArgs.getRaw(), async (client, raw) => {
                 const input = validated('reserve', raw);
                 const started = performance.now();
                 const lines = input.lines.map((l) => (l.warehouse ? { sku: l.sku, warehouse: l.warehouse, qty: l.qty } : { sku: l.sku, qty: l.qty }));
@@ -146,25 +159,25 @@ export function makeSchemaExtensions(deps: { cache: CachedStockReader; metrics: 
               return reservationOf($row);
             },
             confirm(_$root, fieldArgs) {
-              return reservationOf(withPgClientTransaction(executor, fieldArgs.getRaw(), async (client, raw) => {
+              return reservationOf(sideEffectWithPgClient(executor, fieldArgs.getRaw(), async (client, raw) => {
                 const input = validated('confirm', raw);
                 return (await call('select id from inventory.confirm($1)')(client, [input.reservationId]))[0]!;
               }));
             },
             release(_$root, fieldArgs) {
-              return reservationOf(withPgClientTransaction(executor, fieldArgs.getRaw(), async (client, raw) => {
+              return reservationOf(sideEffectWithPgClient(executor, fieldArgs.getRaw(), async (client, raw) => {
                 const input = validated('release', raw);
                 return (await call(`select id from inventory.release($1, coalesce($2, 'CANCELLED'))`)(client, [input.reservationId, input.reason ?? null]))[0]!;
               }));
             },
             extend(_$root, fieldArgs) {
-              return reservationOf(withPgClientTransaction(executor, fieldArgs.getRaw(), async (client, raw) => {
+              return reservationOf(sideEffectWithPgClient(executor, fieldArgs.getRaw(), async (client, raw) => {
                 const input = validated('extend', raw);
                 return (await call('select id from inventory.extend($1, make_interval(secs => $2))')(client, [input.reservationId, input.ttlSeconds]))[0]!;
               }));
             },
             adjust(_$root, fieldArgs) {
-              return stockLevelOf(withPgClientTransaction(executor, fieldArgs.getRaw(), async (client, raw) => {
+              return stockLevelOf(sideEffectWithPgClient(executor, fieldArgs.getRaw(), async (client, raw) => {
                 const input = validated('adjust', raw);
                 const [row] = await call('select product_id, warehouse_id from inventory.adjust($1, $2, $3, $4, $5)')(
                   client, [input.sku, input.warehouse, input.delta, input.reason, input.idempotencyKey ?? null]);
@@ -172,7 +185,7 @@ export function makeSchemaExtensions(deps: { cache: CachedStockReader; metrics: 
               }));
             },
             setCount(_$root, fieldArgs) {
-              return stockLevelOf(withPgClientTransaction(executor, fieldArgs.getRaw(), async (client, raw) => {
+              return stockLevelOf(sideEffectWithPgClient(executor, fieldArgs.getRaw(), async (client, raw) => {
                 const input = validated('setCount', raw);
                 const [row] = await call('select product_id, warehouse_id from inventory.set_count($1, $2, $3, $4, $5)')(
                   client, [input.sku, input.warehouse, input.counted, input.reason, input.expected ?? null]);
@@ -180,7 +193,7 @@ export function makeSchemaExtensions(deps: { cache: CachedStockReader; metrics: 
               }));
             },
             transfer(_$root, fieldArgs) {
-              const $rows = withPgClientTransaction(executor, fieldArgs.getRaw(), async (client, raw) => {
+              const $rows = sideEffectWithPgClient(executor, fieldArgs.getRaw(), async (client, raw) => {
                 const input = validated('transfer', raw);
                 return call('select product_id, warehouse_id from inventory.transfer($1, $2, $3, $4, $5, $6)')(
                   client, [input.sku, input.fromWarehouse, input.toWarehouse, input.qty, input.reason, input.idempotencyKey ?? null]);

@@ -135,6 +135,7 @@ test('cachedStock: a miss is answered from PostgreSQL and written to the cache; 
   const hitsBefore = await api.metric('stockroom_cache_hits_total');
   const second = await api.graphql<Result>(query);
   t.like(second.data!.cachedStock[0], { sku: 'SKU-A', total: 15, available: 11, source: 'cache' });
+  t.deepEqual(second.data!.cachedStock[0]!.warehouses.map((w) => [w.warehouse, w.available]), [['WH1', 6], ['WH2', 5]], 'warehouses read from the cache');
   t.is(await api.metric('stockroom_cache_hits_total'), hitsBefore + 1);
 });
 
@@ -162,6 +163,13 @@ test('cachedStock fallback: one PostgreSQL query per missing sku, however many r
     t.true(answers.every((a) => a[0]?.available === 2 && a[1]?.available === 7));
     await reader.getMany(['SKU-B', 'SKU-C']);
     t.is(fallbackQueries, 2, 'then both are in the cache');
+    // The rows hash gone between the totals and the warehouses (evicted): the warehouses come from Postgres.
+    await redis.del(keys.rows('SKU-B'));
+    const [b] = await reader.getMany(['SKU-B']);
+    t.is(b!.source, 'cache');
+    const [warehouses] = await reader.warehousesOf([b!]);
+    t.deepEqual(warehouses!.map((w) => [w.warehouse, w.available]), [['WH1', 2]]);
+    t.is(fallbackQueries, 3);
   } finally {
     redis.disconnect();
   }

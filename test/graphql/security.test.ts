@@ -86,6 +86,16 @@ test('refused before any SQL: expired, forged, unsigned (alg: none), a role outs
   t.is((await stockOf(db, 'SEC', 'WH1'))!.reserved, reservedBefore, 'nothing was reserved');
 });
 
+test('a token accepted once is refused after it expires (verified tokens are remembered only until their exp)', async (t) => {
+  const shortLived = await token('stockroom_reader', { exp: Math.floor(Date.now() / 1000) + 2 });
+  t.is((await api.graphql(READ, {}, { token: shortLived })).errors, undefined);
+  t.is((await api.graphql(READ, {}, { token: shortLived })).errors, undefined);
+  await new Promise((resolve) => setTimeout(resolve, 2500));
+  const late = await api.graphql(READ, {}, { token: shortLived });
+  t.is(late.status, 401);
+  t.regex(late.errors?.[0]?.message ?? '', /expired/);
+});
+
 test('websockets: a forged token in connectionParams is refused; a valid one subscribes', async (t) => {
   const forged = await token('stockroom_reader', { secret: 'another-secret-that-is-long-enough-12345' });
   const refused = await subscribe(api.url, `subscription { stockChanged(sku: "SEC") { version } }`, {}, { token: forged });
