@@ -1,7 +1,7 @@
 // cachedStock: stock of many skus from the Redis catalog cache.
 // - The per-sku keys (total, available, status, low_stock) of every sku asked
-//   for come in one MGET: one round trip, one atomic snapshot (the apply script
-//   writes them together).
+//   for come in one MGET: one round trip, one atomic snapshot (the apply
+//   script writes them together).
 // - The per-warehouse figures are read only when a query selects them, for all
 //   skus of the request in one script call that returns each sku's rows hash as
 //   one string (a pipeline of HGETALLs costs about three times as much to
@@ -36,11 +36,12 @@ export interface CachedStock {
 const ROWS_SCRIPT = `
 local out = {}
 for i, key in ipairs(KEYS) do
-  out[i] = table.concat(redis.call('HGETALL', key), '\0')
+  out[i] = table.concat(redis.call('HGETALL', key), '\\0')
 end
 return out
 `;
 const ROWS_SHA = createHash('sha1').update(ROWS_SCRIPT).digest('hex');
+
 const STATUSES: ReadonlySet<string> = new Set<StockStatus>(['in_stock', 'low_stock', 'out_of_stock']);
 
 export function createCacheMetrics(registry: Registry) {
@@ -80,7 +81,10 @@ export class CachedStockReader {
     const hits = results.filter((r) => r !== undefined).length;
     this.metrics.hits.inc(hits);
     this.metrics.misses.inc(skus.length - hits);
-    return Promise.all(results.map((r, i) => r ?? this.fallback(skus[i]!)));
+    const missing = skus.filter((_, i) => results[i] === undefined);
+    const loaded = missing.length > 0 ? await this.fallback(missing) : [];
+    const bySku = new Map(missing.map((sku, i) => [sku, loaded[i]!]));
+    return results.map((r, i) => r ?? bySku.get(skus[i]!) ?? null);
   }
 
   /** The per-warehouse figures of each stock, in order: from the answer itself, else from the cache in one call. */
@@ -89,50 +93,68 @@ export class CachedStockReader {
     const read = new Map<string, WarehouseAvailability[]>();
     if (unknown.length > 0) {
       const keys = unknown.map((s) => this.keys.rows(s.sku));
-      let reply: unknown;
-      try {
-        reply = await this.redis.evalsha(ROWS_SHA, keys.length, ...keys);
-      } catch (error) {
-        if (!String((error as Error).message).startsWith('NOSCRIPT')) throw error;
-        reply = await this.redis.eval(ROWS_SCRIPT, keys.length, ...keys);
-      }
+      const reply = await this.script(ROWS_SHA, ROWS_SCRIPT, keys.length, ...keys);
       (reply as string[]).forEach((joined, i) => {
         if (joined !== '') read.set(unknown[i]!.sku, parseRows(joined));
       });
     }
-    return Promise.all(stocks.map(async (s) => s.warehouses ?? read.get(s.sku)
-      // Gone between the two reads (evicted, flushed): ask Postgres, like any miss.
-      ?? (await this.fallback(s.sku))?.warehouses ?? []));
+    // Gone between the two reads (evicted, flushed): ask Postgres, like any miss.
+    const gone = stocks.filter((s) => !s.warehouses && !read.has(s.sku)).map((s) => s.sku);
+    if (gone.length > 0) (await this.fallback(gone)).forEach((stock, i) => read.set(gone[i]!, stock?.warehouses ?? []));
+    return stocks.map((s) => s.warehouses ?? read.get(s.sku)!);
   }
 
-  private fallback(sku: string): Promise<CachedStock | null> {
-    let pending = this.inFlight.get(sku);
-    if (!pending) {
-      pending = this.load(sku).finally(() => this.inFlight.delete(sku));
-      this.inFlight.set(sku, pending);
+  /** Runs a script by its hash, loading it when Redis does not have it (new, restarted, flushed). */
+  private async script(sha: string, source: string, keyCount: number, ...args: string[]): Promise<unknown> {
+    try {
+      return await this.redis.evalsha(sha, keyCount, ...args);
+    } catch (error) {
+      if (!String((error as Error).message).startsWith('NOSCRIPT')) throw error;
+      return this.redis.eval(source, keyCount, ...args);
     }
-    return pending;
   }
 
-  private async load(sku: string): Promise<CachedStock | null> {
-    const { rows } = await this.pool.query<{ code: string; version: string; on_hand: number; reserved: number; available: number; low_stock_threshold: number }>(`
-      select w.code, s.version::text, s.on_hand, s.reserved, greatest(s.on_hand - s.reserved - s.safety_stock, 0) as available, s.low_stock_threshold
+  /**
+   * Stock of skus the cache lacks, from Postgres in one query for those no
+   * other request is loading already (single flight per sku), written back.
+   */
+  private fallback(skus: readonly string[]): Promise<Array<CachedStock | null>> {
+    const toLoad = [...new Set(skus.filter((sku) => !this.inFlight.has(sku)))];
+    if (toLoad.length > 0) {
+      const batch = this.load(toLoad);
+      for (const sku of toLoad) {
+        const pending = batch.then((bySku) => bySku.get(sku) ?? null).finally(() => this.inFlight.delete(sku));
+        pending.catch(() => {}); // rejected to every caller that awaits it; not an unhandled rejection meanwhile
+        this.inFlight.set(sku, pending);
+      }
+    }
+    return Promise.all(skus.map((sku) => this.inFlight.get(sku)!));
+  }
+
+  private async load(skus: readonly string[]): Promise<Map<string, CachedStock>> {
+    const { rows } = await this.pool.query<{ sku: string; code: string; version: string; on_hand: number; reserved: number; available: number; low_stock_threshold: number }>(`
+      select p.sku, w.code, s.version::text, s.on_hand, s.reserved, greatest(s.on_hand - s.reserved - s.safety_stock, 0) as available, s.low_stock_threshold
       from inventory.products p
       join inventory.stock_levels s on s.product_id = p.id
       join inventory.warehouses w on w.id = s.warehouse_id
-      where p.sku = $1 order by w.code`, [sku]);
-    if (rows.length === 0) return null;
+      where p.sku = any($1::text[]) order by p.sku, w.code`, [skus]);
+    const result = new Map<string, CachedStock>();
+    if (rows.length === 0) return result;
     const states: RowState[] = rows.map((r) => ({
-      sku, warehouse: r.code, version: r.version, onHand: r.on_hand, reserved: r.reserved, available: r.available, lowStockThreshold: r.low_stock_threshold,
+      sku: r.sku, warehouse: r.code, version: r.version, onHand: r.on_hand, reserved: r.reserved, available: r.available, lowStockThreshold: r.low_stock_threshold,
     }));
     await this.writer.apply(states, []);
-    const total = rows.reduce((n, r) => n + r.on_hand, 0);
-    const available = rows.reduce((n, r) => n + r.available, 0);
-    const status = stockStatus(available, rows.reduce((n, r) => n + r.low_stock_threshold, 0));
-    return {
-      sku, total, available, status, lowStock: status === 'low_stock',
-      warehouses: rows.map((r) => ({ warehouse: r.code, available: r.available, version: r.version })), source: 'database',
-    };
+    const rowsBySku = Map.groupBy(rows, (r) => r.sku);
+    for (const [sku, skuRows] of rowsBySku) {
+      const total = skuRows.reduce((n, r) => n + r.on_hand, 0);
+      const available = skuRows.reduce((n, r) => n + r.available, 0);
+      const status = stockStatus(available, skuRows.reduce((n, r) => n + r.low_stock_threshold, 0));
+      result.set(sku, {
+        sku, total, available, status, lowStock: status === 'low_stock',
+        warehouses: skuRows.map((r) => ({ warehouse: r.code, available: r.available, version: r.version })), source: 'database',
+      });
+    }
+    return result;
   }
 }
 

@@ -24,6 +24,9 @@ const key = z.string().trim().min(1).max(200);
 const positive = z.number().int().positive().max(2_147_483_647);
 const ttlSeconds = z.number().int().positive().max(366 * 24 * 3600);
 
+/** The most skus one cachedStock call reads. */
+export const MAX_CACHED_SKUS = 1000;
+
 const inputs = {
   reserve: z.object({
     orderRef: z.string().trim().min(1).max(200),
@@ -93,7 +96,7 @@ export function makeSchemaExtensions(deps: { cache: CachedStockReader; metrics: 
         }
         type StockChanged { sku: String! warehouse: String! onHand: Int! reserved: Int! available: Int! version: String! }
         extend type Query {
-          "Stock from the Redis catalog cache (falls back to PostgreSQL on a miss); null for an unknown sku."
+          "Stock from the Redis catalog cache (falls back to PostgreSQL on a miss); null for an unknown sku. At most 1000 skus."
           cachedStock(skus: [String!]!): [CachedStock]!
         }
         extend type Mutation {
@@ -121,7 +124,14 @@ export function makeSchemaExtensions(deps: { cache: CachedStockReader; metrics: 
         Query: {
           plans: {
             cachedStock(_$root, { $skus }) {
-              return loadMany($skus, {
+              // The cost rule cannot see how many skus a variable holds: the work is bounded here.
+              const $checked = lambda($skus, (skus: readonly string[]) => {
+                if (skus.length > MAX_CACHED_SKUS) {
+                  throw new SafeError(`invalid argument skus: at most ${MAX_CACHED_SKUS} skus per call, got ${skus.length}`, { code: 'INVALID_ARGUMENT', detail: { argument: 'skus' } });
+                }
+                return skus;
+              });
+              return loadMany($checked, {
                 name: 'cachedStock',
                 load: (lookups: ReadonlyArray<readonly string[]>) => Promise.all(lookups.map((skus) => deps.cache.getMany(skus))),
               });

@@ -121,7 +121,7 @@ test('stock(skus) from PostgreSQL, and recentlyUpdated with its cursor', async (
   t.true(data!.recentlyUpdated.every((r) => typeof r.cursor === 'string' && r.cursor.length > 0));
 });
 
-test('cachedStock: a miss is answered from PostgreSQL and written to the cache; the next read is a hit; an unknown sku is null', async (t) => {
+test.serial('cachedStock: a miss is answered from PostgreSQL and written to the cache; the next read is a hit; an unknown sku is null', async (t) => {
   const query = `{ cachedStock(skus: ["SKU-A", "NOPE"]) { sku total available status lowStock source warehouses { warehouse available version } } }`;
   type Result = { cachedStock: Array<{ sku: string; total: number; available: number; source: string; warehouses: Array<{ warehouse: string; available: number }> } | null> };
   const missesBefore = await api.metric('stockroom_cache_misses_total');
@@ -139,7 +139,7 @@ test('cachedStock: a miss is answered from PostgreSQL and written to the cache; 
   t.is(await api.metric('stockroom_cache_hits_total'), hitsBefore + 1);
 });
 
-test('cachedStock fallback: one PostgreSQL query per missing sku, however many requests ask at once', async (t) => {
+test('cachedStock fallback: the missing skus in one PostgreSQL query, and each sku loaded once however many requests ask at once', async (t) => {
   const redis = testRedis();
   const names = uniqueNames('single_flight');
   let fallbackQueries = 0;
@@ -158,9 +158,13 @@ test('cachedStock fallback: one PostgreSQL query per missing sku, however many r
     redis, keys, pool, metrics: createCacheMetrics(new Registry()), writer: new CacheWriter(redis, keys, { name: names.stream, maxLength: 1000 }),
   });
   try {
-    const answers = await Promise.all(Array.from({ length: 25 }, () => reader.getMany(['SKU-B', 'SKU-C'])));
-    t.is(fallbackQueries, 2, 'one query for SKU-B and one for SKU-C');
-    t.true(answers.every((a) => a[0]?.available === 2 && a[1]?.available === 7));
+    const answers = await Promise.all([
+      ...Array.from({ length: 25 }, () => reader.getMany(['SKU-B', 'SKU-C'])),
+      ...Array.from({ length: 25 }, () => reader.getMany(['SKU-C', 'NOPE'])),
+    ]);
+    t.is(fallbackQueries, 2, 'one query for SKU-B and SKU-C (the first request), one for NOPE; SKU-C is not loaded twice');
+    t.true(answers.slice(0, 25).every((a) => a[0]?.available === 2 && a[1]?.available === 7));
+    t.true(answers.slice(25).every((a) => a[0]?.available === 7 && a[1] === null));
     await reader.getMany(['SKU-B', 'SKU-C']);
     t.is(fallbackQueries, 2, 'then both are in the cache');
     // The rows hash gone between the totals and the warehouses (evicted): the warehouses come from Postgres.
@@ -179,4 +183,14 @@ test('GraphiQL is served outside production', async (t) => {
   const response = await fetch(`${api.url}/graphiql`, { headers: { accept: 'text/html' } });
   t.is(response.status, 200);
   t.regex(await response.text(), /graphiql/i);
+});
+
+test('cachedStock reads at most 1000 skus per call: more is INVALID_ARGUMENT', async (t) => {
+  const skus = Array.from({ length: 1001 }, (_, i) => `S-${i}`);
+  const { errors } = await api.graphql(`query ($skus: [String!]!) { cachedStock(skus: $skus) { sku } }`, { skus });
+  t.is(errors?.[0]?.extensions?.code, 'INVALID_ARGUMENT');
+  t.regex(errors![0]!.message, /at most 1000 skus/);
+  const fine = await api.graphql<{ cachedStock: unknown[] }>(`query ($skus: [String!]!) { cachedStock(skus: $skus) { sku } }`, { skus: skus.slice(0, 1000) });
+  t.is(fine.errors, undefined);
+  t.is(fine.data!.cachedStock.length, 1000);
 });
