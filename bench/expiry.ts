@@ -10,7 +10,7 @@
 //
 //   npm run bench:expiry -- [--reservations 100000] [--json]
 import { spawn } from 'node:child_process';
-import { mkdtempSync } from 'node:fs';
+import { mkdtempSync, rmSync } from 'node:fs';
 import os from 'node:os';
 import path from 'node:path';
 import { fileURLToPath } from 'node:url';
@@ -83,11 +83,13 @@ try {
   };
 
   // The worker, as in service.
+  const workerDataDir = mkdtempSync(path.join(os.tmpdir(), 'stockroom-bench-worker-'));
   const worker = spawn(process.execPath, [CLI, 'start', '--worker'], {
     env: { PATH: process.env.PATH, HOME: process.env.HOME, DATABASE_URL: services.databaseUrl, REDIS_URL: services.redisUrl,
-      PORT: '0', LOG_LEVEL: 'warn', STOCKROOM_DATA_DIR: mkdtempSync(path.join(os.tmpdir(), 'stockroom-bench-worker-')) },
+      PORT: '0', LOG_LEVEL: 'warn', STOCKROOM_DATA_DIR: workerDataDir },
     stdio: ['ignore', 'ignore', 'inherit'],
   });
+  worker.once('exit', () => rmSync(workerDataDir, { recursive: true, force: true }));
   const workerInstant = await prepare('worker', 10);
   const workerSeconds = await waitUntilAllExpired(workerInstant);
   const { rows: [jobsLeft] } = await admin.query<{ n: number }>(`select count(*)::int as n from graphile_worker._private_jobs where key like 'expire:%'`);

@@ -1,7 +1,7 @@
 // Runs `stockroom start --listener` as a child process for benchmarks, the
 // way it runs in service, and knows when it is streaming.
 import { spawn, type ChildProcess } from 'node:child_process';
-import { mkdtempSync } from 'node:fs';
+import { mkdtempSync, rmSync } from 'node:fs';
 import os from 'node:os';
 import path from 'node:path';
 import { createInterface } from 'node:readline';
@@ -19,14 +19,12 @@ export interface ConsumerProcess {
 export function startConsumerProcess(env: Record<string, string>): ConsumerProcess {
   // BENCH_CONSUMER_NODE_ARGS="--cpu-prof --cpu-prof-dir=/tmp/prof" profiles the consumer.
   const nodeArgs = (process.env.BENCH_CONSUMER_NODE_ARGS ?? '').split(' ').filter(Boolean);
+  const dataDir = mkdtempSync(path.join(os.tmpdir(), 'stockroom-bench-consumer-'));
   const child = spawn(process.execPath, [...nodeArgs, CLI, 'start', '--listener'], {
-    env: {
-      PATH: process.env.PATH, HOME: process.env.HOME, PORT: '0', LOG_LEVEL: 'info',
-      STOCKROOM_DATA_DIR: mkdtempSync(path.join(os.tmpdir(), 'stockroom-bench-consumer-')),
-      ...env,
-    },
+    env: { PATH: process.env.PATH, HOME: process.env.HOME, PORT: '0', LOG_LEVEL: 'info', STOCKROOM_DATA_DIR: dataDir, ...env },
     stdio: ['ignore', 'ignore', 'pipe'],
   });
+  child.once('exit', () => rmSync(dataDir, { recursive: true, force: true }));
   const streaming = new Promise<void>((resolve, reject) => {
     const lines = createInterface({ input: child.stderr! });
     lines.on('line', (line) => {
