@@ -161,6 +161,8 @@ try {
   }
   report.latency = latency;
   await subscriber.quit();
+  // Keyspace notifications were this benchmark's probe, not the product's: off for the drain.
+  await redis.config('SET', 'notify-keyspace-events', '');
   await closeClients(clients);
 
   // ---- 2. drain of a backlog built while the consumer is stopped
