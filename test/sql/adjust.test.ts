@@ -1,6 +1,7 @@
 // inventory.adjust(sku, warehouse, delta, reason, idempotency_key): receipts
 // (RECEIVE), corrections (ADJUST), never below reserved, idempotent with a key.
 import anyTest, { type TestFn } from 'ava';
+import { lastMovementId, movements, sessionUser, snapshotOfWrites } from '../helpers/ledger.ts';
 import { useDatabase, type DatabaseContext } from '../helpers/database.ts';
 import type { Queryable } from '../helpers/invariants.ts';
 import { queryOne, rejectsWithCode, setupCatalog, stockOf } from '../helpers/inventory.ts';
@@ -8,40 +9,9 @@ import { queryOne, rejectsWithCode, setupCatalog, stockOf } from '../helpers/inv
 const test = anyTest as TestFn<DatabaseContext>;
 useDatabase(test);
 
-interface Movement {
-  sku: string; warehouse: string; kind: string; on_hand_delta: number; reserved_delta: number;
-  on_hand_after: number; reserved_after: number; reason: string | null; reference: string | null;
-  idempotency_key: string | null; actor: string;
-}
-
+const MOVEMENT_COLUMNS = ['kind', 'sku', 'warehouse', 'on_hand_delta', 'reserved_delta', 'on_hand_after', 'reserved_after', 'reason', 'reference', 'idempotency_key', 'actor'] as const;
 /** Movements with id above `after`, oldest first. */
-async function movementsAfter(db: Queryable, after: number): Promise<Movement[]> {
-  const { rows } = await db.query<Movement>(
-    `select p.sku, w.code as warehouse, m.kind, m.on_hand_delta, m.reserved_delta, m.on_hand_after, m.reserved_after,
-            m.reason, m.reference, m.idempotency_key, m.actor
-     from inventory.movements m
-     join inventory.products p on p.id = m.product_id
-     join inventory.warehouses w on w.id = m.warehouse_id
-     where m.id > $1 order by m.id`, [after]);
-  return rows;
-}
-
-async function lastMovementId(db: Queryable): Promise<number> {
-  return (await queryOne<{ id: number }>(db, 'select coalesce(max(id), 0)::int as id from inventory.movements')).id;
-}
-
-/** Everything a failed call must leave untouched. */
-async function snapshot(db: Queryable): Promise<unknown> {
-  return queryOne(db, `
-    select (select count(*) from inventory.movements)::int as movements,
-           (select count(*) from inventory.operation_keys)::int as operation_keys,
-           (select coalesce(jsonb_agg(s order by s.product_id, s.warehouse_id), '[]'::jsonb)
-            from inventory.stock_levels s) as stock_levels`);
-}
-
-async function sessionUser(db: Queryable): Promise<string> {
-  return (await queryOne<{ user: string }>(db, 'select session_user as "user"')).user;
-}
+const movementsAfter = (db: Queryable, after: number) => movements(db, { after }, MOVEMENT_COLUMNS);
 
 const adjust = 'select * from inventory.adjust($1, $2, $3, $4, $5)';
 
@@ -108,13 +78,13 @@ test('cannot take on_hand below reserved: IV002 with on_hand, reserved and delta
   const { db } = t.context;
   await setupCatalog(db, { A: { WH1: 10 } });
   await db.query(`select inventory.reserve('order-1', '[{"sku":"A","warehouse":"WH1","qty":7}]')`);
-  const before = await snapshot(db);
+  const before = await snapshotOfWrites(db);
 
   const error = await rejectsWithCode(t, db.query(adjust, ['A', 'WH1', -4, 'shrinkage', null]), 'IV002');
   t.deepEqual(JSON.parse(error.detail!), { sku: 'A', warehouse: 'WH1', on_hand: 10, reserved: 7, delta: -4 });
   t.regex(error.message, /would take on_hand to 6, below the 7 reserved/);
   t.truthy(error.hint);
-  t.deepEqual(await snapshot(db), before);
+  t.deepEqual(await snapshotOfWrites(db), before);
 
   // Down to exactly the reserved units is fine.
   t.like(await queryOne(db, adjust, ['A', 'WH1', -3, 'shrinkage', null]), { on_hand: 7, reserved: 7 });
@@ -124,38 +94,38 @@ test('cannot take on_hand below reserved: IV002 with on_hand, reserved and delta
 test('a negative delta on a missing stock row is IV002 and creates no row', async (t) => {
   const { db } = t.context;
   await setupCatalog(db, { A: { WH1: 0 } });
-  const before = await snapshot(db);
+  const before = await snapshotOfWrites(db);
   const error = await rejectsWithCode(t, db.query(adjust, ['A', 'WH1', -1, 'oops', null]), 'IV002');
   t.deepEqual(JSON.parse(error.detail!), { sku: 'A', warehouse: 'WH1', on_hand: 0, reserved: 0, delta: -1 });
-  t.deepEqual(await snapshot(db), before);
+  t.deepEqual(await snapshotOfWrites(db), before);
 });
 
 test('a zero or null delta is IV005', async (t) => {
   const { db } = t.context;
   await setupCatalog(db, { A: { WH1: 5 } });
-  const before = await snapshot(db);
+  const before = await snapshotOfWrites(db);
   for (const delta of [0, null]) {
     const error = await rejectsWithCode(t, db.query(adjust, ['A', 'WH1', delta, 'nothing', null]), 'IV005');
     t.deepEqual(JSON.parse(error.detail!), { argument: 'delta' });
   }
-  t.deepEqual(await snapshot(db), before);
+  t.deepEqual(await snapshotOfWrites(db), before);
 });
 
 test('a null or blank reason is IV005', async (t) => {
   const { db } = t.context;
   await setupCatalog(db, { A: { WH1: 5 } });
-  const before = await snapshot(db);
+  const before = await snapshotOfWrites(db);
   for (const reason of [null, '', '   ']) {
     const error = await rejectsWithCode(t, db.query(adjust, ['A', 'WH1', 1, reason, null]), 'IV005');
     t.deepEqual(JSON.parse(error.detail!), { argument: 'reason' });
   }
-  t.deepEqual(await snapshot(db), before);
+  t.deepEqual(await snapshotOfWrites(db), before);
 });
 
 test('an unknown sku or warehouse is IV004 with a hint; a blank one is IV005', async (t) => {
   const { db } = t.context;
   await setupCatalog(db, { A: { WH1: 5 } });
-  const before = await snapshot(db);
+  const before = await snapshotOfWrites(db);
 
   const sku = await rejectsWithCode(t, db.query(adjust, ['NOPE', 'WH1', 1, 'receipt', null]), 'IV004');
   t.deepEqual(JSON.parse(sku.detail!), { sku: 'NOPE' });
@@ -171,18 +141,18 @@ test('an unknown sku or warehouse is IV004 with a hint; a blank one is IV005', a
     { argument: 'sku' });
   t.deepEqual(JSON.parse((await rejectsWithCode(t, db.query(adjust, ['A', null, 1, 'receipt', null]), 'IV005')).detail!),
     { argument: 'warehouse' });
-  t.deepEqual(await snapshot(db), before);
+  t.deepEqual(await snapshotOfWrites(db), before);
 });
 
 test('on_hand beyond 2147483647 is IV005 and changes nothing; exactly the maximum is fine', async (t) => {
   const { db } = t.context;
   await setupCatalog(db, { A: { WH1: 2147483000 } });
-  const before = await snapshot(db);
+  const before = await snapshotOfWrites(db);
   const error = await rejectsWithCode(t, db.query(adjust, ['A', 'WH1', 1000, 'too much', null]), 'IV005');
   t.deepEqual(JSON.parse(error.detail!), { argument: 'delta' });
   t.regex(error.message, /would exceed 2147483647/);
   await rejectsWithCode(t, db.query(adjust, ['A', 'WH1', 2147483647, 'far too much', null]), 'IV005');
-  t.deepEqual(await snapshot(db), before);
+  t.deepEqual(await snapshotOfWrites(db), before);
 
   t.like(await queryOne(db, adjust, ['A', 'WH1', 647, 'to the brim', null]), { on_hand: 2147483647 });
 });
@@ -214,25 +184,25 @@ test('the same idempotency key with another delta, reason, sku or warehouse is I
   const { db } = t.context;
   await setupCatalog(db, { A: { WH1: 10, WH2: 10 }, B: { WH1: 10 } });
   await db.query(adjust, ['A', 'WH1', 5, 'po-7', 'k1']);
-  const before = await snapshot(db);
+  const before = await snapshotOfWrites(db);
   for (const args of [['A', 'WH1', 6, 'po-7'], ['A', 'WH1', 5, 'po-8'], ['B', 'WH1', 5, 'po-7'], ['A', 'WH2', 5, 'po-7']]) {
     const error = await rejectsWithCode(t, db.query(adjust, [...args, 'k1']), 'IV006');
     t.like(JSON.parse(error.detail!), { idempotency_key: 'k1', operation: 'adjust' });
     t.regex(error.message, /idempotency key 'k1' was already used for another adjust request/);
     t.truthy(error.hint);
   }
-  t.deepEqual(await snapshot(db), before);
+  t.deepEqual(await snapshotOfWrites(db), before);
 });
 
 test('an idempotency key used by adjust and reused for a transfer is IV006', async (t) => {
   const { db } = t.context;
   await setupCatalog(db, { A: { WH1: 10, WH2: 0 } });
   await db.query(adjust, ['A', 'WH1', 5, 'po-7', 'shared-key']);
-  const before = await snapshot(db);
+  const before = await snapshotOfWrites(db);
   const error = await rejectsWithCode(t,
     db.query(`select * from inventory.transfer('A', 'WH1', 'WH2', 5, 'po-7', 'shared-key')`), 'IV006');
   t.like(JSON.parse(error.detail!), { idempotency_key: 'shared-key', operation: 'adjust' });
-  t.deepEqual(await snapshot(db), before);
+  t.deepEqual(await snapshotOfWrites(db), before);
 });
 
 test('a failed adjust does not claim its idempotency key', async (t) => {
@@ -247,8 +217,8 @@ test('a failed adjust does not claim its idempotency key', async (t) => {
 test('a blank idempotency key is IV005', async (t) => {
   const { db } = t.context;
   await setupCatalog(db, { A: { WH1: 10 } });
-  const before = await snapshot(db);
+  const before = await snapshotOfWrites(db);
   const error = await rejectsWithCode(t, db.query(adjust, ['A', 'WH1', 1, 'receipt', '  ']), 'IV005');
   t.deepEqual(JSON.parse(error.detail!), { argument: 'idempotency_key' });
-  t.deepEqual(await snapshot(db), before);
+  t.deepEqual(await snapshotOfWrites(db), before);
 });

@@ -1,70 +1,18 @@
 import { setTimeout as sleep } from 'node:timers/promises';
 import anyTest, { type TestFn } from 'ava';
-import { useDatabase, type DatabaseContext, type TestDatabase } from '../helpers/database.ts';
+import { inTransaction, movements, reserve, snapshotOfWrites, type Reservation } from '../helpers/ledger.ts';
+import { useDatabase, type DatabaseContext } from '../helpers/database.ts';
 import type { Queryable } from '../helpers/invariants.ts';
 import { queryOne, rejectsWithCode, setupCatalog, stockOf } from '../helpers/inventory.ts';
 
 const test = anyTest as TestFn<DatabaseContext>;
 useDatabase(test);
 
-/** Runs body in one transaction on its own client: now() stays the same for every call in it. */
-async function inTransaction<T>(db: TestDatabase, body: (client: Queryable) => Promise<T>): Promise<T> {
-  const client = await db.pool.connect();
-  try {
-    await client.query('begin');
-    const result = await body(client);
-    await client.query('commit');
-    return result;
-  } catch (error) {
-    await client.query('rollback').catch(() => {});
-    throw error;
-  } finally {
-    client.release();
-  }
-}
-
-interface Reservation {
-  id: string;
-  order_ref: string;
-  status: string;
-  expires_at: Date;
-  release_reason: string | null;
-  updated_at: Date;
-}
-
-function reserve(db: Queryable, orderRef: string, lines: unknown, ttl = '15 minutes', key: string | null = null): Promise<Reservation> {
-  return queryOne<Reservation>(db, 'select * from inventory.reserve($1, $2::jsonb, $3::interval, $4)',
-    [orderRef, JSON.stringify(lines), ttl, key]);
-}
+const MOVEMENT_COLUMNS = ['kind', 'sku', 'warehouse', 'on_hand_delta', 'reserved_delta', 'on_hand_after', 'reserved_after', 'reason', 'reference', 'reservation_id'] as const;
+const movementsOf = (db: Queryable, kinds: string[]) => movements(db, { kinds }, MOVEMENT_COLUMNS);
 
 function confirm(db: Queryable, id: string | null): Promise<Reservation> {
   return queryOne<Reservation>(db, 'select * from inventory.confirm($1)', [id]);
-}
-
-interface Movement {
-  kind: string; sku: string; warehouse: string; on_hand_delta: number; reserved_delta: number;
-  on_hand_after: number; reserved_after: number; reason: string | null; reservation_id: string | null;
-  reference: string | null;
-}
-
-async function movementsOf(db: Queryable, kinds: string[]): Promise<Movement[]> {
-  const { rows } = await db.query<Movement>(
-    `select m.kind, p.sku, w.code as warehouse, m.on_hand_delta, m.reserved_delta, m.on_hand_after, m.reserved_after,
-            m.reason, m.reservation_id, m.reference
-     from inventory.movements m
-     join inventory.products p on p.id = m.product_id
-     join inventory.warehouses w on w.id = m.warehouse_id
-     where m.kind = any ($1) order by m.id`, [kinds]);
-  return rows;
-}
-
-/** Everything confirm() could write, to show a refused call wrote nothing. */
-async function snapshot(db: Queryable): Promise<Record<string, unknown>> {
-  return queryOne(db, `
-    select (select count(*) from inventory.movements)::int as movements,
-           (select coalesce(jsonb_agg(to_jsonb(r) order by r.id), '[]') from inventory.reservations r) as reservations,
-           (select jsonb_agg(jsonb_build_array(product_id, warehouse_id, on_hand, reserved, version) order by product_id, warehouse_id)
-            from inventory.stock_levels) as stock`);
 }
 
 test('confirm deducts on_hand and reserved and writes a CONFIRM movement', async (t) => {
@@ -120,10 +68,10 @@ test('confirm is idempotent: a second confirm returns the same row and writes no
   await setupCatalog(db, { A: { WH1: 10 } });
   const r = await reserve(db, 'o', [{ sku: 'A', warehouse: 'WH1', qty: 3 }]);
   const first = await confirm(db, r.id);
-  const before = await snapshot(db);
+  const before = await snapshotOfWrites(db);
   const second = await confirm(db, r.id);
   t.deepEqual(second, first);
-  t.deepEqual(await snapshot(db), before);
+  t.deepEqual(await snapshotOfWrites(db), before);
   t.is((await movementsOf(db, ['CONFIRM'])).length, 1);
   t.like(await stockOf(db, 'A', 'WH1'), { on_hand: 7, reserved: 0 });
 });
@@ -146,11 +94,11 @@ test('IV003 when confirming a RELEASED reservation; nothing written', async (t) 
   await setupCatalog(db, { A: { WH1: 10 } });
   const r = await reserve(db, 'o', [{ sku: 'A', warehouse: 'WH1', qty: 3 }]);
   await db.query(`select inventory.release($1, 'PAYMENT_FAILED')`, [r.id]);
-  const before = await snapshot(db);
+  const before = await snapshotOfWrites(db);
   const error = await rejectsWithCode(t, confirm(db, r.id), 'IV003');
   t.like(JSON.parse(error.detail!), { reservation_id: r.id, status: 'RELEASED', release_reason: 'PAYMENT_FAILED' });
   t.regex(error.message, /cannot confirm reservation .* it is RELEASED \(PAYMENT_FAILED\)/);
-  t.deepEqual(await snapshot(db), before);
+  t.deepEqual(await snapshotOfWrites(db), before);
 });
 
 test('IV003 when confirming an EXPIRED reservation; nothing written', async (t) => {
@@ -159,10 +107,10 @@ test('IV003 when confirming an EXPIRED reservation; nothing written', async (t) 
   const r = await reserve(db, 'o', [{ sku: 'A', warehouse: 'WH1', qty: 3 }], '50 milliseconds');
   await sleep(100);
   t.is((await queryOne(db, 'select inventory.expire_due() as n')).n, 1);
-  const before = await snapshot(db);
+  const before = await snapshotOfWrites(db);
   const error = await rejectsWithCode(t, confirm(db, r.id), 'IV003');
   t.like(JSON.parse(error.detail!), { reservation_id: r.id, status: 'EXPIRED', release_reason: 'TTL_EXPIRED' });
-  t.deepEqual(await snapshot(db), before);
+  t.deepEqual(await snapshotOfWrites(db), before);
   t.like(await stockOf(db, 'A', 'WH1'), { on_hand: 10, reserved: 0 });
 });
 
@@ -171,13 +119,13 @@ test('IV003 when confirming a HELD reservation past its expires_at; it keeps its
   await setupCatalog(db, { A: { WH1: 10 } });
   const r = await reserve(db, 'o', [{ sku: 'A', warehouse: 'WH1', qty: 3 }], '50 milliseconds');
   await sleep(100);
-  const before = await snapshot(db);
+  const before = await snapshotOfWrites(db);
   const error = await rejectsWithCode(t, confirm(db, r.id), 'IV003');
   const detail = JSON.parse(error.detail!);
   t.like(detail, { reservation_id: r.id, status: 'HELD', release_reason: null });
   t.is(new Date(detail.expires_at).getTime(), r.expires_at.getTime());
   t.regex(error.message, /it expired at/);
-  t.deepEqual(await snapshot(db), before);
+  t.deepEqual(await snapshotOfWrites(db), before);
   t.like(await stockOf(db, 'A', 'WH1'), { on_hand: 10, reserved: 3 });
   t.is((await movementsOf(db, ['CONFIRM'])).length, 0);
 });
@@ -185,11 +133,11 @@ test('IV003 when confirming a HELD reservation past its expires_at; it keeps its
 test('IV004 when confirming an unknown reservation', async (t) => {
   const { db } = t.context;
   await setupCatalog(db, { A: { WH1: 10 } });
-  const before = await snapshot(db);
+  const before = await snapshotOfWrites(db);
   const id = '00000000-0000-4000-8000-000000000001';
   const error = await rejectsWithCode(t, confirm(db, id), 'IV004');
   t.deepEqual(JSON.parse(error.detail!), { reservation_id: id });
-  t.deepEqual(await snapshot(db), before);
+  t.deepEqual(await snapshotOfWrites(db), before);
 });
 
 test('IV005 when confirming a null reservation id', async (t) => {

@@ -1,40 +1,15 @@
 import { setTimeout as sleep } from 'node:timers/promises';
 import anyTest, { type TestFn } from 'ava';
-import { useDatabase, type DatabaseContext, type TestDatabase } from '../helpers/database.ts';
+import { inTransaction, movements, reserve, snapshotOfWrites, type Reservation } from '../helpers/ledger.ts';
+import { useDatabase, type DatabaseContext } from '../helpers/database.ts';
 import type { Queryable } from '../helpers/invariants.ts';
 import { queryOne, rejectsWithCode, setupCatalog, stockOf } from '../helpers/inventory.ts';
 
 const test = anyTest as TestFn<DatabaseContext>;
 useDatabase(test);
 
-/** Runs body in one transaction on its own client: now() stays the same for every call in it. */
-async function inTransaction<T>(db: TestDatabase, body: (client: Queryable) => Promise<T>): Promise<T> {
-  const client = await db.pool.connect();
-  try {
-    await client.query('begin');
-    const result = await body(client);
-    await client.query('commit');
-    return result;
-  } catch (error) {
-    await client.query('rollback').catch(() => {});
-    throw error;
-  } finally {
-    client.release();
-  }
-}
-
-interface Reservation {
-  id: string;
-  order_ref: string;
-  status: string;
-  expires_at: Date;
-  release_reason: string | null;
-}
-
-function reserve(db: Queryable, orderRef: string, lines: unknown, ttl = '15 minutes'): Promise<Reservation> {
-  return queryOne<Reservation>(db, 'select * from inventory.reserve($1, $2::jsonb, $3::interval)',
-    [orderRef, JSON.stringify(lines), ttl]);
-}
+const MOVEMENT_COLUMNS = ['id', 'kind', 'sku', 'warehouse', 'on_hand_delta', 'reserved_delta', 'on_hand_after', 'reserved_after', 'reason', 'reference', 'reservation_id'] as const;
+const movementsOf = (db: Queryable, kinds: string[]) => movements(db, { kinds }, MOVEMENT_COLUMNS);
 
 async function expireDue(db: Queryable, max?: number | null): Promise<number> {
   const row = max === undefined
@@ -46,32 +21,6 @@ async function expireDue(db: Queryable, max?: number | null): Promise<number> {
 async function statuses(db: Queryable): Promise<Record<string, string>> {
   const { rows } = await db.query<{ order_ref: string; status: string }>('select order_ref, status from inventory.reservations');
   return Object.fromEntries(rows.map((r) => [r.order_ref, r.status]));
-}
-
-interface Movement {
-  id: string; kind: string; sku: string; warehouse: string; on_hand_delta: number; reserved_delta: number;
-  on_hand_after: number; reserved_after: number; reason: string | null; reservation_id: string | null;
-  reference: string | null;
-}
-
-async function movementsOf(db: Queryable, kinds: string[]): Promise<Movement[]> {
-  const { rows } = await db.query<Movement>(
-    `select m.id, m.kind, p.sku, w.code as warehouse, m.on_hand_delta, m.reserved_delta, m.on_hand_after, m.reserved_after,
-            m.reason, m.reservation_id, m.reference
-     from inventory.movements m
-     join inventory.products p on p.id = m.product_id
-     join inventory.warehouses w on w.id = m.warehouse_id
-     where m.kind = any ($1) order by m.id`, [kinds]);
-  return rows;
-}
-
-/** Everything expire_due() could write. */
-async function snapshot(db: Queryable): Promise<Record<string, unknown>> {
-  return queryOne(db, `
-    select (select count(*) from inventory.movements)::int as movements,
-           (select coalesce(jsonb_agg(to_jsonb(r) order by r.id), '[]') from inventory.reservations r) as reservations,
-           (select jsonb_agg(jsonb_build_array(product_id, warehouse_id, on_hand, reserved, version) order by product_id, warehouse_id)
-            from inventory.stock_levels) as stock`);
 }
 
 const line = (qty: number, sku = 'A') => [{ sku, warehouse: 'WH1', qty }];
@@ -101,9 +50,9 @@ test('expire_due returns 0 and writes nothing when nothing is due', async (t) =>
   const { db } = t.context;
   await setupCatalog(db, { A: { WH1: 10 } });
   await reserve(db, 'future', line(3), '1 hour');
-  const before = await snapshot(db);
+  const before = await snapshotOfWrites(db);
   t.is(await expireDue(db), 0);
-  t.deepEqual(await snapshot(db), before);
+  t.deepEqual(await snapshotOfWrites(db), before);
 });
 
 test('expire_due writes an EXPIRE movement per line with reason TTL_EXPIRED', async (t) => {
@@ -230,9 +179,9 @@ for (const [title, max] of [['max 0', 0], ['a negative max', -1], ['a null max',
     await setupCatalog(db, { A: { WH1: 10 } });
     await reserve(db, 'due', line(3), '50 milliseconds');
     await sleep(100);
-    const before = await snapshot(db);
+    const before = await snapshotOfWrites(db);
     const error = await rejectsWithCode(t, expireDue(db, max), 'IV005');
     t.deepEqual(JSON.parse(error.detail!), { argument: 'max' });
-    t.deepEqual(await snapshot(db), before);
+    t.deepEqual(await snapshotOfWrites(db), before);
   });
 }

@@ -1,56 +1,18 @@
 import { setTimeout as sleep } from 'node:timers/promises';
 import anyTest, { type TestFn } from 'ava';
-import { useDatabase, type DatabaseContext, type TestDatabase } from '../helpers/database.ts';
+import { inTransaction, reserve, snapshotOfWrites, type Reservation } from '../helpers/ledger.ts';
+import { useDatabase, type DatabaseContext } from '../helpers/database.ts';
 import type { Queryable } from '../helpers/invariants.ts';
 import { queryOne, rejectsWithCode, setupCatalog, stockOf } from '../helpers/inventory.ts';
 
 const test = anyTest as TestFn<DatabaseContext>;
 useDatabase(test);
 
-/** Runs body in one transaction on its own client: now() stays the same for every call in it. */
-async function inTransaction<T>(db: TestDatabase, body: (client: Queryable) => Promise<T>): Promise<T> {
-  const client = await db.pool.connect();
-  try {
-    await client.query('begin');
-    const result = await body(client);
-    await client.query('commit');
-    return result;
-  } catch (error) {
-    await client.query('rollback').catch(() => {});
-    throw error;
-  } finally {
-    client.release();
-  }
-}
-
-interface Reservation {
-  id: string;
-  order_ref: string;
-  status: string;
-  expires_at: Date;
-  release_reason: string | null;
-  updated_at: Date;
-}
-
-function reserve(db: Queryable, orderRef: string, lines: unknown, ttl = '15 minutes'): Promise<Reservation> {
-  return queryOne<Reservation>(db, 'select * from inventory.reserve($1, $2::jsonb, $3::interval)',
-    [orderRef, JSON.stringify(lines), ttl]);
-}
-
 function extend(db: Queryable, id: string | null, ttl: string | null): Promise<Reservation> {
   return queryOne<Reservation>(db, 'select * from inventory.extend($1, $2::interval)', [id, ttl]);
 }
 
 const A3 = [{ sku: 'A', warehouse: 'WH1', qty: 3 }];
-
-/** Everything extend() could write, to show a refused call wrote nothing. */
-async function snapshot(db: Queryable): Promise<Record<string, unknown>> {
-  return queryOne(db, `
-    select (select count(*) from inventory.movements)::int as movements,
-           (select coalesce(jsonb_agg(to_jsonb(r) order by r.id), '[]') from inventory.reservations r) as reservations,
-           (select jsonb_agg(jsonb_build_array(product_id, warehouse_id, on_hand, reserved, version) order by product_id, warehouse_id)
-            from inventory.stock_levels) as stock`);
-}
 
 async function stockAndLedger(db: Queryable): Promise<Record<string, unknown>> {
   return queryOne(db, `
@@ -128,13 +90,13 @@ test('IV003 when extending a HELD reservation already past expires_at; it stays 
   await setupCatalog(db, { A: { WH1: 10 } });
   const r = await reserve(db, 'o', A3, '50 milliseconds');
   await sleep(100);
-  const before = await snapshot(db);
+  const before = await snapshotOfWrites(db);
   const error = await rejectsWithCode(t, extend(db, r.id, '1 hour'), 'IV003');
   const detail = JSON.parse(error.detail!);
   t.like(detail, { reservation_id: r.id, status: 'HELD', release_reason: null });
   t.is(new Date(detail.expires_at).getTime(), r.expires_at.getTime());
   t.regex(error.message, /cannot extend reservation .* it expired at/);
-  t.deepEqual(await snapshot(db), before);
+  t.deepEqual(await snapshotOfWrites(db), before);
   t.is((await queryOne(db, 'select inventory.expire_due() as n')).n, 1);
 });
 
@@ -143,11 +105,11 @@ test('IV003 when extending a CONFIRMED reservation', async (t) => {
   await setupCatalog(db, { A: { WH1: 10 } });
   const r = await reserve(db, 'o', A3);
   await db.query('select inventory.confirm($1)', [r.id]);
-  const before = await snapshot(db);
+  const before = await snapshotOfWrites(db);
   const error = await rejectsWithCode(t, extend(db, r.id, '1 hour'), 'IV003');
   t.like(JSON.parse(error.detail!), { reservation_id: r.id, status: 'CONFIRMED' });
   t.regex(error.message, /it is CONFIRMED/);
-  t.deepEqual(await snapshot(db), before);
+  t.deepEqual(await snapshotOfWrites(db), before);
 });
 
 test('IV003 when extending a RELEASED reservation', async (t) => {
@@ -155,10 +117,10 @@ test('IV003 when extending a RELEASED reservation', async (t) => {
   await setupCatalog(db, { A: { WH1: 10 } });
   const r = await reserve(db, 'o', A3);
   await db.query('select inventory.release($1)', [r.id]);
-  const before = await snapshot(db);
+  const before = await snapshotOfWrites(db);
   const error = await rejectsWithCode(t, extend(db, r.id, '1 hour'), 'IV003');
   t.like(JSON.parse(error.detail!), { reservation_id: r.id, status: 'RELEASED', release_reason: 'CANCELLED' });
-  t.deepEqual(await snapshot(db), before);
+  t.deepEqual(await snapshotOfWrites(db), before);
 });
 
 test('IV003 when extending an EXPIRED reservation', async (t) => {
@@ -166,10 +128,10 @@ test('IV003 when extending an EXPIRED reservation', async (t) => {
   await setupCatalog(db, { A: { WH1: 10 } });
   const r = await reserve(db, 'o', A3);
   await db.query(`select inventory.release($1, 'TTL_EXPIRED')`, [r.id]);
-  const before = await snapshot(db);
+  const before = await snapshotOfWrites(db);
   const error = await rejectsWithCode(t, extend(db, r.id, '1 hour'), 'IV003');
   t.like(JSON.parse(error.detail!), { reservation_id: r.id, status: 'EXPIRED', release_reason: 'TTL_EXPIRED' });
-  t.deepEqual(await snapshot(db), before);
+  t.deepEqual(await snapshotOfWrites(db), before);
 });
 
 for (const [title, ttl] of [['a null ttl', null], ['a zero ttl', '0'], ['a negative ttl', '-1 minute']] as const) {
@@ -177,10 +139,10 @@ for (const [title, ttl] of [['a null ttl', null], ['a zero ttl', '0'], ['a negat
     const { db } = t.context;
     await setupCatalog(db, { A: { WH1: 10 } });
     const r = await reserve(db, 'o', A3);
-    const before = await snapshot(db);
+    const before = await snapshotOfWrites(db);
     const error = await rejectsWithCode(t, extend(db, r.id, ttl), 'IV005');
     t.deepEqual(JSON.parse(error.detail!), { argument: 'ttl' });
-    t.deepEqual(await snapshot(db), before);
+    t.deepEqual(await snapshotOfWrites(db), before);
   });
 }
 
@@ -188,12 +150,12 @@ test('IV005 for a ttl longer than a year, infinite, or too large for a timestamp
   const { db } = t.context;
   await setupCatalog(db, { A: { WH1: 10 } });
   const r = await reserve(db, 'o', A3);
-  const before = await snapshot(db);
+  const before = await snapshotOfWrites(db);
   for (const ttl of ['300000 years', 'infinity', '1 year 1 day']) {
     const error = await rejectsWithCode(t, extend(db, r.id, ttl), 'IV005');
     t.deepEqual(JSON.parse(error.detail ?? '{}'), { argument: 'ttl' });
   }
-  t.deepEqual(await snapshot(db), before);
+  t.deepEqual(await snapshotOfWrites(db), before);
   t.is((await extend(db, r.id, '1 year')).status, 'HELD', 'a year is the longest hold');
 });
 

@@ -1,5 +1,6 @@
 import { setTimeout as sleep } from 'node:timers/promises';
 import anyTest, { type TestFn } from 'ava';
+import { movements, reserve, snapshotOfWrites, type Reservation } from '../helpers/ledger.ts';
 import { useDatabase, type DatabaseContext } from '../helpers/database.ts';
 import type { Queryable } from '../helpers/invariants.ts';
 import { queryOne, rejectsWithCode, setupCatalog, stockOf } from '../helpers/inventory.ts';
@@ -7,51 +8,14 @@ import { queryOne, rejectsWithCode, setupCatalog, stockOf } from '../helpers/inv
 const test = anyTest as TestFn<DatabaseContext>;
 useDatabase(test);
 
-interface Reservation {
-  id: string;
-  order_ref: string;
-  status: string;
-  expires_at: Date;
-  release_reason: string | null;
-  updated_at: Date;
-}
-
-function reserve(db: Queryable, orderRef: string, lines: unknown, ttl = '15 minutes'): Promise<Reservation> {
-  return queryOne<Reservation>(db, 'select * from inventory.reserve($1, $2::jsonb, $3::interval)',
-    [orderRef, JSON.stringify(lines), ttl]);
-}
+const MOVEMENT_COLUMNS = ['kind', 'sku', 'warehouse', 'on_hand_delta', 'reserved_delta', 'on_hand_after', 'reserved_after', 'reason', 'reference', 'reservation_id'] as const;
+const movementsOf = (db: Queryable, kinds: string[]) => movements(db, { kinds }, MOVEMENT_COLUMNS);
 
 /** release(id) with the default reason, or release(id, reason) (null passed as null). */
 function release(db: Queryable, id: string | null, ...reason: [] | [string | null]): Promise<Reservation> {
   return reason.length === 0
     ? queryOne<Reservation>(db, 'select * from inventory.release($1)', [id])
     : queryOne<Reservation>(db, 'select * from inventory.release($1, $2)', [id, reason[0]]);
-}
-
-interface Movement {
-  kind: string; sku: string; warehouse: string; on_hand_delta: number; reserved_delta: number;
-  on_hand_after: number; reserved_after: number; reason: string | null; reservation_id: string | null;
-  reference: string | null;
-}
-
-async function movementsOf(db: Queryable, kinds: string[]): Promise<Movement[]> {
-  const { rows } = await db.query<Movement>(
-    `select m.kind, p.sku, w.code as warehouse, m.on_hand_delta, m.reserved_delta, m.on_hand_after, m.reserved_after,
-            m.reason, m.reservation_id, m.reference
-     from inventory.movements m
-     join inventory.products p on p.id = m.product_id
-     join inventory.warehouses w on w.id = m.warehouse_id
-     where m.kind = any ($1) order by m.id`, [kinds]);
-  return rows;
-}
-
-/** Everything release() could write, to show a refused call wrote nothing. */
-async function snapshot(db: Queryable): Promise<Record<string, unknown>> {
-  return queryOne(db, `
-    select (select count(*) from inventory.movements)::int as movements,
-           (select coalesce(jsonb_agg(to_jsonb(r) order by r.id), '[]') from inventory.reservations r) as reservations,
-           (select jsonb_agg(jsonb_build_array(product_id, warehouse_id, on_hand, reserved, version) order by product_id, warehouse_id)
-            from inventory.stock_levels) as stock`);
 }
 
 test('release gives the stock back with RELEASE movements and the default reason CANCELLED', async (t) => {
@@ -126,11 +90,11 @@ test('release is idempotent on a RELEASED reservation, whatever the second reaso
   await setupCatalog(db, { A: { WH1: 10 } });
   const r = await reserve(db, 'o', [{ sku: 'A', warehouse: 'WH1', qty: 3 }]);
   const first = await release(db, r.id, 'PAYMENT_FAILED');
-  const before = await snapshot(db);
+  const before = await snapshotOfWrites(db);
   t.deepEqual(await release(db, r.id, 'PAYMENT_FAILED'), first);
   t.deepEqual(await release(db, r.id), first);
   t.deepEqual(await release(db, r.id, 'TTL_EXPIRED'), first);
-  t.deepEqual(await snapshot(db), before);
+  t.deepEqual(await snapshotOfWrites(db), before);
   t.is((await movementsOf(db, ['RELEASE', 'EXPIRE'])).length, 1);
 });
 
@@ -140,10 +104,10 @@ test('release is idempotent on an EXPIRED reservation', async (t) => {
   const r = await reserve(db, 'o', [{ sku: 'A', warehouse: 'WH1', qty: 3 }], '50 milliseconds');
   await sleep(100);
   t.is((await queryOne(db, 'select inventory.expire_due() as n')).n, 1);
-  const before = await snapshot(db);
+  const before = await snapshotOfWrites(db);
   const again = await release(db, r.id, 'CANCELLED');
   t.like(again, { id: r.id, status: 'EXPIRED', release_reason: 'TTL_EXPIRED' });
-  t.deepEqual(await snapshot(db), before);
+  t.deepEqual(await snapshotOfWrites(db), before);
   t.like(await stockOf(db, 'A', 'WH1'), { on_hand: 10, reserved: 0 });
 });
 
@@ -152,12 +116,12 @@ test('IV003 when releasing a CONFIRMED reservation; nothing written', async (t) 
   await setupCatalog(db, { A: { WH1: 10 } });
   const r = await reserve(db, 'o', [{ sku: 'A', warehouse: 'WH1', qty: 3 }]);
   await db.query('select inventory.confirm($1)', [r.id]);
-  const before = await snapshot(db);
+  const before = await snapshotOfWrites(db);
   const error = await rejectsWithCode(t, release(db, r.id), 'IV003');
   t.like(JSON.parse(error.detail!), { reservation_id: r.id, status: 'CONFIRMED', release_reason: null });
   t.regex(error.message, /cannot release reservation .* it is CONFIRMED/);
   await rejectsWithCode(t, release(db, r.id, 'TTL_EXPIRED'), 'IV003');
-  t.deepEqual(await snapshot(db), before);
+  t.deepEqual(await snapshotOfWrites(db), before);
   t.like(await stockOf(db, 'A', 'WH1'), { on_hand: 7, reserved: 0 });
 });
 
@@ -165,10 +129,10 @@ test('IV004 when releasing an unknown reservation', async (t) => {
   const { db } = t.context;
   await setupCatalog(db, { A: { WH1: 10 } });
   const id = '00000000-0000-4000-8000-000000000002';
-  const before = await snapshot(db);
+  const before = await snapshotOfWrites(db);
   const error = await rejectsWithCode(t, release(db, id), 'IV004');
   t.deepEqual(JSON.parse(error.detail!), { reservation_id: id });
-  t.deepEqual(await snapshot(db), before);
+  t.deepEqual(await snapshotOfWrites(db), before);
 });
 
 test('IV005 when releasing a null reservation id', async (t) => {
@@ -182,10 +146,10 @@ for (const [title, reason] of [['a null reason', null], ['an empty reason', ''],
     const { db } = t.context;
     await setupCatalog(db, { A: { WH1: 10 } });
     const r = await reserve(db, 'o', [{ sku: 'A', warehouse: 'WH1', qty: 3 }]);
-    const before = await snapshot(db);
+    const before = await snapshotOfWrites(db);
     const error = await rejectsWithCode(t, release(db, r.id, reason), 'IV005');
     t.deepEqual(JSON.parse(error.detail!), { argument: 'reason' });
-    t.deepEqual(await snapshot(db), before);
+    t.deepEqual(await snapshotOfWrites(db), before);
     t.like(await stockOf(db, 'A', 'WH1'), { reserved: 3 });
   });
 }

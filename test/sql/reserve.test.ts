@@ -1,11 +1,15 @@
 import { setTimeout as sleep } from 'node:timers/promises';
 import anyTest, { type TestFn } from 'ava';
+import { movements, snapshotOfWrites } from '../helpers/ledger.ts';
 import { useDatabase, type DatabaseContext } from '../helpers/database.ts';
 import type { Queryable } from '../helpers/invariants.ts';
 import { queryOne, rejectsWithCode, setupCatalog, stockOf } from '../helpers/inventory.ts';
 
 const test = anyTest as TestFn<DatabaseContext>;
 useDatabase(test);
+
+const MOVEMENT_COLUMNS = ['kind', 'sku', 'warehouse', 'on_hand_delta', 'reserved_delta', 'on_hand_after', 'reserved_after', 'reason', 'reference', 'reservation_id', 'idempotency_key'] as const;
+const movementsOf = (db: Queryable, kinds: string[]) => movements(db, { kinds }, MOVEMENT_COLUMNS);
 
 interface Reservation {
   id: string;
@@ -42,36 +46,6 @@ async function linesOf(db: Queryable, reservationId: string): Promise<Array<{ sk
      join inventory.warehouses w on w.id = l.warehouse_id
      where l.reservation_id = $1 order by p.sku, w.code`, [reservationId]);
   return rows;
-}
-
-interface Movement {
-  kind: string; sku: string; warehouse: string; on_hand_delta: number; reserved_delta: number;
-  on_hand_after: number; reserved_after: number; reason: string | null; reservation_id: string | null;
-  reference: string | null; idempotency_key: string | null;
-}
-
-/** Movements of the given kinds, in ledger order. */
-async function movementsOf(db: Queryable, kinds: string[]): Promise<Movement[]> {
-  const { rows } = await db.query<Movement>(
-    `select m.kind, p.sku, w.code as warehouse, m.on_hand_delta, m.reserved_delta, m.on_hand_after, m.reserved_after,
-            m.reason, m.reservation_id, m.reference, m.idempotency_key
-     from inventory.movements m
-     join inventory.products p on p.id = m.product_id
-     join inventory.warehouses w on w.id = m.warehouse_id
-     where m.kind = any ($1) order by m.id`, [kinds]);
-  return rows;
-}
-
-/** Everything reserve() could write, to show a failed call wrote nothing. */
-async function snapshot(db: Queryable): Promise<Record<string, unknown>> {
-  return queryOne(db, `
-    select (select count(*) from inventory.reservations)::int as reservations,
-           (select count(*) from inventory.reservation_lines)::int as lines,
-           (select count(*) from inventory.movements)::int as movements,
-           (select coalesce(jsonb_agg(jsonb_build_array(id, status, expires_at, release_reason) order by id), '[]')
-            from inventory.reservations) as states,
-           (select jsonb_agg(jsonb_build_array(product_id, warehouse_id, on_hand, reserved, version) order by product_id, warehouse_id)
-            from inventory.stock_levels) as stock`);
 }
 
 async function statusOf(db: Queryable, id: string): Promise<{ status: string; release_reason: string | null }> {
@@ -157,10 +131,10 @@ test('a reservation adds to what other reservations already hold on the row', as
 test('a named warehouse without a stock row for the product is short with available 0', async (t) => {
   const { db } = t.context;
   await setupCatalog(db, { A: { WH1: 5 }, B: { WH2: 1 } }); // A has no row at WH2
-  const before = await snapshot(db);
+  const before = await snapshotOfWrites(db);
   const error = await rejectsWithCode(t, reserve(db, 'o', [{ sku: 'A', warehouse: 'WH2', qty: 1 }]), 'IV001');
   t.deepEqual(JSON.parse(error.detail!), { order_ref: 'o', lines: [{ sku: 'A', warehouse: 'WH2', requested: 1, available: 0 }] });
-  t.deepEqual(await snapshot(db), before);
+  t.deepEqual(await snapshotOfWrites(db), before);
 });
 
 test('an open line for a product with no stock anywhere is short with available 0', async (t) => {
@@ -251,10 +225,10 @@ test('a split within equal priority takes the most available first', async (t) =
 test('an open line that is short across all warehouses reports the sum available', async (t) => {
   const { db } = t.context;
   await setupCatalog(db, { A: { WH1: 2, WH2: 3 } });
-  const before = await snapshot(db);
+  const before = await snapshotOfWrites(db);
   const error = await rejectsWithCode(t, reserve(db, 'o', [{ sku: 'A', qty: 6 }]), 'IV001');
   t.deepEqual(JSON.parse(error.detail!).lines, [{ sku: 'A', warehouse: null, requested: 6, available: 5 }]);
-  t.deepEqual(await snapshot(db), before);
+  t.deepEqual(await snapshotOfWrites(db), before);
 });
 
 test('open lines of several skus are allocated independently', async (t) => {
@@ -274,13 +248,13 @@ test('open lines of several skus are allocated independently', async (t) => {
 test('repeated lines for one row are summed before the check', async (t) => {
   const { db } = t.context;
   await setupCatalog(db, { A: { WH1: 5 } });
-  const before = await snapshot(db);
+  const before = await snapshotOfWrites(db);
   const error = await rejectsWithCode(t, reserve(db, 'o', [
     { sku: 'A', warehouse: 'WH1', qty: 3 },
     { sku: 'A', warehouse: 'WH1', qty: 3 },
   ]), 'IV001');
   t.deepEqual(JSON.parse(error.detail!).lines, [{ sku: 'A', warehouse: 'WH1', requested: 6, available: 5 }]);
-  t.deepEqual(await snapshot(db), before);
+  t.deepEqual(await snapshotOfWrites(db), before);
 });
 
 test('repeated lines that fit become one reservation line and one movement', async (t) => {
@@ -334,10 +308,10 @@ test('a named line on a lower-priority warehouse leaves the rest of that row to 
 test('an open line short after the named lines reports what the named lines left', async (t) => {
   const { db } = t.context;
   await setupCatalog(db, { A: { WH1: 5, WH2: 5 } });
-  const before = await snapshot(db);
+  const before = await snapshotOfWrites(db);
   const error = await rejectsWithCode(t, reserve(db, 'o', [{ sku: 'A', warehouse: 'WH1', qty: 4 }, { sku: 'A', qty: 7 }]), 'IV001');
   t.deepEqual(JSON.parse(error.detail!).lines, [{ sku: 'A', warehouse: null, requested: 7, available: 6 }]);
-  t.deepEqual(await snapshot(db), before);
+  t.deepEqual(await snapshotOfWrites(db), before);
 });
 
 // ---------------------------------------------------------------- safety stock
@@ -379,7 +353,7 @@ test('safety stock above on_hand leaves nothing to reserve', async (t) => {
 test('IV001 detail lists short named and open lines of several skus, sorted, with the order_ref', async (t) => {
   const { db } = t.context;
   await setupCatalog(db, { A: { WH1: 1, WH2: 1 }, B: { WH1: 9 }, C: { WH2: 2 } });
-  const before = await snapshot(db);
+  const before = await snapshotOfWrites(db);
   const error = await rejectsWithCode(t, reserve(db, 'order-42', [
     { sku: 'C', warehouse: 'WH2', qty: 3 },
     { sku: 'B', warehouse: 'WH1', qty: 1 }, // fine
@@ -397,13 +371,13 @@ test('IV001 detail lists short named and open lines of several skus, sorted, wit
   });
   t.regex(error.message, /A across warehouses requested 3, available 1/);
   t.regex(error.message, /C at WH2 requested 3, available 2/);
-  t.deepEqual(await snapshot(db), before);
+  t.deepEqual(await snapshotOfWrites(db), before);
 });
 
 test('IV001 for named lines only lists each short or missing row, and writes nothing', async (t) => {
   const { db } = t.context;
   await setupCatalog(db, { A: { WH1: 2 }, B: { WH1: 5 }, C: { WH2: 1 }, D: { WH1: 1 } }); // D has no row at WH2
-  const before = await snapshot(db);
+  const before = await snapshotOfWrites(db);
   const error = await rejectsWithCode(t, reserve(db, 'named', [
     { sku: 'B', warehouse: 'WH1', qty: 5 },
     { sku: 'D', warehouse: 'WH2', qty: 1 },
@@ -418,7 +392,7 @@ test('IV001 for named lines only lists each short or missing row, and writes not
     ],
   });
   t.regex(error.message, /insufficient stock for 2 of 4 line\(s\)/);
-  t.deepEqual(await snapshot(db), before);
+  t.deepEqual(await snapshotOfWrites(db), before);
 });
 
 test('reserves keep working in one session across named, open and refused calls', async (t) => {
@@ -444,7 +418,7 @@ test('reserves keep working in one session across named, open and refused calls'
 test('IV004 lists every unknown sku and warehouse and writes nothing', async (t) => {
   const { db } = t.context;
   await setupCatalog(db, { A: { WH1: 5 } });
-  const before = await snapshot(db);
+  const before = await snapshotOfWrites(db);
   const error = await rejectsWithCode(t, reserve(db, 'o', [
     { sku: 'A', warehouse: 'WH1', qty: 1 },
     { sku: 'Y', warehouse: 'WH9', qty: 1 },
@@ -454,7 +428,7 @@ test('IV004 lists every unknown sku and warehouse and writes nothing', async (t)
   ]), 'IV004');
   t.deepEqual(JSON.parse(error.detail!), { unknown_skus: ['X', 'Y'], unknown_warehouses: ['NOPE', 'WH9'] });
   t.regex(error.message, /unknown sku 'X', 'Y'; unknown warehouse 'NOPE', 'WH9'/);
-  t.deepEqual(await snapshot(db), before);
+  t.deepEqual(await snapshotOfWrites(db), before);
 });
 
 test('IV004 for an unknown sku alone has an empty unknown_warehouses', async (t) => {
@@ -507,14 +481,14 @@ for (const [title, lines, message] of invalidLines) {
   test(`IV005 for ${title}, nothing written`, async (t) => {
     const { db } = t.context;
     await setupCatalog(db, { A: { WH1: 5000 } });
-    const before = await snapshot(db);
+    const before = await snapshotOfWrites(db);
     const call = lines === 'json-null'
       ? queryOne(db, `select * from inventory.reserve('o', 'null'::jsonb)`)
       : reserve(db, 'o', lines);
     const error = await rejectsWithCode(t, call, 'IV005');
     t.is(JSON.parse(error.detail!).argument, 'lines');
     if (message) t.regex(error.message, message);
-    t.deepEqual(await snapshot(db), before);
+    t.deepEqual(await snapshotOfWrites(db), before);
   });
 }
 
@@ -557,32 +531,32 @@ for (const [title, orderRef, options, argument] of invalidArguments) {
   test(`IV005 for ${title}, nothing written`, async (t) => {
     const { db } = t.context;
     await setupCatalog(db, { A: { WH1: 5 } });
-    const before = await snapshot(db);
+    const before = await snapshotOfWrites(db);
     const error = await rejectsWithCode(t, reserve(db, orderRef, [{ sku: 'A', warehouse: 'WH1', qty: 1 }], options), 'IV005');
     t.is(JSON.parse(error.detail!).argument, argument);
-    t.deepEqual(await snapshot(db), before);
+    t.deepEqual(await snapshotOfWrites(db), before);
   });
 }
 
 test('IV005 for a ttl longer than a year, infinite, or too large for a timestamp', async (t) => {
   const { db } = t.context;
   await setupCatalog(db, { A: { WH1: 5 } });
-  const before = await snapshot(db);
+  const before = await snapshotOfWrites(db);
   for (const ttl of ['300000 years', 'infinity', '1 year 1 day']) {
     const error = await rejectsWithCode(t, reserve(db, 'o', [{ sku: 'A', warehouse: 'WH1', qty: 1 }], { ttl }), 'IV005');
     t.deepEqual(JSON.parse(error.detail ?? '{}'), { argument: 'ttl' });
   }
-  t.deepEqual(await snapshot(db), before);
+  t.deepEqual(await snapshotOfWrites(db), before);
 });
 
 test('malformed jsonb text fails with 22P02 before reserve runs', async (t) => {
   const { db } = t.context;
   await setupCatalog(db, { A: { WH1: 5 } });
-  const before = await snapshot(db);
+  const before = await snapshotOfWrites(db);
   const error = await rejectsWithCode(t, db.query(`select inventory.reserve('o', '{bad'::jsonb)`), '22P02');
   t.regex(error.message, /invalid input syntax for type json/);
   await rejectsWithCode(t, db.query('select inventory.reserve($1, $2::jsonb)', ['o', '[{"sku":"A","qty":1}']), '22P02');
-  t.deepEqual(await snapshot(db), before);
+  t.deepEqual(await snapshotOfWrites(db), before);
 });
 
 // ---------------------------------------------------------------- ttl
@@ -628,11 +602,11 @@ test('a retry with the same key returns the reservation even after it was confir
   const lines = [{ sku: 'A', warehouse: 'WH1', qty: 3 }];
   const first = await reserve(db, 'o', lines, { key: 'key-1', ttl: '1 hour' });
   await db.query('select inventory.confirm($1)', [first.id]);
-  const before = await snapshot(db);
+  const before = await snapshotOfWrites(db);
   const again = await reserve(db, 'o', lines, { key: 'key-1', ttl: '1 hour' });
   t.is(again.id, first.id);
   t.is(again.status, 'CONFIRMED');
-  t.deepEqual(await snapshot(db), before);
+  t.deepEqual(await snapshotOfWrites(db), before);
   t.like(await stockOf(db, 'A', 'WH1'), { on_hand: 7, reserved: 0 });
 });
 
@@ -661,11 +635,11 @@ for (const [title, orderRef, lines, options] of otherPayloads) {
     const { db } = t.context;
     await setupCatalog(db, { A: { WH1: 10 } });
     const first = await reserve(db, 'o', [{ sku: 'A', warehouse: 'WH1', qty: 3 }], { key: 'key-1' });
-    const before = await snapshot(db);
+    const before = await snapshotOfWrites(db);
     const error = await rejectsWithCode(t, reserve(db, orderRef, lines, { ...options, key: 'key-1' }), 'IV006');
     t.deepEqual(JSON.parse(error.detail!), { idempotency_key: 'key-1', reservation_id: first.id, order_ref: 'o' });
     t.true(error.message.includes(first.id));
-    t.deepEqual(await snapshot(db), before);
+    t.deepEqual(await snapshotOfWrites(db), before);
   });
 }
 
@@ -769,10 +743,10 @@ test('a reserve still short after lazy expiry writes nothing, the due reservatio
   await setupCatalog(db, { A: { WH1: 5 } });
   const old = await reserve(db, 'old', [{ sku: 'A', warehouse: 'WH1', qty: 2 }], { ttl: '50 milliseconds' });
   await sleep(120);
-  const before = await snapshot(db);
+  const before = await snapshotOfWrites(db);
   const error = await rejectsWithCode(t, reserve(db, 'new', [{ sku: 'A', warehouse: 'WH1', qty: 6 }]), 'IV001');
   t.deepEqual(JSON.parse(error.detail!).lines, [{ sku: 'A', warehouse: 'WH1', requested: 6, available: 5 }]);
-  t.deepEqual(await snapshot(db), before);
+  t.deepEqual(await snapshotOfWrites(db), before);
   t.is((await statusOf(db, old.id)).status, 'HELD');
 });
 

@@ -1,6 +1,7 @@
 // inventory.set_count(sku, warehouse, counted, reason, expected): cycle counts
 // as COUNT movements, with an optional compare-and-set on the stored on_hand.
 import anyTest, { type TestFn } from 'ava';
+import { lastMovementId, movements, sessionUser, snapshotOfWrites, type Movement } from '../helpers/ledger.ts';
 import { useDatabase, type DatabaseContext } from '../helpers/database.ts';
 import type { Queryable } from '../helpers/invariants.ts';
 import { queryOne, rejectsWithCode, setupCatalog, stockOf } from '../helpers/inventory.ts';
@@ -8,41 +9,13 @@ import { queryOne, rejectsWithCode, setupCatalog, stockOf } from '../helpers/inv
 const test = anyTest as TestFn<DatabaseContext>;
 useDatabase(test);
 
-interface Movement {
-  sku: string; warehouse: string; kind: string; on_hand_delta: number; reserved_delta: number;
-  on_hand_after: number; reserved_after: number; reason: string | null; reference: string | null;
-  idempotency_key: string | null; actor: string;
-}
-
-async function movementsAfter(db: Queryable, after: number): Promise<Movement[]> {
-  const { rows } = await db.query<Movement>(
-    `select p.sku, w.code as warehouse, m.kind, m.on_hand_delta, m.reserved_delta, m.on_hand_after, m.reserved_after,
-            m.reason, m.reference, m.idempotency_key, m.actor
-     from inventory.movements m
-     join inventory.products p on p.id = m.product_id
-     join inventory.warehouses w on w.id = m.warehouse_id
-     where m.id > $1 order by m.id`, [after]);
-  return rows;
-}
-
-async function lastMovementId(db: Queryable): Promise<number> {
-  return (await queryOne<{ id: number }>(db, 'select coalesce(max(id), 0)::int as id from inventory.movements')).id;
-}
-
-async function snapshot(db: Queryable): Promise<unknown> {
-  return queryOne(db, `
-    select (select count(*) from inventory.movements)::int as movements,
-           (select coalesce(jsonb_agg(s order by s.product_id, s.warehouse_id), '[]'::jsonb)
-            from inventory.stock_levels s) as stock_levels`);
-}
-
-async function sessionUser(db: Queryable): Promise<string> {
-  return (await queryOne<{ user: string }>(db, 'select session_user as "user"')).user;
-}
+const MOVEMENT_COLUMNS = ['kind', 'sku', 'warehouse', 'on_hand_delta', 'reserved_delta', 'on_hand_after', 'reserved_after', 'reason', 'reference', 'idempotency_key', 'actor'] as const;
+/** Movements with id above `after`, oldest first. */
+const movementsAfter = (db: Queryable, after: number) => movements(db, { after }, MOVEMENT_COLUMNS);
 
 const setCount = 'select * from inventory.set_count($1, $2, $3, $4, $5)';
 
-function countMovement(sku: string, delta: number, after: number, reason: string, actor: string, reserved = 0): Movement {
+function countMovement(sku: string, delta: number, after: number, reason: string, actor: string, reserved = 0): Pick<Movement, (typeof MOVEMENT_COLUMNS)[number]> {
   return {
     sku, warehouse: 'WH1', kind: 'COUNT', on_hand_delta: delta, reserved_delta: 0, on_hand_after: after,
     reserved_after: reserved, reason, reference: null, idempotency_key: null, actor,
@@ -107,21 +80,21 @@ test('a stale expected is IV007 with expected and on_hand in the detail, and not
   const { db } = t.context;
   await setupCatalog(db, { A: { WH1: 10 } });
   await db.query(`select inventory.reserve('o-1', '[{"sku":"A","warehouse":"WH1","qty":2}]')`);
-  const before = await snapshot(db);
+  const before = await snapshotOfWrites(db);
   const error = await rejectsWithCode(t, db.query(setCount, ['A', 'WH1', 7, 'cycle count', 9]), 'IV007');
   t.deepEqual(JSON.parse(error.detail!), { sku: 'A', warehouse: 'WH1', on_hand: 10, reserved: 2, expected: 9, counted: 7 });
   t.regex(error.message, /expected on_hand 9, but it is 10 now/);
   t.truthy(error.hint);
-  t.deepEqual(await snapshot(db), before);
+  t.deepEqual(await snapshotOfWrites(db), before);
 });
 
 test('an expected on a missing row compares against zero, and a mismatch creates no row', async (t) => {
   const { db } = t.context;
   await setupCatalog(db, { A: { WH1: 0 } });
-  const before = await snapshot(db);
+  const before = await snapshotOfWrites(db);
   const error = await rejectsWithCode(t, db.query(setCount, ['A', 'WH1', 5, 'first count', 3]), 'IV007');
   t.like(JSON.parse(error.detail!), { on_hand: 0, expected: 3 });
-  t.deepEqual(await snapshot(db), before);
+  t.deepEqual(await snapshotOfWrites(db), before);
   t.like(await queryOne(db, setCount, ['A', 'WH1', 5, 'first count', 0]), { on_hand: 5 });
 });
 
@@ -129,11 +102,11 @@ test('a count below reserved is IV002; exactly reserved is fine', async (t) => {
   const { db } = t.context;
   await setupCatalog(db, { A: { WH1: 10 } });
   await db.query(`select inventory.reserve('o-1', '[{"sku":"A","warehouse":"WH1","qty":6}]')`);
-  const before = await snapshot(db);
+  const before = await snapshotOfWrites(db);
   const error = await rejectsWithCode(t, db.query(setCount, ['A', 'WH1', 5, 'cycle count', null]), 'IV002');
   t.deepEqual(JSON.parse(error.detail!), { sku: 'A', warehouse: 'WH1', on_hand: 10, reserved: 6, counted: 5 });
   t.regex(error.message, /count 5 of A at WH1 is below the 6 reserved/);
-  t.deepEqual(await snapshot(db), before);
+  t.deepEqual(await snapshotOfWrites(db), before);
 
   const mark = await lastMovementId(db);
   t.like(await queryOne(db, setCount, ['A', 'WH1', 6, 'cycle count', null]), { on_hand: 6, reserved: 6 });
@@ -143,41 +116,41 @@ test('a count below reserved is IV002; exactly reserved is fine', async (t) => {
 test('a negative or null counted is IV005', async (t) => {
   const { db } = t.context;
   await setupCatalog(db, { A: { WH1: 10 } });
-  const before = await snapshot(db);
+  const before = await snapshotOfWrites(db);
   for (const counted of [-1, null]) {
     const error = await rejectsWithCode(t, db.query(setCount, ['A', 'WH1', counted, 'cycle count', null]), 'IV005');
     t.deepEqual(JSON.parse(error.detail!), { argument: 'counted' });
   }
-  t.deepEqual(await snapshot(db), before);
+  t.deepEqual(await snapshotOfWrites(db), before);
 });
 
 test('a negative expected is IV005', async (t) => {
   const { db } = t.context;
   await setupCatalog(db, { A: { WH1: 10 } });
-  const before = await snapshot(db);
+  const before = await snapshotOfWrites(db);
   const error = await rejectsWithCode(t, db.query(setCount, ['A', 'WH1', 5, 'cycle count', -1]), 'IV005');
   t.deepEqual(JSON.parse(error.detail!), { argument: 'expected' });
-  t.deepEqual(await snapshot(db), before);
+  t.deepEqual(await snapshotOfWrites(db), before);
 });
 
 test('a null or blank reason is IV005', async (t) => {
   const { db } = t.context;
   await setupCatalog(db, { A: { WH1: 10 } });
-  const before = await snapshot(db);
+  const before = await snapshotOfWrites(db);
   for (const reason of [null, ' ']) {
     const error = await rejectsWithCode(t, db.query(setCount, ['A', 'WH1', 5, reason, null]), 'IV005');
     t.deepEqual(JSON.parse(error.detail!), { argument: 'reason' });
   }
-  t.deepEqual(await snapshot(db), before);
+  t.deepEqual(await snapshotOfWrites(db), before);
 });
 
 test('an unknown sku or warehouse is IV004', async (t) => {
   const { db } = t.context;
   await setupCatalog(db, { A: { WH1: 10 } });
-  const before = await snapshot(db);
+  const before = await snapshotOfWrites(db);
   t.deepEqual(JSON.parse((await rejectsWithCode(t, db.query(setCount, ['NOPE', 'WH1', 5, 'count', null]), 'IV004')).detail!),
     { sku: 'NOPE' });
   t.deepEqual(JSON.parse((await rejectsWithCode(t, db.query(setCount, ['A', 'WH9', 5, 'count', null]), 'IV004')).detail!),
     { warehouse: 'WH9' });
-  t.deepEqual(await snapshot(db), before);
+  t.deepEqual(await snapshotOfWrites(db), before);
 });

@@ -1,6 +1,7 @@
 // inventory.transfer(sku, from_warehouse, to_warehouse, qty, reason, idempotency_key):
 // a TRANSFER_OUT / TRANSFER_IN pair with one reference; source row, then destination row.
 import anyTest, { type TestFn } from 'ava';
+import { lastMovementId, movements, sessionUser, snapshotOfWrites } from '../helpers/ledger.ts';
 import { useDatabase, type DatabaseContext } from '../helpers/database.ts';
 import type { Queryable } from '../helpers/invariants.ts';
 import { queryOne, rejectsWithCode, setupCatalog, stockOf } from '../helpers/inventory.ts';
@@ -8,38 +9,9 @@ import { queryOne, rejectsWithCode, setupCatalog, stockOf } from '../helpers/inv
 const test = anyTest as TestFn<DatabaseContext>;
 useDatabase(test);
 
-interface Movement {
-  sku: string; warehouse: string; kind: string; on_hand_delta: number; reserved_delta: number;
-  on_hand_after: number; reserved_after: number; reason: string | null; reference: string | null;
-  idempotency_key: string | null; actor: string;
-}
-
-async function movementsAfter(db: Queryable, after: number): Promise<Movement[]> {
-  const { rows } = await db.query<Movement>(
-    `select p.sku, w.code as warehouse, m.kind, m.on_hand_delta, m.reserved_delta, m.on_hand_after, m.reserved_after,
-            m.reason, m.reference, m.idempotency_key, m.actor
-     from inventory.movements m
-     join inventory.products p on p.id = m.product_id
-     join inventory.warehouses w on w.id = m.warehouse_id
-     where m.id > $1 order by m.id`, [after]);
-  return rows;
-}
-
-async function lastMovementId(db: Queryable): Promise<number> {
-  return (await queryOne<{ id: number }>(db, 'select coalesce(max(id), 0)::int as id from inventory.movements')).id;
-}
-
-async function snapshot(db: Queryable): Promise<unknown> {
-  return queryOne(db, `
-    select (select count(*) from inventory.movements)::int as movements,
-           (select count(*) from inventory.operation_keys)::int as operation_keys,
-           (select coalesce(jsonb_agg(s order by s.product_id, s.warehouse_id), '[]'::jsonb)
-            from inventory.stock_levels s) as stock_levels`);
-}
-
-async function sessionUser(db: Queryable): Promise<string> {
-  return (await queryOne<{ user: string }>(db, 'select session_user as "user"')).user;
-}
+const MOVEMENT_COLUMNS = ['kind', 'sku', 'warehouse', 'on_hand_delta', 'reserved_delta', 'on_hand_after', 'reserved_after', 'reason', 'reference', 'idempotency_key', 'actor'] as const;
+/** Movements with id above `after`, oldest first. */
+const movementsAfter = (db: Queryable, after: number) => movements(db, { after }, MOVEMENT_COLUMNS);
 
 /** The rows transfer() returns, as (warehouse code, on_hand, reserved, version), in the order returned. */
 async function transfer(db: Queryable, args: unknown[]): Promise<Array<{ warehouse: string; on_hand: number; reserved: number; version: number }>> {
@@ -125,12 +97,12 @@ test('cannot take the source below reserved: IV002, nothing written', async (t) 
   const { db } = t.context;
   await setupCatalog(db, { A: { WH1: 10 }, B: { WH2: 0 } });
   await db.query(`select inventory.reserve('o-1', '[{"sku":"A","warehouse":"WH1","qty":7}]')`);
-  const before = await snapshot(db);
+  const before = await snapshotOfWrites(db);
   const error = await rejectsWithCode(t, db.query(transferCall, ['A', 'WH1', 'WH2', 4, 'rebalance', null]), 'IV002');
   t.deepEqual(JSON.parse(error.detail!), { sku: 'A', warehouse: 'WH1', on_hand: 10, reserved: 7, qty: 4 });
   t.regex(error.message, /would take on_hand to 6, below the 7 reserved/);
   t.truthy(error.hint);
-  t.deepEqual(await snapshot(db), before, 'the destination row is not left behind either');
+  t.deepEqual(await snapshotOfWrites(db), before, 'the destination row is not left behind either');
 
   t.deepEqual((await transfer(db, ['A', 'WH1', 'WH2', 3, 'rebalance', null])).map((r) => [r.warehouse, r.on_hand, r.reserved]),
     [['WH1', 7, 7], ['WH2', 3, 0]]);
@@ -139,47 +111,47 @@ test('cannot take the source below reserved: IV002, nothing written', async (t) 
 test('a source without a stock row is IV002', async (t) => {
   const { db } = t.context;
   await setupCatalog(db, { A: { WH2: 5 }, B: { WH1: 0 } });
-  const before = await snapshot(db);
+  const before = await snapshotOfWrites(db);
   const error = await rejectsWithCode(t, db.query(transferCall, ['A', 'WH1', 'WH2', 1, 'rebalance', null]), 'IV002');
   t.deepEqual(JSON.parse(error.detail!), { sku: 'A', warehouse: 'WH1', on_hand: 0, reserved: 0, qty: 1 });
-  t.deepEqual(await snapshot(db), before);
+  t.deepEqual(await snapshotOfWrites(db), before);
 });
 
 test('the same warehouse on both sides is IV005', async (t) => {
   const { db } = t.context;
   await setupCatalog(db, { A: { WH1: 10 } });
-  const before = await snapshot(db);
+  const before = await snapshotOfWrites(db);
   const error = await rejectsWithCode(t, db.query(transferCall, ['A', 'WH1', 'WH1', 1, 'nowhere', null]), 'IV005');
   t.deepEqual(JSON.parse(error.detail!), { argument: 'to_warehouse' });
-  t.deepEqual(await snapshot(db), before);
+  t.deepEqual(await snapshotOfWrites(db), before);
 });
 
 test('a zero, negative or null qty is IV005', async (t) => {
   const { db } = t.context;
   await setupCatalog(db, { A: { WH1: 10, WH2: 0 } });
-  const before = await snapshot(db);
+  const before = await snapshotOfWrites(db);
   for (const qty of [0, -1, null]) {
     const error = await rejectsWithCode(t, db.query(transferCall, ['A', 'WH1', 'WH2', qty, 'rebalance', null]), 'IV005');
     t.deepEqual(JSON.parse(error.detail!), { argument: 'qty' });
   }
-  t.deepEqual(await snapshot(db), before);
+  t.deepEqual(await snapshotOfWrites(db), before);
 });
 
 test('a null or blank reason is IV005', async (t) => {
   const { db } = t.context;
   await setupCatalog(db, { A: { WH1: 10, WH2: 0 } });
-  const before = await snapshot(db);
+  const before = await snapshotOfWrites(db);
   for (const reason of [null, '']) {
     const error = await rejectsWithCode(t, db.query(transferCall, ['A', 'WH1', 'WH2', 1, reason, null]), 'IV005');
     t.deepEqual(JSON.parse(error.detail!), { argument: 'reason' });
   }
-  t.deepEqual(await snapshot(db), before);
+  t.deepEqual(await snapshotOfWrites(db), before);
 });
 
 test('an unknown sku, source or destination is IV004', async (t) => {
   const { db } = t.context;
   await setupCatalog(db, { A: { WH1: 10, WH2: 0 } });
-  const before = await snapshot(db);
+  const before = await snapshotOfWrites(db);
   const cases: Array<[unknown[], object]> = [
     [['NOPE', 'WH1', 'WH2'], { sku: 'NOPE' }],
     [['A', 'WH9', 'WH2'], { warehouse: 'WH9' }],
@@ -190,16 +162,16 @@ test('an unknown sku, source or destination is IV004', async (t) => {
     t.deepEqual(JSON.parse(error.detail!), detail);
     t.truthy(error.hint);
   }
-  t.deepEqual(await snapshot(db), before);
+  t.deepEqual(await snapshotOfWrites(db), before);
 });
 
 test('a destination beyond 2147483647 is IV005', async (t) => {
   const { db } = t.context;
   await setupCatalog(db, { A: { WH1: 10, WH2: 2147483646 } });
-  const before = await snapshot(db);
+  const before = await snapshotOfWrites(db);
   const error = await rejectsWithCode(t, db.query(transferCall, ['A', 'WH1', 'WH2', 2, 'rebalance', null]), 'IV005');
   t.deepEqual(JSON.parse(error.detail!), { argument: 'qty' });
-  t.deepEqual(await snapshot(db), before);
+  t.deepEqual(await snapshotOfWrites(db), before);
   t.deepEqual((await transfer(db, ['A', 'WH1', 'WH2', 1, 'rebalance', null])).map((r) => r.on_hand), [9, 2147483647]);
 });
 
@@ -238,7 +210,7 @@ test('the same idempotency key with another payload is IV006, also when first us
   await setupCatalog(db, { A: { WH1: 10, WH2: 10, WH3: 0 }, B: { WH1: 10 } });
   await transfer(db, ['A', 'WH1', 'WH2', 4, 'rebalance', 'tr-1']);
   await db.query(`select inventory.adjust('A', 'WH1', 1, 'receipt', 'adj-1')`);
-  const before = await snapshot(db);
+  const before = await snapshotOfWrites(db);
   const payloads = [
     ['A', 'WH1', 'WH2', 5, 'rebalance'],
     ['A', 'WH1', 'WH2', 4, 'other reason'],
@@ -252,5 +224,5 @@ test('the same idempotency key with another payload is IV006, also when first us
   }
   const error = await rejectsWithCode(t, db.query(transferCall, ['A', 'WH1', 'WH2', 1, 'receipt', 'adj-1']), 'IV006');
   t.like(JSON.parse(error.detail!), { idempotency_key: 'adj-1', operation: 'adjust' });
-  t.deepEqual(await snapshot(db), before);
+  t.deepEqual(await snapshotOfWrites(db), before);
 });

@@ -3,6 +3,7 @@
 // Every test leaves the counters consistent again: the shared invariant check
 // runs after each one.
 import anyTest, { type TestFn } from 'ava';
+import { lastMovementId, movements, sessionUser } from '../helpers/ledger.ts';
 import { useDatabase, type DatabaseContext } from '../helpers/database.ts';
 import { invariantViolations, type Queryable } from '../helpers/invariants.ts';
 import { queryOne, rejectsWithCode, setupCatalog, stockOf } from '../helpers/inventory.ts';
@@ -10,30 +11,9 @@ import { queryOne, rejectsWithCode, setupCatalog, stockOf } from '../helpers/inv
 const test = anyTest as TestFn<DatabaseContext>;
 useDatabase(test);
 
-interface Movement {
-  sku: string; warehouse: string; kind: string; on_hand_delta: number; reserved_delta: number;
-  on_hand_after: number; reserved_after: number; reason: string | null; reference: string | null;
-  reservation_id: string | null; idempotency_key: string | null; actor: string;
-}
-
-async function movementsAfter(db: Queryable, after: number): Promise<Movement[]> {
-  const { rows } = await db.query<Movement>(
-    `select p.sku, w.code as warehouse, m.kind, m.on_hand_delta, m.reserved_delta, m.on_hand_after, m.reserved_after,
-            m.reason, m.reference, m.reservation_id, m.idempotency_key, m.actor
-     from inventory.movements m
-     join inventory.products p on p.id = m.product_id
-     join inventory.warehouses w on w.id = m.warehouse_id
-     where m.id > $1 order by m.id`, [after]);
-  return rows;
-}
-
-async function lastMovementId(db: Queryable): Promise<number> {
-  return (await queryOne<{ id: number }>(db, 'select coalesce(max(id), 0)::int as id from inventory.movements')).id;
-}
-
-async function sessionUser(db: Queryable): Promise<string> {
-  return (await queryOne<{ user: string }>(db, 'select session_user as "user"')).user;
-}
+const MOVEMENT_COLUMNS = ['kind', 'sku', 'warehouse', 'on_hand_delta', 'reserved_delta', 'on_hand_after', 'reserved_after', 'reason', 'reference', 'reservation_id', 'idempotency_key', 'actor'] as const;
+/** Movements with id above `after`, oldest first. */
+const movementsAfter = (db: Queryable, after: number) => movements(db, { after }, MOVEMENT_COLUMNS);
 
 async function verify(db: Queryable, fix: boolean | null = false): Promise<unknown[]> {
   return (await db.query('select * from inventory.verify_counters($1)', [fix])).rows;
