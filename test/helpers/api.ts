@@ -11,6 +11,7 @@ import { Lifecycle } from '../../src/lifecycle.ts';
 import { createLogger } from '../../src/log.ts';
 import { uniqueNames } from './cache.ts';
 import { testServers } from './environment.ts';
+import { metricValue } from './metrics.ts';
 
 export const JWT_SECRET = 'test-secret-for-the-api-tests-0123456789';
 
@@ -59,13 +60,7 @@ export async function startTestApi(databaseUrl: string, options: {
         const body = (await response.json()) as { data?: never; errors?: never };
         return { status: response.status, data: body.data, errors: body.errors };
       },
-      metric: async (name) => {
-        const metric = (await registry.getMetricsAsJSON()).find((m) => m.name === name);
-        return (metric?.values ?? []).reduce((sum, v) => {
-          const series = (v as { metricName?: string }).metricName;
-          return sum + (series === undefined || series === `${name}_count` ? Number(v.value) : 0);
-        }, 0);
-      },
+      metric: (name) => metricValue(registry, name),
       stop: () => lifecycle.stop('test done'),
     };
   } catch (error) {

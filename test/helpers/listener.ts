@@ -7,6 +7,7 @@ import { startListener, type ListenerRole } from '../../src/listener/role.ts';
 import { createLogger } from '../../src/log.ts';
 import { uniqueNames } from './cache.ts';
 import { testServers } from './environment.ts';
+import { metricValue } from './metrics.ts';
 
 export interface TestListener extends ListenerRole {
   names: ReturnType<typeof uniqueNames>;
@@ -34,13 +35,7 @@ export async function startTestListener(
     });
     return {
       ...role, names, registry,
-      metric: async (name) => {
-        const metric = (await registry.getMetricsAsJSON()).find((m) => m.name === name);
-        return (metric?.values ?? []).reduce((sum, v) => {
-          const series = (v as { metricName?: string }).metricName;
-          return sum + (series === undefined || series === `${name}_count` ? Number(v.value) : 0);
-        }, 0);
-      },
+      metric: (name) => metricValue(registry, name),
       stop: () => lifecycle.stop('test done'),
     };
   } catch (error) {

@@ -11,6 +11,7 @@ import { startWorker } from '../../src/jobs/worker.ts';
 import { Lifecycle } from '../../src/lifecycle.ts';
 import { testRedis, uniqueNames, waitFor } from '../helpers/cache.ts';
 import type { Queryable } from '../helpers/invariants.ts';
+import { metricValue } from '../helpers/metrics.ts';
 
 export interface LogLine { level: number; msg: string; task?: string; [field: string]: unknown }
 
@@ -77,12 +78,6 @@ export async function startTestWorker(databaseUrl: string, options: TestWorkerOp
     await lifecycle.stop('start failed');
     throw error;
   }
-}
-
-export async function metricValue(registry: Registry, name: string): Promise<number> {
-  const metric = (await registry.getMetricsAsJSON()).find((m) => m.name === name);
-  if (!metric) throw new Error(`no metric ${name}`);
-  return metric.values.reduce((sum, v) => sum + Number(v.value), 0);
 }
 
 /** Waits until a counter reaches a value; returns the value it has then. */

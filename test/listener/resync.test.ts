@@ -16,6 +16,7 @@ import { openTestDatabase, type TestDatabase } from '../helpers/database.ts';
 import { cacheMismatches, readStream, testRedis, uniqueNames, waitFor, waitForCache } from '../helpers/cache.ts';
 import { testServers } from '../helpers/environment.ts';
 import { queryOne, setupCatalog } from '../helpers/inventory.ts';
+import { metricValue } from '../helpers/metrics.ts';
 
 // ---------------------------------------------------------------------------
 // Local helpers
@@ -51,12 +52,7 @@ async function startListenerWithLogs(databaseUrl: string, label: string): Promis
     const role = await startListener({ config, databaseUrl, redisUrl: testServers().redisUrl, log, registry, lifecycle });
     return {
       ...role, names, registry, logs,
-      metric: async (name, labels = {}) => {
-        const metric = (await registry.getMetricsAsJSON()).find((m) => m.name === name);
-        return (metric?.values ?? [])
-          .filter((v) => Object.entries(labels).every(([k, value]) => (v.labels as Record<string, unknown>)[k] === value))
-          .reduce((sum, v) => sum + Number(v.value), 0);
-      },
+      metric: (name, labels = {}) => metricValue(registry, name, labels),
       stop: () => lifecycle.stop('test done'),
     };
   } catch (error) {

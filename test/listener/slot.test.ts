@@ -5,7 +5,6 @@
 // consumer keeps the slot from retaining WAL.
 import test, { type ExecutionContext } from 'ava';
 import type { Redis } from 'ioredis';
-import type { Registry } from 'prom-client';
 import { parseLsn } from '../../src/listener/lsn.ts';
 import { PUBLISHED_TABLES } from '../../src/listener/replication-setup.ts';
 import { openTestDatabase, type TestDatabase } from '../helpers/database.ts';
@@ -13,6 +12,7 @@ import { cacheMismatches, eventProblems, readStream, testRedis, uniqueNames, wai
 import type { Queryable } from '../helpers/invariants.ts';
 import { queryOne, setupCatalog } from '../helpers/inventory.ts';
 import { startTestListener, type TestListener } from '../helpers/listener.ts';
+import { metricValue } from '../helpers/metrics.ts';
 
 // ---------------------------------------------------------------------------
 // Local helpers
@@ -51,14 +51,6 @@ async function environment(t: ExecutionContext, label: string, stock: Record<str
       return listener;
     },
   };
-}
-
-/** A counter's value, summed over the series whose labels match. */
-async function counter(registry: Registry, name: string, labels: Record<string, string> = {}): Promise<number> {
-  const metric = (await registry.getMetricsAsJSON()).find((m) => m.name === name);
-  return (metric?.values ?? [])
-    .filter((v) => Object.entries(labels).every(([k, value]) => (v.labels as Record<string, unknown>)[k] === value))
-    .reduce((sum, v) => sum + Number(v.value), 0);
 }
 
 interface SlotRow { slot_name: string; plugin: string; slot_type: string; temporary: boolean; database: string; active_pid: number | null; lag: string | null; confirmed_flush_lsn: string | null }
@@ -109,7 +101,7 @@ test.serial('an idle consumer acknowledges keepalives: the slot retains little W
   // And a restart after that needs no rebuild.
   await listener.stop();
   const again = await env.start();
-  t.is(await counter(again.registry, 'stockroom_cache_rebuilds_total'), 0);
+  t.is(await metricValue(again.registry, 'stockroom_cache_rebuilds_total'), 0);
 });
 
 test('first start: publication of the four tables, a pgoutput slot, and the cache built from its exported snapshot', async (t) => {
@@ -146,8 +138,8 @@ test('first start: publication of the four tables, a pgoutput slot, and the cach
   t.deepEqual(publication.rows.map((r) => r.table), ['inventory.movements', 'inventory.products', 'inventory.stock_levels', 'inventory.warehouses']);
   t.like(await queryOne(db, 'select pubinsert, pubupdate from pg_publication where pubname = $1', [names.publication]), { pubinsert: true, pubupdate: true });
   t.like(await slotRow(db, names.slot), { plugin: 'pgoutput', slot_type: 'logical', temporary: false, database: db.name });
-  t.is(await counter(listener.registry, 'stockroom_cache_rebuilds_total', { reason: 'new slot' }), 1);
-  t.is(await counter(listener.registry, 'stockroom_cache_rebuilds_total'), 1);
+  t.is(await metricValue(listener.registry, 'stockroom_cache_rebuilds_total', { reason: 'new slot' }), 1);
+  t.is(await metricValue(listener.registry, 'stockroom_cache_rebuilds_total'), 1);
   t.is(await redis.get(env.key('meta:source')), await sourceIdentity(db, names.slot));
   t.truthy(await redis.get(env.key('meta:position')));
   t.is(await redis.get(env.key('stock:P5:warehouse:WH3')) !== null, true, 'rows made before the start are in Redis');
@@ -182,17 +174,17 @@ test('a second listener on the same slot does not steal it: it retries until the
   const before = await lastMovementId(db);
 
   const second = await env.start();
-  const inUse = () => counter(second.registry, 'stockroom_replication_reconnects_total', { reason: 'slot_in_use' });
+  const inUse = () => metricValue(second.registry, 'stockroom_replication_reconnects_total', { reason: 'slot_in_use' });
   t.true(await waitFor(async () => (await inUse()) >= 3, 15_000), 'the second keeps retrying');
   t.false(second.consumer.health().streaming);
   t.true(first.consumer.health().streaming, 'the first keeps streaming');
   t.is((await slotRow(db, names.slot))?.active_pid, holder, 'the slot is still held by the first');
-  t.is(await counter(first.registry, 'stockroom_replication_reconnects_total'), 0, 'the first was never disturbed');
+  t.is(await metricValue(first.registry, 'stockroom_replication_reconnects_total'), 0, 'the first was never disturbed');
   await db.query(`select inventory.adjust('A', 'WH1', -1, 'while both run')`);
   t.true(await waitFor(async () => (await redis.get(env.key('stock:A:total'))) === '49', 10_000));
-  const appliedByFirst = await counter(first.registry, 'stockroom_cache_changes_applied_total');
+  const appliedByFirst = await metricValue(first.registry, 'stockroom_cache_changes_applied_total');
   t.true(appliedByFirst >= 1);
-  t.is(await counter(second.registry, 'stockroom_cache_changes_applied_total'), 0);
+  t.is(await metricValue(second.registry, 'stockroom_cache_changes_applied_total'), 0);
 
   await first.stop();
   // Changes made while nobody streams wait in the slot.
@@ -204,7 +196,7 @@ test('a second listener on the same slot does not steal it: it retries until the
   t.true(await waitFor(async () => (await readStream(redis, names.stream)).length === 6, 10_000));
   t.is(await redis.get(env.key('stock:B:total')), '48');
   t.is(await redis.get(env.key('stock:A:available')), '44');
-  t.true(await counter(second.registry, 'stockroom_cache_changes_applied_total') >= 2);
+  t.true(await metricValue(second.registry, 'stockroom_cache_changes_applied_total') >= 2);
   t.deepEqual(await eventProblems(movementsAfter(db, before), await readStream(redis, names.stream)), [], 'exactly once across the handover');
 });
 
@@ -235,7 +227,7 @@ test('a slot dropped while no listener runs is recreated at the next start, and 
   const second = await env.start();
   t.deepEqual(await cacheMismatches(db, redis, names.prefix), [], 'rebuilt before start() returns');
   t.like(await slotRow(db, names.slot), { plugin: 'pgoutput', temporary: false });
-  t.is(await counter(second.registry, 'stockroom_cache_rebuilds_total', { reason: 'new slot' }), 1);
+  t.is(await metricValue(second.registry, 'stockroom_cache_rebuilds_total', { reason: 'new slot' }), 1);
   t.deepEqual(await redis.mget(env.key('stock:A:total'), env.key('stock:B:available'), env.key('stock:B:status')), ['21', '4', 'low_stock']);
 
   // And the new slot streams.
@@ -261,14 +253,14 @@ test('a cache that mirrors another database is cleared and rebuilt', async (t) =
   // Control: a key the database does not know survives a restart of a cache that is its own.
   await redis.mset(key('stock:GHOST:total'), '5', key('stock:GHOST:warehouse:WH9'), '5');
   const control = await env.start();
-  t.is(await counter(control.registry, 'stockroom_cache_rebuilds_total'), 0);
+  t.is(await metricValue(control.registry, 'stockroom_cache_rebuilds_total'), 0);
   t.is(await redis.get(key('stock:GHOST:total')), '5');
   await control.stop();
 
   await redis.set(key('meta:source'), '7000000000000000000/some_other_db/stockroom_cache');
   await redis.set(key('stock:A:warehouse:WH1'), '999');
   const listener = await env.start();
-  t.is(await counter(listener.registry, 'stockroom_cache_rebuilds_total', { reason: 'redis mirrors another database' }), 1);
+  t.is(await metricValue(listener.registry, 'stockroom_cache_rebuilds_total', { reason: 'redis mirrors another database' }), 1);
   t.is(await redis.exists(key('stock:GHOST:total'), key('stock:GHOST:warehouse:WH9')), 0, 'cleared: keys of the other database are gone');
   t.deepEqual(await cacheMismatches(db, redis, names.prefix), [], 'and rebuilt');
   t.is(await redis.get(key('meta:source')), await sourceIdentity(db, names.slot));
@@ -289,13 +281,13 @@ test('a cache whose position key was lost is rebuilt at start', async (t) => {
   // Control: with the position intact, a restart trusts the cache (a hand-edited key stays as it is).
   await redis.set(key('stock:A:warehouse:WH2'), '77');
   const control = await env.start();
-  t.is(await counter(control.registry, 'stockroom_cache_rebuilds_total'), 0);
+  t.is(await metricValue(control.registry, 'stockroom_cache_rebuilds_total'), 0);
   t.is(await redis.get(key('stock:A:warehouse:WH2')), '77');
   await control.stop();
 
   await redis.del(key('meta:position'));
   const listener = await env.start();
-  t.is(await counter(listener.registry, 'stockroom_cache_rebuilds_total', { reason: 'redis has no position' }), 1);
+  t.is(await metricValue(listener.registry, 'stockroom_cache_rebuilds_total', { reason: 'redis has no position' }), 1);
   t.deepEqual(await cacheMismatches(db, redis, names.prefix), [], 'rebuilt before start() returns');
   t.is(await redis.get(key('stock:A:warehouse:WH2')), '2');
   t.truthy(await redis.get(key('meta:position')));
@@ -312,7 +304,7 @@ test('a Redis that loses its data while the listener runs is rebuilt beside the 
   const keys = await redis.keys(`${names.prefix}*`);
   await redis.del(...keys);
   t.true(await waitFor(async () => (await cacheMismatches(db, redis, names.prefix)).length === 0, 15_000), 'rebuilt');
-  t.true(await counter(listener.registry, 'stockroom_cache_rebuilds_total', { reason: 'redis lost its data' }) >= 1);
+  t.true(await metricValue(listener.registry, 'stockroom_cache_rebuilds_total', { reason: 'redis lost its data' }) >= 1);
   t.true(await waitFor(async () => (await redis.get(key('meta:source'))) === await sourceIdentity(db, names.slot), 10_000));
   const before = await lastMovementId(db);
   await db.query(`select inventory.adjust('B', 'WH2', -1, 'damaged')`);
@@ -357,10 +349,10 @@ test('a replay of transactions Redis already has (acknowledged late) changes not
   t.true(parseLsn(rewound!.confirmed_flush_lsn!) < parseLsn((await redis.get(env.key('meta:position')))!), 'the slot is behind Redis');
 
   const second = await env.start();
-  t.is(await counter(second.registry, 'stockroom_cache_rebuilds_total'), 0, 'Redis is ahead of the slot, not behind: no rebuild');
-  t.true(await waitFor(async () => (await counter(second.registry, 'stockroom_events_duplicates_total')) >= 11, 15_000),
+  t.is(await metricValue(second.registry, 'stockroom_cache_rebuilds_total'), 0, 'Redis is ahead of the slot, not behind: no rebuild');
+  t.true(await waitFor(async () => (await metricValue(second.registry, 'stockroom_events_duplicates_total')) >= 11, 15_000),
     'every event of the replay was recognised as a duplicate');
-  t.true(await counter(second.registry, 'stockroom_cache_stale_writes_total') >= 1, 'older row states were refused');
+  t.true(await metricValue(second.registry, 'stockroom_cache_stale_writes_total') >= 1, 'older row states were refused');
   t.deepEqual(await redis.xrange(names.stream, '-', '+'), streamBefore, 'nothing appended twice');
   t.deepEqual(await cacheMismatches(db, redis, names.prefix), [], 'no key moved backwards');
   t.deepEqual(await eventProblems(movementsAfter(db, before), await readStream(redis, names.stream)), []);
@@ -416,7 +408,7 @@ test('a product committed while the slot is being created does not break the rep
   // first stock change does not fail the session.
   const { env: { db, redis, names }, listener } = await productDuringSlotCreation(t, 'slot_catalog_race2');
   t.deepEqual(await waitForCache(db, redis, names.prefix, 20_000), []);
-  t.is(await counter(listener.registry, 'stockroom_replication_reconnects_total'), 0, 'the session did not fail on a sku it did not know');
+  t.is(await metricValue(listener.registry, 'stockroom_replication_reconnects_total'), 0, 'the session did not fail on a sku it did not know');
 });
 
 test('a cache cleared because it mirrored another database still gets the events of this one', async (t) => {
@@ -439,5 +431,5 @@ test('a cache cleared because it mirrored another database still gets the events
   t.deepEqual(await waitForCache(db, redis, names.prefix), [], 'the keys follow');
   const appended = await waitFor(async () => (await readStream(redis, names.stream)).some((e) => e.id === `${before + 1}:updated`), 5_000);
   t.true(appended, 'the events of the movement are in the stream');
-  t.is(await counter(listener.registry, 'stockroom_events_duplicates_total'), 0, 'nothing of this database was ever appended before');
+  t.is(await metricValue(listener.registry, 'stockroom_events_duplicates_total'), 0, 'nothing of this database was ever appended before');
 });
