@@ -1,16 +1,11 @@
 import { spawn } from 'node:child_process';
-import { mkdtempSync, chmodSync, rmSync } from 'node:fs';
-import os from 'node:os';
-import path from 'node:path';
 import test from 'ava';
 import pg from 'pg';
 import { readMigrations } from '../../src/db/migrate.ts';
-import { startEmbeddedPostgres } from '../../src/harness/postgres.ts';
 import { freePort } from '../../src/harness/processes.ts';
-import { createLogger } from '../../src/log.ts';
 import { createDatabase, openTestDatabase } from '../helpers/database.ts';
 import { testServers } from '../helpers/environment.ts';
-import { CLI, cliEnv, isOneLineError, removeCliDataDirs, runCli } from './run-cli.ts';
+import { CLI, cliEnv, isOneLineError, removeCliDataDirs, runCli, startOwnPostgres } from './run-cli.ts';
 
 test.after.always(removeCliDataDirs);
 
@@ -70,16 +65,7 @@ test('an unreachable database is one line saying what to do', async (t) => {
 });
 
 test('start refuses a server without logical WAL, in one line', async (t) => {
-  const dir = mkdtempSync(path.join(os.tmpdir(), 'stockroom-replica-'));
-  chmodSync(dir, 0o755);
-  const server = await startEmbeddedPostgres({
-    dir: path.join(dir, 'pg'), persistent: false, log: createLogger('silent'),
-    settings: { wal_level: 'replica', fsync: 'off', shared_buffers: '32MB' },
-  });
-  t.teardown(async () => {
-    await server.stop();
-    rmSync(dir, { recursive: true, force: true });
-  });
+  const server = await startOwnPostgres(t, 'replica', { wal_level: 'replica' });
   const result = await runCli(['start'], cliEnv({ DATABASE_URL: server.url(), REDIS_URL: testServers().redisUrl, LOG_LEVEL: 'silent' }));
   t.is(result.code, 1);
   t.true(isOneLineError(result.stderr), result.stderr);

@@ -4,14 +4,9 @@
 // run), slot (exit status for monitoring), cache rebuild|verify [--fix],
 // stock <sku>; and what each says, in one line, when it cannot do its job.
 import { spawn } from 'node:child_process';
-import { chmodSync, mkdtempSync, rmSync } from 'node:fs';
-import os from 'node:os';
-import path from 'node:path';
 import test, { type ExecutionContext } from 'ava';
 import pg from 'pg';
-import { startEmbeddedPostgres } from '../../src/harness/postgres.ts';
 import { freePort } from '../../src/harness/processes.ts';
-import { createLogger } from '../../src/log.ts';
 import { cacheMismatches, testRedis, uniqueNames, waitFor, waitForCache } from '../helpers/cache.ts';
 import { openTestDatabase, type TestDatabase } from '../helpers/database.ts';
 import { testServers } from '../helpers/environment.ts';
@@ -19,7 +14,7 @@ import { assertInvariants } from '../helpers/invariants.ts';
 import { queryOne, setupCatalog } from '../helpers/inventory.ts';
 import { startTestListener } from '../helpers/listener.ts';
 import { startTestWorker } from '../jobs/worker-harness.ts';
-import { CLI, cliEnv, isOneLineError, removeCliDataDirs, runCli, type CliResult } from './run-cli.ts';
+import { CLI, cliEnv, isOneLineError, removeCliDataDirs, runCli, startOwnPostgres, type CliResult } from './run-cli.ts';
 
 test.after.always(removeCliDataDirs);
 
@@ -323,16 +318,7 @@ test('an unreachable database is one line saying what to do, for every operator 
 });
 
 test('slot on a server without logical WAL is one line saying what to do', async (t) => {
-  const dir = mkdtempSync(path.join(os.tmpdir(), 'stockroom-replica-'));
-  chmodSync(dir, 0o755);
-  const server = await startEmbeddedPostgres({
-    dir: path.join(dir, 'pg'), persistent: false, log: createLogger('silent'),
-    settings: { wal_level: 'replica', fsync: 'off', shared_buffers: '32MB' },
-  });
-  t.teardown(async () => {
-    await server.stop();
-    rmSync(dir, { recursive: true, force: true });
-  });
+  const server = await startOwnPostgres(t, 'replica', { wal_level: 'replica' });
   const result = await runCli(['slot', '--json'], cliEnv({ DATABASE_URL: server.url(), REDIS_URL: testServers().redisUrl }));
   t.is(result.code, 1);
   t.true(isOneLineError(result.stderr), result.stderr);
@@ -340,16 +326,7 @@ test('slot on a server without logical WAL is one line saying what to do', async
 });
 
 test('slot exits 3 with a one-line hint when PostgreSQL invalidated the slot (WAL removed)', async (t) => {
-  const dir = mkdtempSync(path.join(os.tmpdir(), 'stockroom-lost-'));
-  chmodSync(dir, 0o755);
-  const server = await startEmbeddedPostgres({
-    dir: path.join(dir, 'pg'), persistent: false, log: createLogger('silent'),
-    settings: { wal_level: 'logical', fsync: 'off', shared_buffers: '32MB', max_slot_wal_keep_size: '1MB', wal_keep_size: '0', min_wal_size: '32MB' },
-  });
-  t.teardown(async () => {
-    await server.stop();
-    rmSync(dir, { recursive: true, force: true });
-  });
+  const server = await startOwnPostgres(t, 'lost', { wal_level: 'logical', max_slot_wal_keep_size: '1MB', wal_keep_size: '0', min_wal_size: '32MB' });
   const url = server.url();
   const client = new pg.Client({ connectionString: url });
   await client.connect();

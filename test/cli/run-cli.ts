@@ -1,9 +1,12 @@
 // Runs the real `stockroom` command as a subprocess, as an operator would.
 import { spawn } from 'node:child_process';
-import { mkdtempSync, rmSync } from 'node:fs';
+import { chmodSync, mkdtempSync, rmSync } from 'node:fs';
 import os from 'node:os';
 import path from 'node:path';
 import { fileURLToPath } from 'node:url';
+import type { ExecutionContext } from 'ava';
+import { startEmbeddedPostgres, type RunningPostgres } from '../../src/harness/postgres.ts';
+import { createLogger } from '../../src/log.ts';
 
 export const CLI = fileURLToPath(new URL('../../bin/stockroom.js', import.meta.url));
 
@@ -45,4 +48,19 @@ export function runCli(args: string[], env: NodeJS.ProcessEnv, timeoutMs = 60_00
 export function isOneLineError(stderr: string): boolean {
   const lines = stderr.trim().split('\n');
   return lines.length === 1 && lines[0]!.startsWith('stockroom: ') && !/\n\s+at /.test(stderr);
+}
+
+/** A PostgreSQL of the test's own (settings the shared one must not have), stopped and removed when the test ends. */
+export async function startOwnPostgres(t: ExecutionContext, label: string, settings: Record<string, string>): Promise<RunningPostgres> {
+  const dir = mkdtempSync(path.join(os.tmpdir(), `stockroom-${label}-`));
+  chmodSync(dir, 0o755); // Postgres runs as its own user when we are root
+  const server = await startEmbeddedPostgres({
+    dir: path.join(dir, 'pg'), persistent: false, log: createLogger('silent'),
+    settings: { fsync: 'off', shared_buffers: '32MB', ...settings },
+  });
+  t.teardown(async () => {
+    await server.stop();
+    rmSync(dir, { recursive: true, force: true });
+  });
+  return server;
 }

@@ -16,6 +16,7 @@ import type { Queryable } from '../helpers/invariants.ts';
 import { invariantViolations } from '../helpers/invariants.ts';
 import { queryOne, setupCatalog } from '../helpers/inventory.ts';
 import { startTestListener, type TestListener } from '../helpers/listener.ts';
+import { seededRandom } from './consumer-process.ts';
 
 // ---------------------------------------------------------------------------
 // Local helpers
@@ -49,17 +50,6 @@ const TYPED: Record<string, string> = {
 };
 const ALL_KINDS = Object.keys(TYPED);
 
-/** A small deterministic PRNG (mulberry32). */
-function prng(seed: number): () => number {
-  let a = seed >>> 0;
-  return () => {
-    a = (a + 0x6d2b79f5) >>> 0;
-    let x = a;
-    x = Math.imul(x ^ (x >>> 15), x | 1);
-    x ^= x + Math.imul(x ^ (x >>> 7), x | 61);
-    return ((x ^ (x >>> 14)) >>> 0) / 4294967296;
-  };
-}
 
 async function lastMovementId(db: Queryable): Promise<number> {
   return Number((await queryOne<{ id: string }>(db, 'select coalesce(max(id), 0)::text as id from inventory.movements')).id);
@@ -195,7 +185,7 @@ const EXPECTED_ERRORS = ['IV001', 'IV002', 'IV003', 'IV007'];
 
 /** One client's share of random SQL API traffic (deterministic choices from the seed). */
 async function traffic(pool: pg.Pool, seed: number, ops: number, skus: string[], warehouses: string[], tally: Map<string, number>): Promise<void> {
-  const rand = prng(seed);
+  const rand = seededRandom(seed);
   const pick = <T>(xs: readonly T[]): T => xs[Math.floor(rand() * xs.length)]!;
   const int = (lo: number, hi: number) => lo + Math.floor(rand() * (hi - lo + 1));
   const held: string[] = [];
