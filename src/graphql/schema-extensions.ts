@@ -8,7 +8,7 @@
 //   relations, e.g. a reservation's lines);
 // - cachedStock(skus) from Redis, with a Postgres fallback on a miss;
 // - the stockChanged(sku) subscription, fed by the consumer's NOTIFYs.
-import { SafeError, access, context, each, lambda, listen, loadMany, loadOne } from 'postgraphile/grafast';
+import { SafeError, access, context, each, first, lambda, listen, loadMany, loadOne, type ExecutableStep, type FieldArgs } from 'postgraphile/grafast';
 import { sideEffectWithPgClient } from 'postgraphile/@dataplan/pg';
 import { jsonParse } from 'postgraphile/@dataplan/json';
 import { extendSchema, gql } from 'postgraphile/utils';
@@ -68,12 +68,29 @@ export function makeSchemaExtensions(deps: { cache: CachedStockReader; metrics: 
     const reservations = resources.reservations!;
     const stockLevels = resources.stock_levels!;
     const executor = reservations.executor;
-    type Client = { query<T>(q: { text: string; values?: unknown[] }): Promise<{ rows: readonly T[] }> };
-    /** Calls one SQL API function (one statement: all or nothing by itself) as the request's role; returns its rows. */
-    const call = (text: string) => async (client: Client, values: unknown[]) => (await client.query<Record<string, unknown>>({ text, values })).rows;
-    const reservationOf = ($row: ReturnType<typeof sideEffectWithPgClient>) => reservations.get({ id: access($row, 'id') });
-    const stockLevelOf = ($row: ReturnType<typeof sideEffectWithPgClient>) =>
-      stockLevels.get({ product_id: access($row, 'product_id'), warehouse_id: access($row, 'warehouse_id') });
+    /**
+     * A mutation's one SQL API call: its arguments validated before any SQL,
+     * then the function run as the request's role (one statement: all or
+     * nothing by itself). The step yields the rows the statement returns.
+     */
+    const callSql = <K extends keyof typeof inputs>(
+      fieldArgs: FieldArgs, name: K, text: string, values: (input: z.infer<(typeof inputs)[K]>) => unknown[],
+      observe?: (outcome: 'ok' | 'refused', seconds: number) => void,
+    ) => sideEffectWithPgClient(executor, fieldArgs.getRaw(), async (client, raw) => {
+      const args = values(validated(name, raw));
+      const started = performance.now();
+      try {
+        const { rows } = await client.query<Record<string, unknown>>({ text, values: args });
+        observe?.('ok', (performance.now() - started) / 1000);
+        return rows;
+      } catch (error) {
+        observe?.('refused', (performance.now() - started) / 1000);
+        throw error;
+      }
+    });
+    type Rows = ReturnType<typeof callSql>;
+    const reservationOf = ($rows: Rows) => reservations.get({ id: access($rows, [0, 'id']) });
+    const stockLevelOf = ($row: ExecutableStep) => stockLevels.get({ product_id: access($row, 'product_id'), warehouse_id: access($row, 'warehouse_id') });
 
     return {
       typeDefs: gql`
@@ -152,63 +169,38 @@ export function makeSchemaExtensions(deps: { cache: CachedStockReader; metrics: 
         Mutation: {
           plans: {
             reserve(_$root, fieldArgs) {
-              const $row = sideEffectWithPgClient(executor, fieldArgs.getRaw(), async (client, raw) => {
-                const input = validated('reserve', raw);
-                const started = performance.now();
-                const lines = input.lines.map((l) => (l.warehouse ? { sku: l.sku, warehouse: l.warehouse, qty: l.qty } : { sku: l.sku, qty: l.qty }));
-                try {
-                  const [row] = await call(`select id from inventory.reserve($1, $2::jsonb, coalesce(make_interval(secs => $3), interval '15 minutes'), $4)`)(
-                    client, [input.orderRef, JSON.stringify(lines), input.ttlSeconds ?? null, input.idempotencyKey ?? null]);
-                  metrics.reserveLatency.observe({ outcome: 'reserved' }, (performance.now() - started) / 1000);
-                  return row!;
-                } catch (error) {
-                  metrics.reserveLatency.observe({ outcome: 'refused' }, (performance.now() - started) / 1000);
-                  throw error;
-                }
-              });
-              return reservationOf($row);
+              return reservationOf(callSql(fieldArgs, 'reserve',
+                `select id from inventory.reserve($1, $2::jsonb, coalesce(make_interval(secs => $3), interval '15 minutes'), $4)`,
+                (input) => [
+                  input.orderRef,
+                  JSON.stringify(input.lines.map((l) => (l.warehouse ? { sku: l.sku, warehouse: l.warehouse, qty: l.qty } : { sku: l.sku, qty: l.qty }))),
+                  input.ttlSeconds ?? null, input.idempotencyKey ?? null,
+                ],
+                (outcome, seconds) => metrics.reserveLatency.observe({ outcome: outcome === 'ok' ? 'reserved' : 'refused' }, seconds)));
             },
             confirm(_$root, fieldArgs) {
-              return reservationOf(sideEffectWithPgClient(executor, fieldArgs.getRaw(), async (client, raw) => {
-                const input = validated('confirm', raw);
-                return (await call('select id from inventory.confirm($1)')(client, [input.reservationId]))[0]!;
-              }));
+              return reservationOf(callSql(fieldArgs, 'confirm', 'select id from inventory.confirm($1)', (input) => [input.reservationId]));
             },
             release(_$root, fieldArgs) {
-              return reservationOf(sideEffectWithPgClient(executor, fieldArgs.getRaw(), async (client, raw) => {
-                const input = validated('release', raw);
-                return (await call(`select id from inventory.release($1, coalesce($2, 'CANCELLED'))`)(client, [input.reservationId, input.reason ?? null]))[0]!;
-              }));
+              return reservationOf(callSql(fieldArgs, 'release', `select id from inventory.release($1, coalesce($2, 'CANCELLED'))`,
+                (input) => [input.reservationId, input.reason ?? null]));
             },
             extend(_$root, fieldArgs) {
-              return reservationOf(sideEffectWithPgClient(executor, fieldArgs.getRaw(), async (client, raw) => {
-                const input = validated('extend', raw);
-                return (await call('select id from inventory.extend($1, make_interval(secs => $2))')(client, [input.reservationId, input.ttlSeconds]))[0]!;
-              }));
+              return reservationOf(callSql(fieldArgs, 'extend', 'select id from inventory.extend($1, make_interval(secs => $2))',
+                (input) => [input.reservationId, input.ttlSeconds]));
             },
             adjust(_$root, fieldArgs) {
-              return stockLevelOf(sideEffectWithPgClient(executor, fieldArgs.getRaw(), async (client, raw) => {
-                const input = validated('adjust', raw);
-                const [row] = await call('select product_id, warehouse_id from inventory.adjust($1, $2, $3, $4, $5)')(
-                  client, [input.sku, input.warehouse, input.delta, input.reason, input.idempotencyKey ?? null]);
-                return row!;
-              }));
+              return stockLevelOf(first(callSql(fieldArgs, 'adjust', 'select product_id, warehouse_id from inventory.adjust($1, $2, $3, $4, $5)',
+                (input) => [input.sku, input.warehouse, input.delta, input.reason, input.idempotencyKey ?? null])));
             },
             setCount(_$root, fieldArgs) {
-              return stockLevelOf(sideEffectWithPgClient(executor, fieldArgs.getRaw(), async (client, raw) => {
-                const input = validated('setCount', raw);
-                const [row] = await call('select product_id, warehouse_id from inventory.set_count($1, $2, $3, $4, $5)')(
-                  client, [input.sku, input.warehouse, input.counted, input.reason, input.expected ?? null]);
-                return row!;
-              }));
+              return stockLevelOf(first(callSql(fieldArgs, 'setCount', 'select product_id, warehouse_id from inventory.set_count($1, $2, $3, $4, $5)',
+                (input) => [input.sku, input.warehouse, input.counted, input.reason, input.expected ?? null])));
             },
             transfer(_$root, fieldArgs) {
-              const $rows = sideEffectWithPgClient(executor, fieldArgs.getRaw(), async (client, raw) => {
-                const input = validated('transfer', raw);
-                return call('select product_id, warehouse_id from inventory.transfer($1, $2, $3, $4, $5, $6)')(
-                  client, [input.sku, input.fromWarehouse, input.toWarehouse, input.qty, input.reason, input.idempotencyKey ?? null]);
-              });
-              return each($rows, ($row) => stockLevels.get({ product_id: access($row, 'product_id'), warehouse_id: access($row, 'warehouse_id') }));
+              // The source row, then the destination row.
+              return each(callSql(fieldArgs, 'transfer', 'select product_id, warehouse_id from inventory.transfer($1, $2, $3, $4, $5, $6)',
+                (input) => [input.sku, input.fromWarehouse, input.toWarehouse, input.qty, input.reason, input.idempotencyKey ?? null]), stockLevelOf);
             },
           },
         },
