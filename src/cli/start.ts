@@ -12,7 +12,6 @@ import { ConfigError } from '../errors.ts';
 import { startOpsServer } from '../http/ops-server.ts';
 import { Lifecycle } from '../lifecycle.ts';
 import { startApi } from '../graphql/server.ts';
-import { slotConsumerCheck } from '../http/readiness.ts';
 import { startWorkerRole } from '../jobs/worker.ts';
 import { startListener } from '../listener/role.ts';
 import { openCliContext } from './context.ts';
@@ -55,8 +54,9 @@ export function registerStart(program: Command): void {
         lifecycle.onStop('http', () => ops.close());
         port = (ops.server.address() as AddressInfo).port;
         if (roles.api) {
-          await startApi({ config, databaseUrl: services.databaseUrl, redisUrl: services.redisUrl!, ops, registry, lifecycle, log });
-          if (!roles.listener) ops.addCheck('listener', () => slotConsumerCheck(services.databaseUrl, config.slot));
+          await startApi({
+            config, databaseUrl: services.databaseUrl, redisUrl: services.redisUrl!, ops, registry, lifecycle, log, checkSlotConsumer: !roles.listener,
+          });
         }
         if (roles.listener) {
           const listener = await startListener({ config, databaseUrl: services.databaseUrl, redisUrl: services.redisUrl!, log, registry, lifecycle });

@@ -11,6 +11,7 @@ import { CacheWriter } from '../cache/writer.ts';
 import type { Config } from '../config.ts';
 import { ConfigError } from '../errors.ts';
 import type { OpsServer } from '../http/ops-server.ts';
+import { slotConsumerCheck } from '../http/readiness.ts';
 import type { Lifecycle } from '../lifecycle.ts';
 import type { Logger } from '../log.ts';
 import { CachedStockReader, createCacheMetrics } from './cached-stock.ts';
@@ -25,6 +26,8 @@ export interface ApiDeps {
   registry: Registry;
   lifecycle: Lifecycle;
   log: Logger;
+  /** The slot consumer runs in another process: /ready checks that someone streams from the slot. */
+  checkSlotConsumer?: boolean;
 }
 
 export async function startApi(deps: ApiDeps): Promise<void> {
@@ -34,7 +37,7 @@ export async function startApi(deps: ApiDeps): Promise<void> {
   }
   if (!config.jwtSecret) log.warn('JWT_SECRET is not set: the API serves anonymous readers only and refuses every token');
 
-  const pool = new pg.Pool({ connectionString: databaseUrl, max: 4, application_name: 'stockroom api cache fallback' });
+  const pool = new pg.Pool({ connectionString: databaseUrl, max: 4, application_name: 'stockroom api' });
   pool.on('error', (error) => log.warn({ err: error.message }, 'api pool client error'));
   const redis = createRedis(redisUrl, log, 'stockroom-api');
   const keys = cacheKeys(config.cachePrefix);
@@ -74,6 +77,7 @@ export async function startApi(deps: ApiDeps): Promise<void> {
     return { ok: true };
   });
   ops.addCheck('redis', async () => ({ ok: (await redis.ping()) === 'PONG' }));
+  if (deps.checkSlotConsumer) ops.addCheck('listener', () => slotConsumerCheck(pool, config.slot));
 
   lifecycle.onStop('api', async () => {
     const closed = ops.close(); // no new requests; in-flight ones finish

@@ -33,7 +33,7 @@ export interface GraphQLResponse<T> {
 }
 
 export async function startTestApi(databaseUrl: string, options: {
-  label?: string; names?: ReturnType<typeof uniqueNames>; redisUrl?: string; env?: Record<string, string>;
+  label?: string; names?: ReturnType<typeof uniqueNames>; redisUrl?: string; env?: Record<string, string>; checkSlotConsumer?: boolean;
 } = {}): Promise<TestApi> {
   const names = options.names ?? uniqueNames(options.label ?? 'api');
   const config = loadConfig({
@@ -46,7 +46,9 @@ export async function startTestApi(databaseUrl: string, options: {
   try {
     const ops = await startOpsServer(0, registry, log);
     lifecycle.onStop('http', () => ops.close());
-    await startApi({ config, databaseUrl, redisUrl: options.redisUrl ?? testServers().redisUrl, ops, registry, lifecycle, log });
+    await startApi({
+      config, databaseUrl, redisUrl: options.redisUrl ?? testServers().redisUrl, ops, registry, lifecycle, log, checkSlotConsumer: options.checkSlotConsumer,
+    });
     ops.markStarted();
     const url = `http://127.0.0.1:${(ops.server.address() as AddressInfo).port}`;
     return {
