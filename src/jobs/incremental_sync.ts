@@ -29,18 +29,20 @@ interface ChangedRow {
 }
 
 export async function incrementalSync(client: Pick<pg.Pool, 'query'>, writer: CacheWriter, options: SyncOptions = DEFAULT_SYNC): Promise<SyncResult> {
-  const { rows: [state] } = await client.query<{ since: Date; started: Date }>(`
-    select coalesce((select watermark from stockroom_meta.sync_state where name = 'incremental_sync'), '-infinity')
-             - make_interval(secs => $1) as since,
-           now() as started`, [options.overlapSeconds]);
-  const { since, started } = state!;
-  const result: SyncResult = { checked: 0, drifted: 0, watermark: started.toISOString() };
+  // Timestamps stay text between the queries: a JS Date keeps milliseconds, and
+  // a bound cut to the millisecond would leave the last changes before it to the next run.
+  const { rows: [state] } = await client.query<{ since: string; started: string; startedAt: Date }>(`
+    select (coalesce((select watermark from stockroom_meta.sync_state where name = 'incremental_sync'), '-infinity')
+             - make_interval(secs => $1))::text as since,
+           now()::text as started, now() as "startedAt"`, [options.overlapSeconds]);
+  const { since, started, startedAt } = state!;
+  const result: SyncResult = { checked: 0, drifted: 0, watermark: startedAt.toISOString() };
   let after: string | null = null;
   for (;;) {
     const { rows }: { rows: ChangedRow[] } = await client.query(`
       select r.sku, r.warehouse, r.on_hand, r.reserved, r.available, r.version::text, r.last_movement_at, r.cursor,
              s.low_stock_threshold
-      from inventory.recently_updated($1, null, $2, $3) r
+      from inventory.recently_updated($1::timestamptz, null, $2, $3) r
       join inventory.products p on p.sku = r.sku
       join inventory.warehouses w on w.code = r.warehouse
       join inventory.stock_levels s on s.product_id = p.id and s.warehouse_id = w.id
