@@ -28,7 +28,7 @@ let stderr = '';
 
 test.before(async () => {
   db = await openTestDatabase('gql_live');
-  await setupCatalog(db, { LIVE: { WH1: 10, WH2: 5 }, OTHER: { WH1: 3 } });
+  await setupCatalog(db, { LIVE: { WH1: 10, WH2: 5, WH3: 1 }, OTHER: { WH1: 3 } });
   redis = await startPrivateRedis({ dir: redisDir, persistent: false, log });
   const names = uniqueNames('gql_live');
   app = spawn(process.execPath, [CLI, 'start'], {
@@ -74,7 +74,15 @@ test.serial('/health answers; /ready turns 200 once PostgreSQL, Redis and the sl
 test.serial('a stockChanged subscription receives a committed change within 1 s', async (t) => {
   const subscription = await subscribe(url, `subscription ($sku: String!) { stockChanged(sku: $sku) { sku warehouse onHand reserved available version } }`, { sku: 'LIVE' });
   try {
-    await new Promise((resolve) => setTimeout(resolve, 200)); // the server has run the subscribe message
+    // The server LISTENs once the first subscription arrives, in the background: changes on WH3
+    // until one comes through, then the measured change on WH2.
+    let warm = false;
+    for (let attempt = 0; attempt < 50 && !warm; attempt++) {
+      await db.query(`select inventory.adjust('LIVE', 'WH3', 1, 'warm-up')`);
+      warm = await subscription.next(200).then(() => true, () => false);
+    }
+    t.true(warm, 'the subscription is live');
+    while (await subscription.next(300).then(() => true, () => false)); // the rest of the warm-up's changes
     await db.query(`select inventory.adjust('OTHER', 'WH1', 1, 'another sku: not for this subscriber')`);
     const started = performance.now();
     await db.query(`select inventory.adjust('LIVE', 'WH2', 4, 'receipt')`);

@@ -106,10 +106,15 @@ test('websockets: a forged token in connectionParams is refused; a valid one sub
   const accepted = await subscribe(api.url, `subscription { stockChanged(sku: "SEC") { version available } }`, {}, { token: await token('stockroom_reader') });
   try {
     await t.throwsAsync(accepted.next(300), { message: /no subscription payload/ }, 'no error: it waits for changes');
-    // What the consumer sends once a change is in the cache (no consumer runs here).
-    await db.query('select pg_notify($1, $2)', [stockChannel('SEC'),
-      JSON.stringify({ sku: 'SEC', warehouse: 'WH1', onHand: 100, reserved: 0, available: 100, version: '42' })]);
-    t.deepEqual((await accepted.next(2000)).data, { stockChanged: { version: '42', available: 100 } });
+    // What the consumer sends once a change is in the cache (no consumer runs here), sent again
+    // until the server's LISTEN is in place (it starts with the first subscription, in the background).
+    const payload = JSON.stringify({ sku: 'SEC', warehouse: 'WH1', onHand: 100, reserved: 0, available: 100, version: '42' });
+    let received: Awaited<ReturnType<typeof accepted.next>> | undefined;
+    for (let attempt = 0; attempt < 50 && !received; attempt++) {
+      await db.query('select pg_notify($1, $2)', [stockChannel('SEC'), payload]);
+      received = await accepted.next(200).catch(() => undefined);
+    }
+    t.deepEqual(received?.data, { stockChanged: { version: '42', available: 100 } });
   } finally {
     accepted.close();
   }
