@@ -1,24 +1,34 @@
-// bench/reserve: inventory.reserve against a bare baseline, in one run on one
-// database with production durability (fsync, synchronous commit).
+// bench/reserve: the checkout path through SQL, in one run on one database
+// with production durability (fsync, synchronous commit), 200,000 stock rows.
 //
-// Baseline: one statement doing one UPDATE … WHERE on_hand - reserved >= q plus
-// one INSERT of a hold, on a copy of the same 200,000 stock rows, addressed by
-// ids (no sku lookup, no ledger, no JSON). inventory.reserve does all of that
-// plus validation, sku/warehouse resolution, the reservation and its lines, and
-// one ledger movement per row.
+// Variants, all called as clients call them (one statement each):
+// - baseline: the bare UPDATE … WHERE available >= qty plus INSERT of a hold,
+//   one plpgsql function on a copy of the same stock rows addressed by ids
+//   (bench/sql/baseline.sql);
+// - reserve: inventory.reserve with one line naming its warehouse;
+// - reserve_many ×8: inventory.reserve_many with 8 such requests (figures are
+//   reservations per second, not calls);
+// - reference: reserve's add-to-cart path as it was before issue 9, expiry
+//   job row included (bench/sql/reference.sql), on the hot row.
+// Scenarios: uniform random rows at 8 and 32 sessions, reserve_many at 32
+// sessions, 5-line baskets, and one hot row at 8 and 64 sessions. Within a
+// scenario the variants take turns for --rounds rounds of --seconds each;
+// throughput is the median over rounds, latencies pooled over rounds.
+// With --attribute, one more round of each single-line variant runs with
+// pg_stat_statements tracking the statements inside the functions: the
+// cost of each write in reserve (time and WAL per call).
 //
-// Scenarios alternate baseline and reserve for --rounds rounds of --seconds
-// each; throughput is the median over rounds, latencies pooled.
-//
-//   npm run bench:reserve -- [--seconds 5] [--rounds 3] [--products 10000] [--warehouses 20] [--json]
+//   npm run bench:reserve -- [--seconds 5] [--rounds 3] [--products 10000] [--warehouses 20]
+//                            [--only <regex of scenario names>] [--attribute] [--json]
+import { readFileSync } from 'node:fs';
 import { parseArgs } from 'node:util';
 import type pg from 'pg';
 import { createDatabasePool } from '../src/db/pool.ts';
 import { seed } from '../src/db/seed.ts';
+import { printTable } from '../src/cli/output.ts';
 import { closeClients, openClients, runClosedLoop, type LoadResult, type Operation } from './lib/load.ts';
 import { startBenchServices } from './lib/services.ts';
 import { median, round, summarize } from './lib/stats.ts';
-import { printTable } from '../src/cli/output.ts';
 
 const { values: args } = parseArgs({
   options: {
@@ -26,15 +36,24 @@ const { values: args } = parseArgs({
     rounds: { type: 'string', default: '3' },
     products: { type: 'string', default: '10000' },
     warehouses: { type: 'string', default: '20' },
+    only: { type: 'string' },
+    attribute: { type: 'boolean', default: false },
     json: { type: 'boolean', default: false },
   },
 });
 const seconds = Number(args.seconds);
 const rounds = Number(args.rounds);
+const only = args.only ? new RegExp(args.only) : undefined;
+const BATCH = 8;
 
 interface Row { productId: string; warehouseId: string; sku: string; code: string }
+interface Variant { name: string; op: Operation; reservationsPerCall: number }
+interface Scenario { name: string; clients: number; variants: Variant[] }
 
-const services = await startBenchServices({ redis: false });
+const services = await startBenchServices({
+  redis: false,
+  settings: { shared_preload_libraries: 'pg_stat_statements', 'pg_stat_statements.track': 'none' },
+});
 try {
   const pool = await createDatabasePool(services.databaseUrl, { applicationName: 'bench setup' });
   process.stderr.write(`seeding ${args.products} products × ${args.warehouses} warehouses…\n`);
@@ -42,15 +61,10 @@ try {
   await pool.end();
 
   const [setup] = await openClients(services.databaseUrl, 1);
-  await setup!.query(`
-    create schema bench;
-    create table bench.stock (
-      product_id uuid, warehouse_id uuid, on_hand integer not null, reserved integer not null,
-      primary key (product_id, warehouse_id), check (reserved <= on_hand));
-    insert into bench.stock select product_id, warehouse_id, on_hand, reserved from inventory.stock_levels;
-    create table bench.holds (
-      id bigint generated always as identity primary key, product_id uuid not null, warehouse_id uuid not null,
-      qty integer not null, order_ref text not null, created_at timestamptz not null default now());`);
+  for (const file of ['baseline.sql', 'reference.sql']) {
+    await setup!.query(readFileSync(new URL(`./sql/${file}`, import.meta.url), 'utf8'));
+  }
+  await setup!.query('create extension pg_stat_statements');
   await setup!.query('vacuum analyze');
   const { rows } = await setup!.query<{ product_id: string; warehouse_id: string; sku: string; code: string }>(`
     select s.product_id, s.warehouse_id, p.sku, w.code
@@ -70,94 +84,139 @@ try {
   };
   let orders = 0;
   const orderRef = () => `bench-${++orders}`;
+  const line = (row: Row) => ({ sku: row.sku, warehouse: row.code, qty: 1 });
 
-  const baselineOne = (row: Row): Operation => (client) => client.query({
-    name: 'baseline-one',
-    text: `with changed as (
-             update bench.stock set reserved = reserved + $3
-             where product_id = $1 and warehouse_id = $2 and on_hand - reserved >= $3
-             returning product_id, warehouse_id)
-           insert into bench.holds (product_id, warehouse_id, qty, order_ref)
-           select product_id, warehouse_id, $3, $4 from changed`,
-    values: [row.productId, row.warehouseId, 1, orderRef()],
+  const baseline = (pick: () => Row): Variant => ({
+    name: 'baseline', reservationsPerCall: 1,
+    op: (client) => {
+      const row = pick();
+      return client.query({ name: 'baseline', text: 'select bench.reserve($1, $2, 1, $3)', values: [row.productId, row.warehouseId, orderRef()] });
+    },
   });
-  const reserveOne = (row: Row): Operation => (client) => client.query({
-    name: 'reserve-one',
-    text: 'select id from inventory.reserve($1, $2::jsonb)',
-    values: [orderRef(), JSON.stringify([{ sku: row.sku, warehouse: row.code, qty: 1 }])],
+  const reserve = (pick: () => Row): Variant => ({
+    name: 'reserve', reservationsPerCall: 1,
+    op: (client) => client.query({ name: 'reserve', text: 'select id from inventory.reserve($1, $2::jsonb)', values: [orderRef(), JSON.stringify([line(pick())])] }),
   });
-  const baselineBasket: Operation = (client) => {
-    const lines = basket();
-    return client.query({
-      name: 'baseline-basket',
-      // Rows locked in key order first (the InitPlan runs before any update), as reserve does.
-      text: `with req as (select * from unnest($1::uuid[], $2::uuid[], $3::int[]) r(product_id, warehouse_id, qty)),
-             locked as (
-               select s.product_id from bench.stock s join req using (product_id, warehouse_id)
-               order by s.product_id, s.warehouse_id for update of s),
-             changed as (
-               update bench.stock s set reserved = s.reserved + r.qty from req r
-               where s.product_id = r.product_id and s.warehouse_id = r.warehouse_id
-                 and s.on_hand - s.reserved >= r.qty and (select count(*) from locked) > 0
-               returning s.product_id, s.warehouse_id, r.qty)
-             insert into bench.holds (product_id, warehouse_id, qty, order_ref)
-             select product_id, warehouse_id, qty, $4 from changed`,
-      values: [lines.map((l) => l.productId), lines.map((l) => l.warehouseId), lines.map(() => 1), orderRef()],
-    });
+  const reference = (pick: () => Row): Variant => ({
+    name: 'reference', reservationsPerCall: 1,
+    op: (client) => client.query({ name: 'reference', text: 'select id from bench_reference.reserve($1, $2::jsonb)', values: [orderRef(), JSON.stringify([line(pick())])] }),
+  });
+  const reserveMany = (pick: () => Row): Variant => ({
+    name: `reserve_many ×${BATCH}`, reservationsPerCall: BATCH,
+    op: async (client) => {
+      const requests = Array.from({ length: BATCH }, () => ({ order_ref: orderRef(), lines: [line(pick())] }));
+      const { rows: results } = await client.query<{ sqlstate: string | null; message: string | null }>({
+        name: 'reserve-many', text: 'select sqlstate, message from inventory.reserve_many($1::jsonb)', values: [JSON.stringify(requests)],
+      });
+      const failed = results.find((r) => r.sqlstate);
+      if (failed || results.length !== BATCH) throw Object.assign(new Error(failed?.message ?? `${results.length} results`), { code: failed?.sqlstate ?? 'RESULTS' });
+    },
+  });
+  const baselineBasket: Variant = {
+    name: 'baseline', reservationsPerCall: 1,
+    op: (client) => {
+      const lines = basket();
+      return client.query({
+        name: 'baseline-basket', text: 'select bench.reserve_basket($1, $2, $3, $4)',
+        values: [lines.map((l) => l.productId), lines.map((l) => l.warehouseId), lines.map(() => 1), orderRef()],
+      });
+    },
   };
-  const reserveBasket: Operation = (client) => client.query({
-    name: 'reserve-basket',
-    text: 'select id from inventory.reserve($1, $2::jsonb)',
-    values: [orderRef(), JSON.stringify(basket().map((l) => ({ sku: l.sku, warehouse: l.code, qty: 1 })))],
-  });
+  const reserveBasket: Variant = {
+    name: 'reserve', reservationsPerCall: 1,
+    op: (client) => client.query({ name: 'reserve-basket', text: 'select id from inventory.reserve($1, $2::jsonb)', values: [orderRef(), JSON.stringify(basket().map(line))] }),
+  };
+  const hot = () => hotRow;
 
-  const scenarios: Array<{ name: string; clients: number; baseline: Operation; reserve: Operation }> = [
-    { name: 'uniform, 1 line', clients: 8, baseline: (c, w) => baselineOne(randomRow())(c, w), reserve: (c, w) => reserveOne(randomRow())(c, w) },
-    { name: 'uniform, 1 line', clients: 32, baseline: (c, w) => baselineOne(randomRow())(c, w), reserve: (c, w) => reserveOne(randomRow())(c, w) },
-    { name: 'hot row, 1 line', clients: 8, baseline: baselineOne(hotRow), reserve: reserveOne(hotRow) },
-    { name: 'hot row, 1 line', clients: 64, baseline: baselineOne(hotRow), reserve: reserveOne(hotRow) },
-    { name: 'uniform, 5-line basket', clients: 32, baseline: baselineBasket, reserve: reserveBasket },
-  ];
+  const scenarios: Scenario[] = ([
+    { name: 'uniform, 1 line', clients: 8, variants: [baseline(randomRow), reserve(randomRow)] },
+    { name: 'uniform, 1 line', clients: 32, variants: [baseline(randomRow), reserve(randomRow)] },
+    { name: 'uniform, reserve_many', clients: 32, variants: [baseline(randomRow), reserveMany(randomRow)] },
+    { name: 'uniform, 5-line basket', clients: 32, variants: [baselineBasket, reserveBasket] },
+    { name: 'hot row, 1 line', clients: 8, variants: [baseline(hot), reserve(hot), reference(hot)] },
+    { name: 'hot row, 1 line', clients: 64, variants: [baseline(hot), reserve(hot), reference(hot)] },
+    { name: 'hot row, reserve_many', clients: 8, variants: [reserveMany(hot)] },
+  ] satisfies Scenario[]).filter((s) => !only || only.test(s.name));
 
   const clients = await openClients(services.databaseUrl, 64);
-  const results = [];
+  const results: Array<{ scenario: string; clients: number; variants: Record<string, ReturnType<typeof figure>> }> = [];
+  function figure(list: LoadResult[], perCall: number) {
+    const latency = summarize(list.flatMap((r) => r.latenciesMs));
+    const errors: Record<string, number> = {};
+    for (const r of list) for (const [code, n] of Object.entries(r.errors)) errors[code] = (errors[code] ?? 0) + n;
+    return { reservationsPerSecond: round(median(list.map((r) => r.throughput)) * perCall, 0), p50: round(latency.p50), p99: round(latency.p99), errors };
+  }
   for (const scenario of scenarios) {
-    const runs: { baseline: LoadResult[]; reserve: LoadResult[] } = { baseline: [], reserve: [] };
     const using = clients.slice(0, scenario.clients) as pg.Client[];
-    await runClosedLoop(using, 1, scenario.reserve); // warm plans and caches
-    await runClosedLoop(using, 1, scenario.baseline);
-    for (let round = 0; round < rounds; round++) {
-      runs.baseline.push(await runClosedLoop(using, seconds, scenario.baseline));
-      runs.reserve.push(await runClosedLoop(using, seconds, scenario.reserve));
-      process.stderr.write(`${scenario.name} @${scenario.clients}: round ${round + 1}/${rounds} baseline ${Math.round(runs.baseline.at(-1)!.throughput)}/s, reserve ${Math.round(runs.reserve.at(-1)!.throughput)}/s\n`);
+    const runs = new Map<string, LoadResult[]>(scenario.variants.map((v) => [v.name, []]));
+    for (const variant of scenario.variants) await runClosedLoop(using, 1, variant.op); // warm plans and caches
+    for (let r = 0; r < rounds; r++) {
+      const line: string[] = [];
+      for (const variant of scenario.variants) {
+        const run = await runClosedLoop(using, seconds, variant.op);
+        runs.get(variant.name)!.push(run);
+        line.push(`${variant.name} ${Math.round(run.throughput * variant.reservationsPerCall)}/s`);
+      }
+      process.stderr.write(`${scenario.name} @${scenario.clients}: round ${r + 1}/${rounds} ${line.join(', ')}\n`);
     }
-    const figure = (list: LoadResult[]) => {
-      const latency = summarize(list.flatMap((r) => r.latenciesMs));
-      return {
-      throughput: round(median(list.map((r) => r.throughput)), 0),
-      p50: round(latency.p50), p99: round(latency.p99),
-      errors: list.reduce<Record<string, number>>((all, r) => {
-        for (const [code, n] of Object.entries(r.errors)) all[code] = (all[code] ?? 0) + n;
-        return all;
-      }, {}),
-      };
-    };
-    const baseline = figure(runs.baseline);
-    const reserve = figure(runs.reserve);
-    results.push({ scenario: scenario.name, clients: scenario.clients, baseline, reserve, ratio: round(reserve.throughput / baseline.throughput, 2) });
+    results.push({
+      scenario: scenario.name, clients: scenario.clients,
+      variants: Object.fromEntries(scenario.variants.map((v) => [v.name, figure(runs.get(v.name)!, v.reservationsPerCall)])),
+    });
+  }
+
+  // The cost of each statement inside reserve (and the others), with pg_stat_statements.
+  let attribution: Array<Record<string, unknown>> | undefined;
+  if (args.attribute) {
+    const using = clients.slice(0, 32) as pg.Client[];
+    await Promise.all(using.map((c) => c.query(`set pg_stat_statements.track = 'all'`)));
+    attribution = [];
+    for (const variant of [baseline(randomRow), reserve(randomRow), reference(randomRow)]) {
+      await using[0]!.query('select pg_stat_statements_reset()');
+      const run = await runClosedLoop(using, seconds, variant.op);
+      const { rows: statements } = await using[0]!.query<{ query: string; calls: string; ms: number; wal_bytes: string; top: boolean }>(`
+        select regexp_replace(query, '\\s+', ' ', 'g') as query, calls, total_exec_time as ms, wal_bytes, toplevel as top
+        from pg_stat_statements where dbid = (select oid from pg_database where datname = current_database())
+        order by total_exec_time desc limit 14`);
+      const top = statements.find((s) => s.top && /reserve/.test(s.query));
+      for (const s of statements) {
+        attribution.push({
+          variant: variant.name, statement: s.query.slice(0, 90), calls: Number(s.calls),
+          msPerCall: round(s.ms / Number(s.calls), 4), shareOfCall: top ? round(s.ms / top.ms, 3) : null,
+          walBytesPerCall: round(Number(s.wal_bytes) / Math.max(1, run.ok), 0),
+        });
+      }
+    }
+    await Promise.all(using.map((c) => c.query(`set pg_stat_statements.track = 'none'`)));
   }
   await closeClients(clients);
 
+  const find = (scenario: string, clientCount: number, variant: string) =>
+    results.find((r) => r.scenario === scenario && r.clients === clientCount)?.variants[variant]?.reservationsPerSecond;
+  const ratio = (a: number | undefined, b: number | undefined) => (a !== undefined && b ? round(a / b, 2) : undefined);
+  const targets = [
+    { target: 'reserve, uniform @32 ≥ 0.45 of baseline', value: ratio(find('uniform, 1 line', 32, 'reserve'), find('uniform, 1 line', 32, 'baseline')), min: 0.45 },
+    { target: 'hot row: reserve @64 ≥ 0.4 of reserve @8', value: ratio(find('hot row, 1 line', 64, 'reserve'), find('hot row, 1 line', 8, 'reserve')), min: 0.4 },
+    { target: 'hot row: reserve @64 ≥ 2 × reference @64', value: ratio(find('hot row, 1 line', 64, 'reserve'), find('hot row, 1 line', 64, 'reference')), min: 2 },
+    { target: `reserve_many ×${BATCH}, uniform @32 ≥ 1.0 of baseline per reservation`, value: ratio(find('uniform, reserve_many', 32, `reserve_many ×${BATCH}`), find('uniform, reserve_many', 32, 'baseline')), min: 1 },
+  ].filter((t) => t.value !== undefined).map((t) => ({ ...t, met: t.value! >= t.min }));
+
   if (args.json) {
-    process.stdout.write(`${JSON.stringify({ seconds, rounds, results }, null, 2)}\n`);
+    process.stdout.write(`${JSON.stringify({ seconds, rounds, results, targets, attribution }, null, 2)}\n`);
   } else {
     printTable(
-      ['scenario', 'clients', 'baseline ops/s', 'reserve ops/s', 'ratio', 'baseline p50/p99 ms', 'reserve p50/p99 ms', 'errors'],
-      results.map((r) => [r.scenario, r.clients, r.baseline.throughput, r.reserve.throughput, r.ratio,
-        `${r.baseline.p50} / ${r.baseline.p99}`, `${r.reserve.p50} / ${r.reserve.p99}`,
-        JSON.stringify({ ...r.baseline.errors, ...r.reserve.errors }) === '{}' ? '' : JSON.stringify({ baseline: r.baseline.errors, reserve: r.reserve.errors })]));
-    const target = results.find((r) => r.scenario === 'uniform, 1 line' && r.clients === 32)!;
-    process.stdout.write(`target: reserve ≥ 80% of baseline, uniform at 32 clients: ${Math.round(target.ratio * 100)}% ${target.ratio >= 0.8 ? '(met)' : '(missed)'}\n`);
+      ['scenario', 'clients', 'variant', 'reservations/s', 'vs first', 'p50 / p99 ms per call', 'errors'],
+      results.flatMap((r) => {
+        const [first] = Object.values(r.variants);
+        return Object.entries(r.variants).map(([name, f]) => [r.scenario, r.clients, name, f.reservationsPerSecond,
+          ratio(f.reservationsPerSecond, first!.reservationsPerSecond), `${f.p50} / ${f.p99}`,
+          Object.keys(f.errors).length ? JSON.stringify(f.errors) : '']);
+      }));
+    if (attribution) {
+      printTable(['variant', 'statement', 'calls', 'ms per call', 'share of the call', 'WAL bytes per reservation'],
+        attribution.map((a) => [a.variant, a.statement, a.calls, a.msPerCall, a.shareOfCall, a.walBytesPerCall] as Array<string | number | null>));
+    }
+    for (const t of targets) process.stdout.write(`target: ${t.target}: ${t.value} ${t.met ? '(met)' : '(missed)'}\n`);
   }
 } finally {
   await services.stop();

@@ -1,10 +1,8 @@
 -- Jobs: graphile-worker's schema exists by now (the migration runner installs
--- it first). Stockroom's task identifiers are registered up front, so the SQL
--- API can schedule a job without calling graphile_worker.add_job (whose NOTIFY
--- would serialise every reserving transaction's commit on one lock).
-insert into graphile_worker._private_tasks (identifier)
-values ('expire_reservation'), ('expire_sweep'), ('incremental_sync'), ('verify_counters')
-on conflict (identifier) do nothing;
+-- it first). Stockroom talks to it through its public API only.
+-- (This file once also registered task identifiers in graphile-worker's
+-- private tables; src/db/migrate.ts accepts databases migrated with that
+-- version, whose checksum it lists.)
 
 -- Watermarks of periodic jobs (incremental_sync).
 create table stockroom_meta.sync_state (

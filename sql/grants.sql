@@ -12,6 +12,7 @@ to stockroom_reader;
 
 grant execute on function
   inventory.reserve(text, jsonb, interval, text),
+  inventory.reserve_many(jsonb),
   inventory.confirm(uuid),
   inventory.release(uuid, text),
   inventory.extend(uuid, interval),

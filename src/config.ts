@@ -28,11 +28,14 @@ const schema = z.object({
   STOCKROOM_STREAM_MAXLEN: z.coerce.number().int().min(1000).default(1_000_000),
   STOCKROOM_DATA_DIR: z.string().min(1).default('.data'),
   STOCKROOM_WORKER_CONCURRENCY: z.coerce.number().int().min(1).max(100).default(4),
+  STOCKROOM_WORKER_HEARTBEAT_MS: z.coerce.number().int().min(100).max(60_000).default(5_000),
   STOCKROOM_VERIFY_FIX: z.enum(['true', 'false']).default('false'),
   STOCKROOM_STATEMENT_TIMEOUT: z.string().regex(/^\d+(ms|s|min)?$/, "must be a duration like 5s, 500ms or 1min").default('5s'),
   STOCKROOM_MAX_QUERY_DEPTH: z.coerce.number().int().min(2).max(100).default(12),
   STOCKROOM_MAX_QUERY_COST: z.coerce.number().int().min(10).default(50_000),
   STOCKROOM_PERSISTED_OPERATIONS_DIR: z.string().min(1).optional(),
+  STOCKROOM_RESERVE_CONNECTIONS: z.coerce.number().int().min(1).max(32).default(2),
+  STOCKROOM_RESERVE_MAX_BATCH: z.coerce.number().int().min(1).max(1000).default(64),
   JWT_SECRET: z.string().min(32, 'must be at least 32 characters').optional(),
   NODE_ENV: z.enum(['development', 'production', 'test']).default('development'),
   LOG_LEVEL: z.enum(['fatal', 'error', 'warn', 'info', 'debug', 'trace', 'silent']).default('info'),
@@ -49,6 +52,8 @@ export interface Config {
   streamMaxLength: number;
   dataDir: string;
   workerConcurrency: number;
+  /** How often a worker pool records that it lives; one silent for 6 beats is dead and its jobs are unlocked. */
+  workerHeartbeatMs: number;
   /** The nightly verify_counters repairs what it finds. */
   verifyFix: boolean;
   jwtSecret: string | undefined;
@@ -58,6 +63,10 @@ export interface Config {
     maxCost: number;
     /** When set, only the operations in this directory are accepted (<documentId>.graphql files). */
     persistedOperationsDir: string | undefined;
+    /** Transactions the reserve mutation's combiner runs at once. */
+    reserveConnections: number;
+    /** The most reserve mutations one combined call carries. */
+    reserveMaxBatch: number;
   };
   production: boolean;
   logLevel: string;
@@ -87,6 +96,7 @@ export function loadConfig(env: NodeJS.ProcessEnv = process.env, cwd = process.c
     streamMaxLength: c.STOCKROOM_STREAM_MAXLEN,
     dataDir: path.resolve(cwd, c.STOCKROOM_DATA_DIR),
     workerConcurrency: c.STOCKROOM_WORKER_CONCURRENCY,
+    workerHeartbeatMs: c.STOCKROOM_WORKER_HEARTBEAT_MS,
     verifyFix: c.STOCKROOM_VERIFY_FIX === 'true',
     jwtSecret: c.JWT_SECRET,
     api: {
@@ -94,6 +104,8 @@ export function loadConfig(env: NodeJS.ProcessEnv = process.env, cwd = process.c
       maxDepth: c.STOCKROOM_MAX_QUERY_DEPTH,
       maxCost: c.STOCKROOM_MAX_QUERY_COST,
       persistedOperationsDir: c.STOCKROOM_PERSISTED_OPERATIONS_DIR ? path.resolve(cwd, c.STOCKROOM_PERSISTED_OPERATIONS_DIR) : undefined,
+      reserveConnections: c.STOCKROOM_RESERVE_CONNECTIONS,
+      reserveMaxBatch: c.STOCKROOM_RESERVE_MAX_BATCH,
     },
     production: c.NODE_ENV === 'production',
     logLevel: c.LOG_LEVEL,

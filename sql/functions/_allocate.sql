@@ -1,31 +1,42 @@
 -- Allocation for reserve(): given the requested lines (summed per row; a null
--- warehouse_id means "any warehouse") and the stock rows the caller has locked,
--- returns what to take from each row, or every line that cannot be met.
--- A line without a warehouse fills from lower priority number first, then the
--- row with the most left after the named lines, then warehouse code; it splits
--- across rows when one is not enough.
+-- warehouse_id means "any warehouse") and what each candidate stock row has
+-- available for them, returns what to take from each row, or every line that
+-- cannot be met. A line without a warehouse fills from lower priority number
+-- first, then the row with the most left after the named lines, then
+-- warehouse code; it splits across rows when one is not enough.
+-- The one owner of these rules: reserve() and reserve_many() both call it.
 create or replace function inventory._allocate(
   p_lines inventory._line[],
-  p_slot_products uuid[],
-  p_slot_warehouses uuid[],
+  p_slots inventory._slot[],
   out take inventory._line[],
   out short jsonb
 )
--- PL/pgSQL rather than SQL: its one statement then keeps a cached plan per
--- session, where a SQL function with SET would be planned on every call.
 language plpgsql stable
-set search_path = pg_catalog, inventory, pg_temp
 as $$
 begin
+  -- Every line names its warehouse: met or not, line by line.
+  if not exists (select from unnest(p_lines) l where l.warehouse_id is null) then
+    select jsonb_agg(jsonb_build_object('sku', p.sku, 'warehouse', w.code, 'requested', r.qty, 'available', coalesce(s.available, 0))
+                     order by p.sku, w.code)
+    into short
+    from unnest(p_lines) r
+    left join unnest(p_slots) s on s.product_id = r.product_id and s.warehouse_id = r.warehouse_id
+    join inventory.products p on p.id = r.product_id
+    join inventory.warehouses w on w.id = r.warehouse_id
+    where r.qty > coalesce(s.available, 0);
+    if short is null then
+      take := p_lines;
+    end if;
+    return;
+  end if;
+
   with req as (
     select l.product_id, l.warehouse_id, l.qty from unnest(p_lines) l
   ),
   slot as (
-    select s.product_id, s.warehouse_id, w.priority, w.code,
-           greatest(s.on_hand - s.reserved - s.safety_stock, 0) as available,
+    select s.product_id, s.warehouse_id, w.priority, w.code, greatest(s.available, 0) as available,
            coalesce(r.qty, 0) as named
-    from unnest(p_slot_products, p_slot_warehouses) as k(product_id, warehouse_id)
-    join inventory.stock_levels s on s.product_id = k.product_id and s.warehouse_id = k.warehouse_id
+    from unnest(p_slots) s
     join inventory.warehouses w on w.id = s.warehouse_id
     left join req r on r.product_id = s.product_id and r.warehouse_id = s.warehouse_id
   ),
@@ -68,7 +79,10 @@ begin
                       order by f.sku, f.warehouse nulls last)
      from shortfall f)
   into take, short;
+  if short is not null then
+    take := null;
+  end if;
 end
 $$;
-comment on function inventory._allocate(inventory._line[], uuid[], uuid[]) is
-  'Internal: reserve() allocation over locked rows; returns the take per row or every short line';
+comment on function inventory._allocate(inventory._line[], inventory._slot[]) is
+  'Internal: reserve() allocation over what candidate rows have available; returns the take per row or every short line';

@@ -1,10 +1,11 @@
 -- What is wrong with one reserve() line, or null when it is well formed:
 -- {"sku": non-empty string, "warehouse": non-empty string (optional), "qty": positive integer}.
 -- PL/pgSQL IFs rather than one SQL CASE: evaluated as simple expressions they
--- cost a fraction of a statement's start-up.
+-- cost a fraction of a statement's start-up. No SET clause (it would cost a
+-- configuration save and restore per call, once per line): it names nothing
+-- but built-in functions, and runs inside reserve()'s pinned search_path.
 create or replace function inventory._line_problem(p_line jsonb) returns text
 language plpgsql immutable
-set search_path = pg_catalog, pg_temp
 as $$
 declare
   v_qty numeric;

@@ -61,10 +61,6 @@ begin
   join inventory.reservations r on r.id = l.reservation_id
   order by l.product_id, l.warehouse_id, l.reservation_id;
 
-  -- Their expiry jobs have nothing left to do (one running now finds nothing due).
-  delete from graphile_worker._private_jobs
-  where key = any (select 'expire:' || id from unnest(p_reservation_ids) id) and locked_at is null;
-
   update inventory.reservations
   set status = v_status,
       release_reason = case when p_kind = 'CONFIRM' then null else p_reason end,

@@ -1,5 +1,5 @@
 -- extend(reservation_id, ttl): keep a HELD reservation alive; it now expires
--- ttl from now (its expiry job moves with it). A reservation already past
+-- ttl from now (the expiry sweeper finds it by expires_at). A reservation already past
 -- expires_at cannot be revived.
 create or replace function inventory.extend(reservation_id uuid, ttl interval)
 returns inventory.reservations
@@ -23,7 +23,6 @@ begin
   set expires_at = now() + extend.ttl, updated_at = now()
   where r.id = v_reservation.id
   returning * into v_reservation;
-  perform inventory._schedule_expiry(v_reservation.id, v_reservation.expires_at);
   return v_reservation;
 end
 $$;

@@ -8,15 +8,15 @@ import {
   cancelJobs, enqueueJob, failedJobIds, jobStates, jobsDashboard, rescheduleJobs, retryJobs, type Dashboard,
 } from '../db/jobs-queries.ts';
 import { StockroomError, UsageError } from '../errors.ts';
-import { EXPIRE_RESERVATION } from '../jobs/expire_reservation.ts';
 import { EXPIRE_SWEEP } from '../jobs/expire_sweep.ts';
 import { INCREMENTAL_SYNC } from '../jobs/incremental_sync.ts';
+import { UNLOCK_DEAD_WORKERS } from '../jobs/unlock_dead_workers.ts';
 import { VERIFY_COUNTERS } from '../jobs/verify_counters.ts';
 import { withCliContext, type CliContext } from './context.ts';
 import { age } from './format.ts';
 import { printJson, printTable } from './output.ts';
 
-const TASKS = [EXPIRE_RESERVATION, EXPIRE_SWEEP, INCREMENTAL_SYNC, VERIFY_COUNTERS];
+const TASKS = [EXPIRE_SWEEP, INCREMENTAL_SYNC, UNLOCK_DEAD_WORKERS, VERIFY_COUNTERS];
 
 class JobsError extends StockroomError {
   constructor(message: string) {
@@ -82,7 +82,7 @@ async function watch(client: pg.Client, intervalMs: number): Promise<void> {
   out.write('\x1b[?25l'); // hide the cursor while redrawing
   try {
     while (true) {
-      const frame = render(await jobsDashboard(client));
+      const frame = render(await jobsDashboard(client, TASKS));
       out.write(`\x1b[H\x1b[2J${frame}\n(q or Ctrl-C to quit; every ${intervalMs / 1000} s)\n`);
       const next = await Promise.race([stopped.then(() => 'stop'), new Promise((r) => setTimeout(r, intervalMs)).then(() => 'tick')]);
       if (next === 'stop') break;
@@ -141,7 +141,7 @@ export function registerJobs(program: Command): void {
     .action(async (options: { watch?: boolean; interval: number; json?: boolean }) => {
       await withCliContext({ redis: false }, (context) => withClient(context, async (client) => {
         if (options.watch) return watch(client, Math.max(0.2, options.interval) * 1000);
-        const dashboard = await jobsDashboard(client);
+        const dashboard = await jobsDashboard(client, TASKS);
         if (options.json) printJson(dashboard);
         else process.stdout.write(render(dashboard));
       }));
@@ -196,9 +196,6 @@ export function registerJobs(program: Command): void {
         payload = JSON.parse(options.payload);
       } catch {
         throw new UsageError(`--payload is not JSON: ${options.payload}`);
-      }
-      if (task === EXPIRE_RESERVATION && !(payload as { reservation_id?: unknown })?.reservation_id) {
-        throw new UsageError(`${EXPIRE_RESERVATION} needs --payload '{"reservation_id": "<uuid>"}' (or run ${EXPIRE_SWEEP})`);
       }
       await withCliContext({ redis: false }, (context) => withClient(context, async (client) => {
         const id = await enqueueJob(client, task, payload);

@@ -1,5 +1,7 @@
-// Reads and operator actions on graphile-worker's jobs, for `stockroom jobs`.
-// Finished jobs are deleted by graphile-worker, so they are not counted.
+// Reads and operator actions on graphile-worker's jobs, for `stockroom jobs`,
+// through its public interface only (the graphile_worker.jobs view and its
+// SQL functions). Finished jobs are deleted by graphile-worker, so they are
+// not counted.
 import type pg from 'pg';
 
 export interface TaskCounts {
@@ -17,7 +19,8 @@ export interface JobFailure { id: string; task: string; attempts: number; maxAtt
 export interface WorkerPool { poolId: string; hostname: string; pid: number; lastSeenSecondsAgo: number }
 export interface Dashboard { tasks: TaskCounts[]; failures: JobFailure[]; workers: WorkerPool[]; at: Date }
 
-export async function jobsDashboard(client: Pick<pg.Client, 'query'>): Promise<Dashboard> {
+/** Counts for each of `tasks` (Stockroom's, shown even without jobs), and any other task that has jobs. */
+export async function jobsDashboard(client: Pick<pg.Client, 'query'>, knownTasks: readonly string[]): Promise<Dashboard> {
   // One after another: a pg client runs one query at a time.
   const [tasks, failures, workers, now] = [
     await client.query(`
@@ -36,9 +39,9 @@ export async function jobsDashboard(client: Pick<pg.Client, 'query'>): Promise<D
              coalesce(c.queued, 0)::int as queued, coalesce(c.scheduled, 0)::int as scheduled, coalesce(c.running, 0)::int as running,
              coalesce(c.failed, 0)::int as failed, coalesce(c.permanently_failed, 0)::int as permanently_failed,
              c.oldest_waiting_seconds::float8 as oldest_waiting_seconds
-      from graphile_worker._private_tasks t
+      from (select unnest($1::text[]) union select task from counted) t(identifier)
       left join counted c on c.task = t.identifier
-      order by t.identifier, c.queue`),
+      order by t.identifier, c.queue`, [knownTasks]),
     await client.query(`
       select id::text, task_identifier as task, attempts, max_attempts, last_error, updated_at, run_at
       from graphile_worker.jobs where last_error is not null order by updated_at desc limit 10`),
@@ -63,13 +66,13 @@ export async function jobsDashboard(client: Pick<pg.Client, 'query'>): Promise<D
 /** Which of the ids exist, and which of those are running (locked), so actions can say why they skipped one. */
 export async function jobStates(client: Pick<pg.Client, 'query'>, ids: string[]): Promise<Map<string, 'idle' | 'running'>> {
   const { rows } = await client.query<{ id: string; running: boolean }>(
-    `select id::text, locked_at is not null as running from graphile_worker._private_jobs where id = any($1::bigint[])`, [ids]);
+    `select id::text, locked_at is not null as running from graphile_worker.jobs where id = any($1::bigint[])`, [ids]);
   return new Map(rows.map((r) => [r.id, r.running ? 'running' : 'idle']));
 }
 
 export async function failedJobIds(client: Pick<pg.Client, 'query'>): Promise<string[]> {
   const { rows } = await client.query<{ id: string }>(
-    `select id::text from graphile_worker._private_jobs where last_error is not null and locked_at is null order by id`);
+    `select id::text from graphile_worker.jobs where last_error is not null and locked_at is null order by id`);
   return rows.map((r) => r.id);
 }
 

@@ -1,20 +1,76 @@
-// expire_sweep, every minute: the safety net for expiry. Expires whatever is
-// due (a job lost, a clock jump), and unlocks the jobs of worker pools that
-// died, so nothing waits for graphile-worker's 4-hour lock timeout.
-import type { Task } from 'graphile-worker';
-import { expireAllDue } from './expire_reservation.ts';
+// expire_sweep: the one job that expires reservations. A run expires every due
+// HELD reservation (inventory.expire_due, in batches), then schedules the
+// next run of itself under one job key, at the earlier of the next expires_at
+// and SWEEP_INTERVAL_MS from now: a reservation made meanwhile with a shorter
+// ttl waits at most that interval plus the worker's poll interval. reserve()
+// writes no job at all (a job row per reservation cost a fifth of each
+// reserve and much of its WAL): the sweeper finds due reservations through
+// their expires_at index. Scheduling goes through graphile-worker's public
+// add_job only. The worker adds the job when it starts, and the crontab adds
+// it every minute without moving a scheduled run (preserve_run_at), so the
+// chain survives a lost job, a failed run or a worker killed mid-sweep.
+import type { JobHelpers, Task } from 'graphile-worker';
+import type pg from 'pg';
 import type { JobMetrics } from './metrics.ts';
-import { unlockDeadWorkers } from './worker-heartbeats.ts';
 
 export const EXPIRE_SWEEP = 'expire_sweep';
+/** The job key of the one pending sweep. */
+export const EXPIRE_SWEEP_KEY = 'expire_sweep';
+/** The longest a sweep waits for the next one. */
+export const SWEEP_INTERVAL_MS = 1_000;
+/** The crontab line that keeps the chain alive. */
+export const EXPIRE_SWEEP_CRON = `* * * * * ${EXPIRE_SWEEP} ?max=1&jobKey=${EXPIRE_SWEEP_KEY}&jobKeyMode=preserve_run_at`;
 
-export function expireSweepTask(metrics: JobMetrics): Task {
+/** Any constant shared by every Stockroom worker. */
+const SWEEP_LOCK = 7_466_001_202_412;
+
+/**
+ * Calls inventory.expire_due until nothing is due; returns how many it
+ * expired. Sweeps take turns on an advisory lock: a sweep started by hand
+ * (`stockroom jobs run expire_sweep`) beside the scheduled one would only wait
+ * on its row locks.
+ */
+export async function expireAllDue(client: Pick<pg.PoolClient, 'query'>, batch = 1000): Promise<number> {
+  await client.query('select pg_advisory_lock($1)', [SWEEP_LOCK]);
+  try {
+    let total = 0;
+    for (;;) {
+      const { rows } = await client.query<{ n: number }>('select inventory.expire_due($1) as n', [batch]);
+      const n = rows[0]?.n ?? 0;
+      total += n;
+      if (n < batch) return total;
+    }
+  } finally {
+    await client.query('select pg_advisory_unlock($1)', [SWEEP_LOCK]);
+  }
+}
+
+/** When the next sweep should run: the next expires_at of a HELD reservation, but no later than intervalMs from now. */
+export async function nextSweepAt(client: Pick<pg.PoolClient, 'query'>, intervalMs: number): Promise<Date> {
+  const { rows } = await client.query<{ at: Date }>(`
+    select least(min(expires_at), now() + make_interval(secs => $1)) as at
+    from inventory.reservations where status = 'HELD'`, [intervalMs / 1000]);
+  return rows[0]!.at;
+}
+
+/** Puts the next sweep in the queue (replacing the pending one): at runAt, or now. */
+export function scheduleSweep(addJob: JobHelpers['addJob'], runAt?: Date, mode: 'replace' | 'preserve_run_at' = 'replace') {
+  return addJob(EXPIRE_SWEEP, {}, { jobKey: EXPIRE_SWEEP_KEY, jobKeyMode: mode, ...(runAt ? { runAt } : {}) });
+}
+
+export function expireSweepTask(metrics: JobMetrics, intervalMs = SWEEP_INTERVAL_MS): Task {
   return async (_payload, helpers) => {
-    const expired = await helpers.withPgClient((client) => expireAllDue(client));
-    metrics.ttlExpired.inc(expired);
-    if (expired) helpers.logger.info(`sweeper expired ${expired} reservation(s) missed by their jobs`, { expired });
-    const unlocked = await helpers.withPgClient((client) => unlockDeadWorkers(client));
-    metrics.deadWorkersUnlocked.inc(unlocked.length);
-    if (unlocked.length) helpers.logger.warn(`unlocked the jobs of dead worker pools ${unlocked.join(', ')}`);
+    try {
+      const expired = await helpers.withPgClient((client) => expireAllDue(client));
+      metrics.ttlExpired.inc(expired);
+      if (expired) helpers.logger.info(`expired ${expired} reservation(s)`, { expired });
+    } catch (error) {
+      // Not a job failure: the next sweep, a second from now, is the retry (a
+      // failed job would instead wait out graphile-worker's growing backoff).
+      metrics.sweepErrors.inc();
+      helpers.logger.error(`expiry sweep failed: ${(error as Error).message}`, { error });
+    }
+    const runAt = await helpers.withPgClient((client) => nextSweepAt(client, intervalMs));
+    await scheduleSweep(helpers.addJob, runAt);
   };
 }

@@ -11,17 +11,18 @@ import { CacheWriter } from '../cache/writer.ts';
 import type { Config } from '../config.ts';
 import type { Lifecycle } from '../lifecycle.ts';
 import type { Logger } from '../log.ts';
-import { EXPIRE_RESERVATION, expireReservationTask } from './expire_reservation.ts';
-import { EXPIRE_SWEEP, expireSweepTask } from './expire_sweep.ts';
+import { EXPIRE_SWEEP, EXPIRE_SWEEP_CRON, expireSweepTask, scheduleSweep } from './expire_sweep.ts';
 import { INCREMENTAL_SYNC, incrementalSyncTask } from './incremental_sync.ts';
 import { workerLogger } from './logger.ts';
 import { createJobMetrics } from './metrics.ts';
+import { UNLOCK_DEAD_WORKERS, unlockDeadWorkersTask } from './unlock_dead_workers.ts';
 import { VERIFY_COUNTERS, verifyCountersTask } from './verify_counters.ts';
 import { HEARTBEAT_MS, beat, forget, unlockDeadWorkers } from './worker-heartbeats.ts';
 
 /** Times are UTC. */
 export const CRONTAB = [
-  `* * * * * ${EXPIRE_SWEEP} ?max=1`,
+  EXPIRE_SWEEP_CRON,
+  `* * * * * ${UNLOCK_DEAD_WORKERS} ?max=1`,
   `*/5 * * * * ${INCREMENTAL_SYNC} ?max=1`,
   `30 3 * * * ${VERIFY_COUNTERS} ?max=1`,
 ].join('\n');
@@ -37,12 +38,16 @@ export interface WorkerDeps {
   verifyFix?: boolean;
   /** How often the worker looks for jobs that became due (new jobs due now arrive by NOTIFY). */
   pollIntervalMs?: number;
+  /** The longest the expiry sweeper waits between runs (SWEEP_INTERVAL_MS). */
+  sweepIntervalMs?: number;
+  /** How often this pool records a heartbeat (HEARTBEAT_MS); a pool silent for 6 of them is dead. */
+  heartbeatMs?: number;
 }
 
-export function taskList(deps: Pick<WorkerDeps, 'writer' | 'verifyFix'>, metrics: ReturnType<typeof createJobMetrics>): TaskList {
+export function taskList(deps: Pick<WorkerDeps, 'writer' | 'verifyFix' | 'sweepIntervalMs' | 'heartbeatMs'>, metrics: ReturnType<typeof createJobMetrics>): TaskList {
   return {
-    [EXPIRE_RESERVATION]: expireReservationTask(metrics),
-    [EXPIRE_SWEEP]: expireSweepTask(metrics),
+    [EXPIRE_SWEEP]: expireSweepTask(metrics, deps.sweepIntervalMs),
+    [UNLOCK_DEAD_WORKERS]: unlockDeadWorkersTask(metrics, deps.heartbeatMs),
     [INCREMENTAL_SYNC]: incrementalSyncTask(deps.writer, metrics),
     [VERIFY_COUNTERS]: verifyCountersTask(deps.verifyFix ?? false, metrics),
   };
@@ -58,7 +63,8 @@ export async function startWorker(deps: WorkerDeps): Promise<Runner> {
   const metrics = createJobMetrics(registry);
 
   // Jobs a dead worker held would otherwise wait 4 hours for graphile-worker's lock timeout.
-  const unlocked = await unlockDeadWorkers(pool);
+  const heartbeatMs = deps.heartbeatMs ?? HEARTBEAT_MS;
+  const unlocked = await unlockDeadWorkers(pool, heartbeatMs);
   if (unlocked.length) log.warn({ pools: unlocked }, 'unlocked the jobs of dead worker pools');
   metrics.deadWorkersUnlocked.inc(unlocked.length);
 
@@ -70,7 +76,7 @@ export async function startWorker(deps: WorkerDeps): Promise<Runner> {
     void beat(pool, poolId).catch((error: unknown) => log.warn({ err: error }, 'worker heartbeat failed'));
     heartbeat = setInterval(() => {
       void beat(pool, poolId!).catch((error: unknown) => log.warn({ err: error }, 'worker heartbeat failed'));
-    }, HEARTBEAT_MS);
+    }, heartbeatMs);
     heartbeat.unref();
   });
 
@@ -86,6 +92,8 @@ export async function startWorker(deps: WorkerDeps): Promise<Runner> {
     // Await job completion: un-awaited, a database drop right after a job finishes is an unhandled rejection.
     preset: { worker: { completeJobBatchDelay: 0, failJobBatchDelay: 0 } },
   });
+  // The expiry sweeper's chain starts now, not at the next minute's crontab.
+  await scheduleSweep(runner.addJob, undefined, 'preserve_run_at');
   lifecycle.onStop('worker', async () => {
     clearInterval(heartbeat);
     await runner.stop().catch((error: unknown) => log.warn({ err: error }, 'worker stop'));
@@ -105,5 +113,5 @@ export async function startWorkerRole(
     await redis.quit().catch(() => redis.disconnect());
   });
   const writer = new CacheWriter(redis, cacheKeys(config.cachePrefix), { name: config.stream, maxLength: config.streamMaxLength });
-  return startWorker({ ...deps, writer, concurrency: config.workerConcurrency, verifyFix: config.verifyFix });
+  return startWorker({ ...deps, writer, concurrency: config.workerConcurrency, verifyFix: config.verifyFix, heartbeatMs: config.workerHeartbeatMs });
 }

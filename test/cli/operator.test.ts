@@ -49,22 +49,28 @@ async function runJson<T = any>(t: ExecutionContext, args: string[], env: NodeJS
 
 interface JobRow { id: string; task: string; run_at: Date; attempts: number; max_attempts: number; last_error: string | null; locked_at: Date | null }
 
+/** A job as graphile-worker's public view shows it. */
 async function jobRow(db: TestDatabase, id: string): Promise<JobRow | undefined> {
   const { rows } = await db.query<JobRow>(`
-    select j.id::text, t.identifier as task, j.run_at, j.attempts, j.max_attempts, j.last_error, j.locked_at
-    from graphile_worker._private_jobs j join graphile_worker._private_tasks t on t.id = j.task_id where j.id = $1`, [id]);
+    select id::text, task_identifier as task, run_at, attempts, max_attempts, last_error, locked_at
+    from graphile_worker.jobs where id = $1`, [id]);
   return rows[0];
 }
 
-/** Two reservations (their expiry jobs an hour away) and a job that failed twice. */
+/**
+ * Two verify_counters jobs scheduled an hour away, and an incremental_sync job
+ * that has failed twice (its next try an hour away), made through
+ * graphile-worker's public functions.
+ */
 async function someJobs(db: TestDatabase): Promise<{ scheduled: string[]; failed: string }> {
   const scheduled: string[] = [];
-  for (const order of ['o1', 'o2']) {
-    const r = await queryOne<{ id: string }>(db, `select id from inventory.reserve($1, '[{"sku":"A","warehouse":"WH1","qty":1}]', '1 hour')`, [order]);
-    scheduled.push((await queryOne<{ id: string }>(db, `select id::text from graphile_worker._private_jobs where key = $1`, [`expire:${r.id}`])).id);
+  for (let i = 0; i < 2; i++) {
+    scheduled.push((await queryOne<{ id: string }>(db,
+      `select id::text from graphile_worker.add_job('verify_counters', run_at => now() + interval '1 hour')`)).id);
   }
   const failed = (await queryOne<{ id: string }>(db, `select id::text from graphile_worker.add_job('incremental_sync', '{}'::json)`)).id;
-  await db.query(`update graphile_worker._private_jobs set attempts = 2, last_error = 'Error: boom', run_at = now() + interval '1 hour' where id = $1`, [failed]);
+  await db.query(`select graphile_worker.permanently_fail_jobs($1::bigint[], 'Error: boom')`, [[failed]]);
+  await db.query(`select graphile_worker.reschedule_jobs($1::bigint[], run_at => now() + interval '1 hour', attempts => 2)`, [[failed]]);
   return { scheduled, failed };
 }
 
@@ -75,25 +81,21 @@ const near = (t: ExecutionContext, at: Date, expected: number, slackMs: number, 
 
 test('jobs --json: every task with its counts by state, the failures, the live workers', async (t) => {
   const { db, env } = await setUp(t, 'ops_jobs');
-  for (const order of ['o1', 'o2']) await db.query(`select inventory.reserve($1, '[{"sku":"A","warehouse":"WH1","qty":1}]', '1 hour')`, [order]);
+  const { failed } = await someJobs(db);
   const worker = await startTestWorker(db.url);
   t.teardown(() => worker.stop());
-  // A job whose payload makes the task throw, run by the worker.
-  const bad = (await queryOne<{ id: string }>(db,
-    `select id::text from graphile_worker.add_job('expire_reservation', '{"reservation_id":"not-a-uuid"}'::json)`)).id;
-  t.true(await waitFor(async () => (await jobRow(db, bad))?.last_error != null, 10_000), 'the worker ran it and it failed');
-  await db.query(`update graphile_worker._private_jobs set run_at = now() + interval '1 hour' where id = $1`, [bad]); // no retry while we look
   const pool = (await queryOne<{ pool_id: string }>(db, 'select pool_id from stockroom_meta.worker_heartbeats')).pool_id;
 
   const { json } = await runJson(t, ['jobs', '--json'], env);
-  t.deepEqual(json.tasks.map((x: { task: string }) => x.task), ['expire_reservation', 'expire_sweep', 'incremental_sync', 'verify_counters']);
-  t.deepEqual(json.tasks[0], {
-    task: 'expire_reservation', queue: '', queued: 0, scheduled: 2, running: 0, failed: 1, permanentlyFailed: 0, oldestWaitingSeconds: null,
+  t.deepEqual(json.tasks.map((x: { task: string }) => x.task), ['expire_sweep', 'incremental_sync', 'unlock_dead_workers', 'verify_counters']);
+  t.deepEqual(json.tasks.find((x: { task: string }) => x.task === 'verify_counters'), {
+    task: 'verify_counters', queue: '', queued: 0, scheduled: 2, running: 0, failed: 0, permanentlyFailed: 0, oldestWaitingSeconds: null,
   });
-  t.like(json.tasks.find((x: { task: string }) => x.task === 'verify_counters'), { queued: 0, scheduled: 0, running: 0, failed: 0, permanentlyFailed: 0 });
+  t.like(json.tasks.find((x: { task: string }) => x.task === 'incremental_sync'), { queued: 0, scheduled: 0, running: 0, failed: 1, permanentlyFailed: 0 });
+  const sweep = json.tasks.find((x: { task: string }) => x.task === 'expire_sweep');
+  t.is(sweep.queued + sweep.scheduled + sweep.running, 1, 'the one sweep of the expiry chain, pending or running');
   t.is(json.failures.length, 1);
-  t.like(json.failures[0], { id: bad, task: 'expire_reservation', attempts: 1, maxAttempts: 25 });
-  t.regex(json.failures[0].lastError, /reservation_id/i, 'the error says what was wrong');
+  t.like(json.failures[0], { id: failed, task: 'incremental_sync', attempts: 2, maxAttempts: 25, lastError: 'Error: boom' });
   t.deepEqual(json.workers.map((w: { poolId: string; pid: number }) => [w.poolId, w.pid]), [[pool, process.pid]]);
   t.true(json.workers[0].lastSeenSecondsAgo < 10);
   t.false(Number.isNaN(Date.parse(json.at)));
@@ -101,7 +103,7 @@ test('jobs --json: every task with its counts by state, the failures, the live w
   const text = await runCli(['jobs'], env);
   t.is(text.code, 0, text.stderr);
   t.regex(text.stdout, /task\s+queue\s+queued\s+scheduled\s+running\s+failed\s+perm\. failed\s+oldest waiting/);
-  t.regex(text.stdout, new RegExp(`${bad}\\s+expire_reservation\\s+1/25`));
+  t.regex(text.stdout, new RegExp(`${failed}\\s+incremental_sync\\s+2/25`));
   t.regex(text.stdout, new RegExp(`workers: ${pool} \\(`));
 
   await worker.stop();
@@ -123,7 +125,7 @@ test('jobs retry, retry --failed, cancel, reschedule --at +10m and run change th
   t.is(cancel.stdout, `cancelled: ${j2}\n`);
   t.like(await jobRow(db, j2!), { attempts: 25, max_attempts: 25, last_error: 'cancelled by an operator (stockroom jobs cancel)' });
   const dashboard = await runJson(t, ['jobs', '--json'], env);
-  t.like(dashboard.json.tasks[0], { task: 'expire_reservation', scheduled: 1, permanentlyFailed: 1 });
+  t.like(dashboard.json.tasks.find((x: { task: string }) => x.task === 'verify_counters'), { scheduled: 1, permanentlyFailed: 1 });
 
   const retryFailed = await runCli(['jobs', 'retry', '--failed'], env);
   t.is(retryFailed.code, 0, retryFailed.stderr);
@@ -194,25 +196,36 @@ test('jobs: an unknown or running job is one line saying why (exit 1); a bad id 
     t.true(isOneLineError(result.stderr), result.stderr);
     t.is(result.stderr, 'stockroom: job 999999: no such job (finished jobs are deleted)\n');
   }
-  await db.query(`update graphile_worker._private_jobs set locked_at = now(), locked_by = 'pool-elsewhere' where id = $1`, [j1]);
-  const running = await runCli(['jobs', 'cancel', j1!], env);
-  t.is(running.code, 1);
-  t.is(running.stderr, `stockroom: job ${j1}: running now; try again when it finishes\n`);
-  t.is((await jobRow(db, j1!))?.attempts, 0, 'left alone');
+  // A job running right now: a worker's expiry sweep, waiting for a stock row a test transaction holds.
+  const worker = await startTestWorker(db.url);
+  t.teardown(() => worker.stop());
+  const blocker = new pg.Client({ connectionString: db.url });
+  await blocker.connect();
+  t.teardown(() => blocker.end());
+  await db.query(`select inventory.reserve('due', '[{"sku":"A","warehouse":"WH1","qty":1}]', '1 second')`);
+  await blocker.query('begin');
+  await blocker.query('select 1 from inventory.stock_levels for update');
+  let running: string | undefined;
+  t.true(await waitFor(async () => Boolean(running = (await db.query<{ id: string }>(
+    `select id::text from graphile_worker.jobs where task_identifier = 'expire_sweep' and locked_at is not null`)).rows[0]?.id), 10_000), 'the sweep runs');
+  const busy = await runCli(['jobs', 'cancel', running!], env);
+  t.is(busy.code, 1);
+  t.is(busy.stderr, `stockroom: job ${running}: running now; try again when it finishes\n`);
+  t.like(await jobRow(db, running!), { attempts: 1, last_error: null }, 'left alone');
+  await blocker.query('rollback');
+  t.is((await jobRow(db, j1!))?.attempts, 0);
 
   const usage: Array<[string[], RegExp]> = [
     [['retry', 'abc'], /^stockroom: job ids are whole numbers, got 'abc'\n$/],
     [['retry'], /^stockroom: name the job ids to retry, or use --failed\n$/],
-    [['run', 'nosuch'], /^stockroom: unknown task 'nosuch'; the tasks are expire_reservation, expire_sweep, incremental_sync, verify_counters\n$/],
-    [['run', 'expire_reservation'], /^stockroom: expire_reservation needs --payload '\{"reservation_id": "<uuid>"\}' \(or run expire_sweep\)\n$/],
+    [['run', 'nosuch'], /^stockroom: unknown task 'nosuch'; the tasks are expire_sweep, incremental_sync, unlock_dead_workers, verify_counters\n$/],
   ];
   for (const [args, message] of usage) {
     const result = await runCli(['jobs', ...args], env);
     t.is(result.code, 2, `jobs ${args.join(' ')}: ${result.stderr}`);
     t.regex(result.stderr, message);
   }
-  const { rows } = await db.query(`select j.id from graphile_worker._private_jobs j join graphile_worker._private_tasks t on t.id = j.task_id
-                                   where t.identifier in ('incremental_sync', 'expire_reservation') and j.key is null and j.last_error is null`);
+  const { rows } = await db.query(`select id from graphile_worker.jobs where task_identifier = 'nosuch'`);
   t.deepEqual(rows, [], 'nothing was enqueued by the refused commands');
 });
 
@@ -245,7 +258,7 @@ test('jobs --watch draws the dashboard in a terminal; q and Ctrl-C quit at once,
     t.true(screen.includes('\x1b[?25l'), 'the cursor is hidden while drawing');
     t.true(screen.includes('\x1b[H\x1b[2J'), 'each frame clears the screen');
     t.regex(screen, /jobs at \d{4}-\d\d-\d\dT/);
-    t.regex(screen, /expire_reservation\s+-\s+0\s+2\s+0\s+0\s+0/);
+    t.regex(screen, /verify_counters\s+-\s+0\s+2\s+0\s+0\s+0/);
     t.regex(screen, /incremental_sync\s+-\s+0\s+0\s+0\s+1\s+0/);
     t.regex(screen, /workers: none running \(stockroom start --worker\)/);
 

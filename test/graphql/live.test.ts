@@ -158,7 +158,7 @@ test.serial('SIGTERM with a subscription open and a request in flight: the reque
     subscription.close();
     locker.release();
   }
-  const { rows } = await db.query<{ n: number }>(`select count(*)::int as n from graphile_worker._private_jobs where locked_by is not null`);
+  const { rows } = await db.query<{ n: number }>(`select count(*)::int as n from graphile_worker.jobs where locked_by is not null`);
   t.is(rows[0]!.n, 0, 'the worker released its jobs');
   const { rows: slots } = await db.query(`select active from pg_replication_slots where database = current_database()`);
   t.true(slots.every((s) => s.active === false), 'the consumer let go of its slot');

@@ -1,9 +1,10 @@
-// Reservation expiry by the worker (graphile-worker in this process, polling
-// every 200 ms): each reservation's own job expires it at expires_at, with
-// nobody calling expire_due; extend() moves that, confirm() cancels it; a burst
-// of due reservations is expired once each; the release reaches the events
-// stream as warehouse.stock.released (TTL_EXPIRED); the sweeper catches a
-// reservation whose job is gone; a graceful stop lets a running job finish.
+// Reservation expiry by the worker (graphile-worker in this process): the one
+// self-scheduling expire_sweep job expires each reservation within 3 s of its
+// expires_at, with no job of its own and nobody calling expire_due; extend()
+// moves that, confirm() prevents it; a burst of due reservations is expired
+// once each; the release reaches the events stream as warehouse.stock.released
+// (TTL_EXPIRED); the sweep chain survives a lost job; a graceful stop lets a
+// running sweep finish.
 import anyTest, { type TestFn } from 'ava';
 import pg from 'pg';
 import { readStream, testRedis, waitFor, waitForCache } from '../helpers/cache.ts';
@@ -12,7 +13,7 @@ import { queryOne, setupCatalog, stockOf } from '../helpers/inventory.ts';
 import type { Queryable } from '../helpers/invariants.ts';
 import { startTestListener } from '../helpers/listener.ts';
 import {
-  clearOfCron, expiryJobOf, startTestWorker, statusOf, waitForMetric, waitForStatus, waitUntilDatabaseTime,
+  jobsOf, startTestWorker, statusOf, waitForMetric, waitForStatus, waitUntilDatabaseTime,
   type TestWorker, type TestWorkerOptions,
 } from './worker-harness.ts';
 
@@ -43,15 +44,17 @@ async function movementsOf(db: Queryable, reservationId: string) {
   return rows;
 }
 
-test('a reservation with a 1-second ttl is expired by its own job at expires_at, without anyone calling expire_due', async (t) => {
+test('a reservation with a 1-second ttl is expired within 3 s of expires_at by the sweeper, with no job of its own', async (t) => {
   const { db } = t.context;
   await setupCatalog(db, { A: { WH1: 10 }, B: { WH1: 5 } });
-  const w = await worker(t, db.url);
-  await clearOfCron(8); // so the minute's sweeper cannot be the one that expires it
+  // The production poll interval: the 3 s promise holds with it.
+  const w = await worker(t, db.url, { pollIntervalMs: 1_000 });
+  t.true(await waitFor(async () => (await jobsOf(db, 'expire_sweep')).some((j) => j.key === 'expire_sweep'), 5_000), 'the worker started the sweep chain');
+  const jobsBefore = await jobsOf(db);
   const r = await reserve(db, 'order-1', [{ sku: 'A', warehouse: 'WH1', qty: 3 }, { sku: 'B', warehouse: 'WH1', qty: 2 }], '1 second');
-  const job = await expiryJobOf(db, r.id);
-  t.is(job?.run_at.getTime(), r.expires_at.getTime(), 'its job is due at expires_at');
-  t.is(job?.locked_at, null);
+  const jobsAfter = await jobsOf(db);
+  t.deepEqual(jobsAfter.filter((j) => j.task_identifier !== 'expire_sweep'), jobsBefore.filter((j) => j.task_identifier !== 'expire_sweep'), 'reserve added no job');
+  t.true(jobsAfter.filter((j) => j.key === 'expire_sweep').length <= 1, 'one pending sweep at most');
   t.like(await stockOf(db, 'A', 'WH1'), { reserved: 3, available: 7 });
 
   t.true(await waitForStatus(db, [r.id], 'EXPIRED', 10_000), `still ${await statusOf(db, r.id)} 10 s after expires_at`);
@@ -66,14 +69,14 @@ test('a reservation with a 1-second ttl is expired by its own job at expires_at,
   ]);
   for (const m of movements.filter((x) => x.kind === 'EXPIRE')) {
     const late = m.occurred_at.getTime() - r.expires_at.getTime();
-    t.true(late >= 0 && late < 5_000, `expired ${late} ms after expires_at`); // the sweeper would be up to 60 s late
+    t.true(late >= 0 && late < 3_000, `expired ${late} ms after expires_at`);
   }
   t.like(await stockOf(db, 'A', 'WH1'), { on_hand: 10, reserved: 0, available: 10 });
   t.like(await stockOf(db, 'B', 'WH1'), { on_hand: 5, reserved: 0, available: 5 });
-  t.is(await expiryJobOf(db, r.id), undefined, 'the job is done and gone');
   t.is(await waitForMetric(w, TTL_EXPIRED, 1), 1);
-  t.truthy(w.logs.find((l) => l.task === 'expire_reservation' && l.reservationId === r.id && l.msg === 'expired 1 reservation(s)'),
-    'the reservation\'s own expire_reservation job did it');
+  t.truthy(w.logs.find((l) => l.task === 'expire_sweep' && l.msg === 'expired 1 reservation(s)'), 'the sweeper did it');
+  const sweeps = await jobsOf(db, 'expire_sweep');
+  t.true(sweeps.some((j) => j.key === 'expire_sweep' && j.attempts === 0 && j.last_error === null), 'the next sweep is scheduled');
 });
 
 test('extend() postpones the expiry: still HELD after the original expires_at, expired after the new one', async (t) => {
@@ -84,7 +87,6 @@ test('extend() postpones the expiry: still HELD after the original expires_at, e
   const [extended, control] = [await reserve(db, 'paying', line, '1 second'), await reserve(db, 'control', line, '1 second')];
   const moved = await queryOne<{ expires_at: Date }>(db, `select expires_at from inventory.extend($1, '3 seconds')`, [extended.id]);
   t.true(moved.expires_at > extended.expires_at);
-  t.is((await expiryJobOf(db, extended.id))?.run_at.getTime(), moved.expires_at.getTime(), 'its job moved with it');
 
   // The control, due at the original time, expires: the worker is up and its jobs ran then.
   t.true(await waitForStatus(db, [control.id], 'EXPIRED', 10_000), 'the control reservation expired');
@@ -96,19 +98,18 @@ test('extend() postpones the expiry: still HELD after the original expires_at, e
   const expiry = (await movementsOf(db, extended.id)).filter((m) => m.kind === 'EXPIRE');
   t.is(expiry.length, 1);
   const late = expiry[0]!.occurred_at.getTime() - moved.expires_at.getTime();
-  t.true(late >= 0 && late < 5_000, `expired ${late} ms after the new expires_at`);
+  t.true(late >= 0 && late < 3_000, `expired ${late} ms after the new expires_at`);
   t.like(await stockOf(db, 'A', 'WH1'), { reserved: 0, available: 10 });
   t.is(await waitForMetric(w, TTL_EXPIRED, 2), 2);
 });
 
-test('confirm() prevents the expiry: the job is deleted and the reservation stays CONFIRMED', async (t) => {
+test('confirm() prevents the expiry: the reservation stays CONFIRMED', async (t) => {
   const { db } = t.context;
   await setupCatalog(db, { A: { WH1: 10 } });
   const w = await worker(t, db.url);
   const line = [{ sku: 'A', warehouse: 'WH1', qty: 4 }];
   const [confirmed, control] = [await reserve(db, 'paid', line, '1 second'), await reserve(db, 'control', line, '1 second')];
   await db.query('select inventory.confirm($1)', [confirmed.id]);
-  t.is(await expiryJobOf(db, confirmed.id), undefined, 'confirm deleted its job');
 
   t.true(await waitForStatus(db, [control.id], 'EXPIRED', 10_000), 'the control reservation expired');
   t.true(await waitUntilDatabaseTime(db, confirmed.expires_at, 500));
@@ -128,8 +129,7 @@ test('many reservations due at once are all expired, each exactly once (one EXPI
       inventory.reserve('bulk-' || i, '[{"sku":"A","warehouse":"WH1","qty":1},{"sku":"B","qty":1}]'::jsonb, '1 second') r`);
   const ids = rows.map((r) => r.id);
   t.is(new Set(ids).size, 150);
-  const jobs = await queryOne<{ n: number }>(db, `select count(*)::int as n from graphile_worker._private_jobs where key like 'expire:%'`);
-  t.is(jobs.n, 150, 'one job per reservation');
+  t.true((await jobsOf(db)).length <= 2, 'no job per reservation: the sweep chain and at most the crontab\'s jobs');
 
   t.true(await waitForStatus(db, ids, 'EXPIRED', 20_000), 'all expired');
   const counts = await queryOne<{ lines: number; expire: number; distinct_lines: number; released_twice: number }>(db, `
@@ -142,10 +142,7 @@ test('many reservations due at once are all expired, each exactly once (one EXPI
     t.like(await stockOf(db, sku, code), { on_hand: onHand, reserved: 0, available: onHand }, `${sku}/${code} back`);
   }
   t.is(await waitForMetric(w, TTL_EXPIRED, 150), 150, 'inventory_ttl_expired_total counts each once');
-  t.true(await waitFor(async () => (await queryOne<{ n: number }>(db,
-    `select count(*)::int as n from graphile_worker._private_jobs where key like 'expire:%'`)).n === 0, 10_000), 'no expiry job left');
-  const failed = await queryOne<{ n: number }>(db, 'select count(*)::int as n from graphile_worker._private_jobs where last_error is not null');
-  t.is(failed.n, 0, 'no job failed');
+  t.deepEqual((await jobsOf(db)).filter((j) => j.last_error !== null), [], 'no job failed');
 });
 
 test('with the listener running, the expiry reaches the events stream as warehouse.stock.released with reason TTL_EXPIRED', async (t) => {
@@ -187,27 +184,35 @@ test('with the listener running, the expiry reaches the events stream as warehou
   t.is(await redis.get(`${listener.names.prefix}stock:A:available`), '20');
 });
 
-test('the sweeper (expire_sweep) expires a due reservation whose job was removed', async (t) => {
+test('the sweep chain survives a lost job: a worker that starts adds it back, and a sweep run by hand moves the pending one', async (t) => {
   const { db } = t.context;
   await setupCatalog(db, { A: { WH1: 10 } });
-  const w = await worker(t, db.url);
-  await clearOfCron(5); // the minute's sweeper would do it too early for the first check
-  const r = await reserve(db, 'lost-job', [{ sku: 'A', warehouse: 'WH1', qty: 5 }], '1 second');
-  const deleted = await db.query(`delete from graphile_worker._private_jobs where key = $1`, [`expire:${r.id}`]);
-  t.is(deleted.rowCount, 1);
+  const first = await startTestWorker(db.url);
+  t.true(await waitFor(async () => (await jobsOf(db, 'expire_sweep')).some((j) => j.key === 'expire_sweep'), 5_000));
+  await first.stop();
+  await db.query(`select graphile_worker.remove_job('expire_sweep')`);
+  t.true(await waitFor(async () => (await jobsOf(db, 'expire_sweep')).length === 0, 5_000), 'the chain is gone');
+  const r = await reserve(db, 'lost-chain', [{ sku: 'A', warehouse: 'WH1', qty: 5 }], '1 second');
   t.true(await waitUntilDatabaseTime(db, r.expires_at, 300));
-  t.is(await statusOf(db, r.id), 'HELD', 'without its job, nothing expired it at expires_at');
+  t.is(await statusOf(db, r.id), 'HELD', 'with no worker and no sweep, nothing expired it');
 
-  await db.query(`select graphile_worker.add_job('expire_sweep')`);
-  t.true(await waitForStatus(db, [r.id], 'EXPIRED', 10_000), 'the sweeper expired it');
-  t.like(await queryOne(db, 'select release_reason from inventory.reservations where id = $1', [r.id]), { release_reason: 'TTL_EXPIRED' });
+  const w = await worker(t, db.url);
+  t.true(await waitForStatus(db, [r.id], 'EXPIRED', 5_000), 'the worker that started swept it');
   t.deepEqual((await movementsOf(db, r.id)).map((m) => `${m.kind}:${m.reason}`), ['RESERVE:null', 'EXPIRE:TTL_EXPIRED']);
   t.like(await stockOf(db, 'A', 'WH1'), { reserved: 0, available: 10 });
   t.is(await waitForMetric(w, TTL_EXPIRED, 1), 1);
-  t.truthy(w.logs.find((l) => l.task === 'expire_sweep' && l.msg === 'sweeper expired 1 reservation(s) missed by their jobs'));
+
+  // `stockroom jobs run expire_sweep` enqueues an unkeyed sweep: it runs, then moves the chain's pending sweep.
+  const pending = (await jobsOf(db, 'expire_sweep')).filter((j) => j.key === 'expire_sweep');
+  t.is(pending.length, 1, 'one pending sweep');
+  await db.query(`select graphile_worker.add_job('expire_sweep')`);
+  t.true(await waitFor(async () => {
+    const now = await jobsOf(db, 'expire_sweep');
+    return now.length === 1 && now[0]!.key === 'expire_sweep';
+  }, 5_000), 'still one sweep chain, no stray job');
 });
 
-test('a graceful stop lets the running expiry job finish, forgets the heartbeat and leaves no job locked', async (t) => {
+test('a graceful stop lets the running sweep finish, forgets the heartbeat and leaves no job locked', async (t) => {
   const { db } = t.context;
   await setupCatalog(db, { A: { WH1: 10 } });
   const w = await worker(t, db.url);
@@ -215,14 +220,16 @@ test('a graceful stop lets the running expiry job finish, forgets the heartbeat 
   await waitFor(async () => Boolean(([beat] = (await db.query<{ pool_id: string }>('select pool_id from stockroom_meta.worker_heartbeats')).rows, beat)), 5_000);
   t.truthy(beat, 'the running pool beats');
 
-  // Hold the stock row so the job, once it runs, waits inside expire_due.
+  // Hold the stock row so the sweep, once it runs, waits inside expire_due.
   const blocker = new pg.Client({ connectionString: db.url });
   await blocker.connect();
   t.teardown(() => blocker.end());
   const r = await reserve(db, 'slow', [{ sku: 'A', warehouse: 'WH1', qty: 1 }], '1 second');
   await blocker.query('begin');
   await blocker.query(`select 1 from inventory.stock_levels for update`);
-  t.true(await waitFor(async () => (await expiryJobOf(db, r.id))?.locked_by === beat!.pool_id, 10_000), 'the job is running');
+  t.true(await waitFor(async () => (await db.query(`
+    select 1 from pg_stat_activity where datname = current_database() and application_name = 'stockroom worker' and wait_event_type = 'Lock'`)).rowCount === 1
+    && (await jobsOf(db, 'expire_sweep')).some((j) => j.locked_by === beat!.pool_id), 10_000), 'the sweep is running, waiting for the row');
 
   let stopped = false;
   const stopping = w.stop().then(() => {
@@ -232,11 +239,10 @@ test('a graceful stop lets the running expiry job finish, forgets the heartbeat 
   t.false(stopped, 'the stop waits for the running job');
   await blocker.query('rollback');
   await stopping;
-  t.is(await statusOf(db, r.id), 'EXPIRED', 'the job finished its work');
-  t.is(await expiryJobOf(db, r.id), undefined, 'and was completed, not left locked');
+  t.is(await statusOf(db, r.id), 'EXPIRED', 'the sweep finished its work');
   t.is(await w.metric(TTL_EXPIRED), 1);
-  const locked = await queryOne<{ n: number }>(db, 'select count(*)::int as n from graphile_worker._private_jobs where locked_at is not null');
-  t.is(locked.n, 0);
+  t.deepEqual((await jobsOf(db)).filter((j) => j.locked_at !== null), [], 'no job is left locked');
+  t.true((await jobsOf(db, 'expire_sweep')).some((j) => j.key === 'expire_sweep'), 'and the next sweep is scheduled');
   t.deepEqual((await db.query('select pool_id from stockroom_meta.worker_heartbeats')).rows, [], 'the heartbeat is forgotten');
   await w.stop(); // twice is fine
   t.pass();

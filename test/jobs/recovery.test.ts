@@ -1,12 +1,13 @@
-// A worker killed with -9 in the middle of its expiry jobs. graphile-worker
-// would leave those jobs locked for 4 hours; Stockroom's heartbeats tell a
-// dead pool from a busy one, and a worker that starts (or the sweeper of one
-// that runs) unlocks the dead pool's jobs. Whatever happens to the dead
-// worker's sessions, every due reservation ends EXPIRED exactly once.
+// A worker killed with -9 in the middle of an expiry sweep. graphile-worker
+// would leave the sweep's job locked for 4 hours; Stockroom's heartbeats tell
+// a dead pool from a busy one, and a worker that starts (or the
+// unlock_dead_workers task of one that runs) unlocks the dead pool's jobs.
+// Whatever happens to the dead worker's sessions, every due reservation ends
+// EXPIRED exactly once, and no job is left behind locked or failed.
 //
-// To catch the worker mid-run, a test transaction holds a stock row that
-// expire_due must lock: the jobs start, then wait. The 30 s after which a
-// silent pool counts as dead is skipped by ageing its heartbeat and locks.
+// To catch the worker mid-sweep, a test transaction holds a stock row that
+// expire_due must lock: the sweep starts, then waits. Workers here beat every
+// 300 ms, so a silent pool counts as dead after 1.8 s.
 import anyTest, { type ExecutionContext, type TestFn } from 'ava';
 import pg from 'pg';
 import { removeCliDataDirs } from '../cli/run-cli.ts';
@@ -14,7 +15,7 @@ import { waitFor } from '../helpers/cache.ts';
 import { useDatabase, type DatabaseContext, type TestDatabase } from '../helpers/database.ts';
 import { queryOne, setupCatalog, stockOf } from '../helpers/inventory.ts';
 import { invariantViolations, type Queryable } from '../helpers/invariants.ts';
-import { startTestWorker, statusOf, waitForMetric, waitForStatus } from './worker-harness.ts';
+import { jobsOf, startTestWorker, statusOf, waitForMetric, waitForStatus } from './worker-harness.ts';
 import { killAllWorkers, spawnWorker, type WorkerProcess } from './worker-process.ts';
 
 const test = anyTest as TestFn<DatabaseContext>;
@@ -24,7 +25,12 @@ test.after.always(async () => {
   removeCliDataDirs();
 });
 
-const RESERVATIONS = 3; // fewer than the worker's 4 concurrent jobs: all of them get locked
+const HEARTBEAT_MS = 300;
+const DEAD_AFTER_MS = 6 * HEARTBEAT_MS;
+const fastBeats = { STOCKROOM_WORKER_HEARTBEAT_MS: String(HEARTBEAT_MS) };
+const sleep = (ms: number) => new Promise((resolve) => setTimeout(resolve, ms));
+
+const RESERVATIONS = 3;
 
 /** Stock, and reservations of two lines each, due together in 2 s. */
 async function dueSoon(db: Queryable): Promise<string[]> {
@@ -36,7 +42,7 @@ async function dueSoon(db: Queryable): Promise<string[]> {
   return rows.map((r) => r.id);
 }
 
-/** A transaction holding A/WH1, which expire_due has to lock: expiry jobs wait behind it. */
+/** A transaction holding A/WH1, which expire_due has to lock: the sweep waits behind it. */
 async function holdStockRow(t: ExecutionContext, db: TestDatabase): Promise<{ release(): Promise<void> }> {
   const client = new pg.Client({ connectionString: db.url, application_name: 'test blocker' });
   client.on('error', () => {});
@@ -56,10 +62,14 @@ async function poolOfPid(db: Queryable, pid: number): Promise<string | undefined
   return pool;
 }
 
+/** How many jobs a pool holds locked. */
 async function lockedBy(db: Queryable, pool: string): Promise<number> {
-  const { rows } = await db.query<{ n: number }>(
-    `select count(*)::int as n from graphile_worker._private_jobs where key like 'expire:%' and locked_by = $1`, [pool]);
-  return rows[0]!.n;
+  return (await jobsOf(db)).filter((j) => j.locked_by === pool).length;
+}
+
+/** Jobs that would need a person: locked by a pool that is gone, or out of attempts. */
+async function strandedJobs(db: Queryable, deadPool: string) {
+  return (await jobsOf(db)).filter((j) => j.locked_by === deadPool || j.attempts >= j.max_attempts);
 }
 
 /** Sessions of worker pools stuck waiting for a lock. */
@@ -70,10 +80,11 @@ async function waitingWorkerSessions(db: Queryable): Promise<number> {
   return rows[0]!.n;
 }
 
-/** Makes a pool look silent for a minute, and its locks a minute old (instead of waiting 30 s). */
-async function ageDeadPool(db: Queryable, pool: string): Promise<void> {
-  await db.query(`update stockroom_meta.worker_heartbeats set last_seen = now() - interval '1 minute' where pool_id = $1`, [pool]);
-  await db.query(`update graphile_worker._private_jobs set locked_at = now() - interval '1 minute' where locked_by = $1`, [pool]);
+/** Waits until a pool has been silent long enough to count as dead. */
+async function waitUntilDead(db: Queryable, pool: string): Promise<void> {
+  await waitFor(async () => (await db.query(
+    `select 1 from stockroom_meta.worker_heartbeats where pool_id = $1 and last_seen > now() - make_interval(secs => $2)`,
+    [pool, (DEAD_AFTER_MS + 200) / 1000])).rowCount === 0, 10_000, 50);
 }
 
 /** The pools a worker process said it unlocked as it started. */
@@ -83,14 +94,13 @@ async function unlockedAtStart(worker: WorkerProcess): Promise<unknown> {
   return line()?.pools;
 }
 
-/** Starts a worker process, lets its expiry jobs start and block, then kills it with -9; returns its pool id. */
-async function killWorkerMidRun(t: ExecutionContext, db: TestDatabase, ids: string[]): Promise<{ pool: string; worker: WorkerProcess }> {
-  const worker = await spawnWorker(db.url);
+/** Starts a worker process, lets its sweep start and block, then kills it with -9; returns its pool id. */
+async function killWorkerMidSweep(t: ExecutionContext, db: TestDatabase): Promise<{ pool: string; worker: WorkerProcess }> {
+  const worker = await spawnWorker(db.url, fastBeats);
   const pool = await poolOfPid(db, worker.pid);
   if (!pool) throw new Error('the worker process never recorded a heartbeat');
-  // (>=: the minute's expire_sweep may be waiting too.)
-  t.true(await waitFor(async () => (await lockedBy(db, pool)) === ids.length && (await waitingWorkerSessions(db)) >= ids.length, 15_000),
-    `the worker's expiry jobs are running and blocked (locked ${await lockedBy(db, pool)}, waiting ${await waitingWorkerSessions(db)})`);
+  t.true(await waitFor(async () => (await lockedBy(db, pool)) === 1 && (await waitingWorkerSessions(db)) === 1, 15_000),
+    `the worker's sweep is running and blocked (locked ${await lockedBy(db, pool)}, waiting ${await waitingWorkerSessions(db)})`);
   await worker.kill9();
   t.true(worker.exited());
   return { pool, worker };
@@ -119,96 +129,94 @@ async function assertExpiredOnce(t: ExecutionContext, db: Queryable, ids: string
   t.deepEqual(await invariantViolations(db), [], 'ledger invariants hold');
 }
 
-test('kill -9 mid-run, then restart: the new worker unlocks the dead pool\'s jobs at once and expires everything exactly once', async (t) => {
+test('kill -9 mid-sweep, then restart: the new worker unlocks the dead pool\'s sweep at once and expires everything exactly once', async (t) => {
   const { db } = t.context;
   const ids = await dueSoon(db);
   const blocker = await holdStockRow(t, db);
-  const { pool } = await killWorkerMidRun(t, db, ids);
+  const { pool } = await killWorkerMidSweep(t, db);
 
   await terminateWorkerSessions(t, db);
   await blocker.release();
   for (const id of ids) t.is(await statusOf(db, id), 'HELD', 'the killed worker expired nothing');
-  t.is(await lockedBy(db, pool), ids.length, 'its jobs stay locked by the dead pool');
+  t.is(await lockedBy(db, pool), 1, 'its sweep stays locked by the dead pool');
 
-  await ageDeadPool(db, pool);
-  const restarted = await spawnWorker(db.url);
+  await waitUntilDead(db, pool);
+  const restarted = await spawnWorker(db.url, fastBeats);
   t.teardown(() => restarted.stop().then(() => {}));
   t.deepEqual(await unlockedAtStart(restarted), [pool], 'the new worker unlocked the dead pool as it started');
   await assertExpiredOnce(t, db, ids);
-  t.true(await waitFor(async () => (await lockedBy(db, pool)) === 0, 5_000), 'no job is left locked by the dead pool');
-  t.true(await waitFor(async () => (await queryOne<{ n: number }>(db,
-    `select count(*)::int as n from graphile_worker._private_jobs where key like 'expire:%'`)).n === 0, 5_000), 'the expiry jobs are done');
+  t.true(await waitFor(async () => (await strandedJobs(db, pool)).length === 0, 5_000), 'no job is left locked by the dead pool, none out of attempts');
   t.deepEqual((await db.query('select pool_id from stockroom_meta.worker_heartbeats where pool_id = $1', [pool])).rows, [], 'the dead pool\'s heartbeat is forgotten');
   t.is(await restarted.metric('stockroom_dead_workers_unlocked_total'), 1);
   t.true(await waitFor(async () => (await restarted.metric('inventory_ttl_expired_total')) === ids.length, 5_000), 'the new worker expired them');
+  t.true((await jobsOf(db, 'expire_sweep')).some((j) => j.key === 'expire_sweep'), 'the sweep chain goes on');
   t.is(await restarted.stop(), 0);
 });
 
-test('kill -9 mid-run while the dead worker\'s sessions still wait: whichever finishes first, nothing is released twice', async (t) => {
+test('kill -9 mid-sweep while the dead worker\'s session still waits: whichever finishes first, nothing is released twice', async (t) => {
   const { db } = t.context;
   const ids = await dueSoon(db);
   const blocker = await holdStockRow(t, db);
-  const { pool } = await killWorkerMidRun(t, db, ids);
-  const deadWaiting = await waitingWorkerSessions(db);
-  t.true(deadWaiting >= ids.length, 'the dead worker\'s statements still wait for the row');
+  const { pool } = await killWorkerMidSweep(t, db);
+  t.is(await waitingWorkerSessions(db), 1, 'the dead worker\'s statement still waits for the row');
 
-  await ageDeadPool(db, pool);
-  const restarted = await spawnWorker(db.url);
+  await waitUntilDead(db, pool);
+  const restarted = await spawnWorker(db.url, fastBeats);
   t.teardown(() => restarted.stop().then(() => {}));
   t.deepEqual(await unlockedAtStart(restarted), [pool], 'the new worker unlocked the dead pool as it started');
   const newPool = await poolOfPid(db, restarted.pid);
-  t.true(await waitFor(async () => (await lockedBy(db, newPool!)) > 0 && (await waitingWorkerSessions(db)) > deadWaiting, 10_000),
-    'the new worker runs the unlocked jobs, and waits behind the dead worker\'s sessions');
+  t.true(await waitFor(async () => (await lockedBy(db, newPool!)) > 0 && (await waitingWorkerSessions(db)) > 1, 10_000),
+    'the new worker sweeps, and waits behind the dead worker\'s session');
   await blocker.release();
 
   await assertExpiredOnce(t, db, ids);
-  t.true(await waitFor(async () => (await queryOne<{ n: number }>(db,
-    `select count(*)::int as n from graphile_worker._private_jobs where key like 'expire:%'`)).n === 0, 10_000), 'the expiry jobs are done');
+  t.true(await waitFor(async () => (await strandedJobs(db, pool)).length === 0, 10_000), 'no job is left stranded');
   t.is(await restarted.stop(), 0);
 });
 
-test('a running worker\'s sweeper unlocks the jobs of a pool that died since it started', async (t) => {
+test('a running worker\'s unlock_dead_workers task unlocks the sweep of a pool that died since it started', async (t) => {
   const { db } = t.context;
   const ids = await dueSoon(db);
   const blocker = await holdStockRow(t, db);
-  const { pool } = await killWorkerMidRun(t, db, ids);
+  const { pool } = await killWorkerMidSweep(t, db);
   await terminateWorkerSessions(t, db);
   await blocker.release();
 
-  const survivor = await startTestWorker(db.url); // too early to call the victim dead
+  const survivor = await startTestWorker(db.url, { heartbeatMs: HEARTBEAT_MS }); // too early to call the victim dead
   t.teardown(() => survivor.stop());
   t.is(await survivor.metric('stockroom_dead_workers_unlocked_total'), 0);
-  t.is(await lockedBy(db, pool), ids.length);
-  await ageDeadPool(db, pool); // ... and now it has been silent long enough
-
-  await db.query(`select graphile_worker.add_job('expire_sweep')`);
-  t.is(await waitForMetric(survivor, 'stockroom_dead_workers_unlocked_total', 1), 1);
-  t.truthy(survivor.logs.find((l) => l.task === 'expire_sweep' && l.msg === `unlocked the jobs of dead worker pools ${pool}`));
+  // The survivor's own sweep chain (its start re-adds the job key the dead sweep held) expires everything meanwhile.
   await assertExpiredOnce(t, db, ids);
-  t.true(await waitFor(async () => (await lockedBy(db, pool)) === 0, 5_000), 'no job is left locked by the dead pool');
+  t.is(await lockedBy(db, pool), 1, 'the dead pool still holds its (superseded) sweep');
+
+  await waitUntilDead(db, pool);
+  await db.query(`select graphile_worker.add_job('unlock_dead_workers')`);
+  t.is(await waitForMetric(survivor, 'stockroom_dead_workers_unlocked_total', 1), 1);
+  t.truthy(survivor.logs.find((l) => l.task === 'unlock_dead_workers' && l.msg === `unlocked the jobs of dead worker pools ${pool}`));
+  t.true(await waitFor(async () => (await strandedJobs(db, pool)).length === 0, 5_000), 'the superseded sweep is completed, not left failed');
+  t.deepEqual(await invariantViolations(db), []);
 });
 
-test('a live pool\'s long-running jobs are not taken away by a worker that starts', async (t) => {
+test('a live pool\'s long-running sweep is not taken away by a worker that starts', async (t) => {
   const { db } = t.context;
-  const busy = await startTestWorker(db.url);
+  const busy = await startTestWorker(db.url, { heartbeatMs: HEARTBEAT_MS });
   t.teardown(() => busy.stop());
   const ids = await dueSoon(db);
   const blocker = await holdStockRow(t, db);
-  let pool: string | undefined;
+  let sweep: { id: string; locked_by: string | null } | undefined;
   t.true(await waitFor(async () => {
-    const { rows } = await db.query<{ locked_by: string }>(`select distinct locked_by from graphile_worker._private_jobs where key like 'expire:%' and locked_by is not null`);
-    pool = rows[0]?.locked_by;
-    return rows.length === 1 && (await lockedBy(db, pool!)) === ids.length;
-  }, 15_000), 'the busy worker runs the expiry jobs');
-  // Locked a minute ago, but the pool still beats: busy, not dead.
-  await db.query(`update graphile_worker._private_jobs set locked_at = now() - interval '1 minute' where locked_by = $1`, [pool]);
+    sweep = (await jobsOf(db, 'expire_sweep')).find((j) => j.locked_by);
+    return sweep !== undefined && (await waitingWorkerSessions(db)) === 1;
+  }, 15_000), 'the busy worker sweeps, waiting for the row');
+  const pool = sweep!.locked_by!;
+  await sleep(DEAD_AFTER_MS + 500); // locked longer than a dead pool's silence, but the pool still beats: busy, not dead
 
-  const other = await startTestWorker(db.url); // looks for dead pools as it starts
+  const other = await startTestWorker(db.url, { heartbeatMs: HEARTBEAT_MS }); // looks for dead pools as it starts
   t.teardown(() => other.stop());
   t.truthy(other.logs.find((l) => l.msg === 'worker running'));
   t.falsy(other.logs.find((l) => /unlocked the jobs of dead worker pools/.test(l.msg)), 'nothing was unlocked');
   t.is(await other.metric('stockroom_dead_workers_unlocked_total'), 0);
-  t.is(await lockedBy(db, pool!), ids.length, 'the busy pool keeps its jobs');
+  t.is((await jobsOf(db)).find((j) => j.id === sweep!.id)?.locked_by, pool, 'the busy pool keeps its sweep');
 
   await blocker.release();
   await assertExpiredOnce(t, db, ids);

@@ -35,6 +35,7 @@ export interface TestWorkerOptions {
   concurrency?: number;
   verifyFix?: boolean;
   pollIntervalMs?: number;
+  heartbeatMs?: number;
 }
 
 /** A logger that keeps its lines in memory (and echoes them when LOG_LEVEL asks for it). */
@@ -68,6 +69,7 @@ export async function startTestWorker(databaseUrl: string, options: TestWorkerOp
       concurrency: options.concurrency ?? 4,
       verifyFix: options.verifyFix ?? false,
       pollIntervalMs: options.pollIntervalMs ?? 200,
+      heartbeatMs: options.heartbeatMs,
     });
     return {
       runner, names, redis, writer, registry, lifecycle, logs,
@@ -102,11 +104,12 @@ export async function waitForStatus(db: Queryable, ids: string[], status: string
   }, timeoutMs, 50);
 }
 
-/** The expiry job of a reservation (key expire:<id>), if there is one. */
-export async function expiryJobOf(db: Queryable, id: string) {
-  const { rows } = await db.query<{ id: string; run_at: Date; locked_at: Date | null; locked_by: string | null; attempts: number; last_error: string | null }>(
-    `select id::text, run_at, locked_at, locked_by, attempts, last_error from graphile_worker._private_jobs where key = $1`, [`expire:${id}`]);
-  return rows[0];
+/** Jobs as graphile-worker's public view shows them, optionally of one task. */
+export async function jobsOf(db: Queryable, task?: string) {
+  const { rows } = await db.query<{ id: string; task_identifier: string; key: string | null; run_at: Date; locked_at: Date | null; locked_by: string | null; attempts: number; max_attempts: number; last_error: string | null }>(
+    `select id::text, task_identifier, key, run_at, locked_at, locked_by, attempts, max_attempts, last_error
+     from graphile_worker.jobs where $1::text is null or task_identifier = $1 order by id`, [task ?? null]);
+  return rows;
 }
 
 /** Waits until the database clock has passed a time (by a margin). */
@@ -116,17 +119,4 @@ export async function waitUntilDatabaseTime(db: Queryable, at: Date, marginMs = 
       `select clock_timestamp() > $1::timestamptz + make_interval(secs => $2) as past`, [at, marginMs / 1000]);
     return rows[0]?.past === true;
   }, timeoutMs, 50);
-}
-
-/**
- * graphile-worker's cron enqueues expire_sweep at every minute, and the sweeper
- * expires whatever is due. A test that must see a reservation expired by its
- * own job starts where the next `seconds` stay clear of a minute boundary.
- */
-export async function clearOfCron(seconds: number): Promise<void> {
-  const inMinute = () => (Date.now() % 60_000) / 1000;
-  // The cron fires just after the minute; keep 2 s of room on each side.
-  while (inMinute() < 2 || inMinute() + seconds > 58) {
-    await new Promise((resolve) => setTimeout(resolve, 250));
-  }
 }

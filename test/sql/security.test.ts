@@ -29,6 +29,7 @@ const WRITER_FUNCTIONS = [
   'extend(uuid,interval)',
   'release(uuid,text)',
   'reserve(text,jsonb,interval,text)',
+  'reserve_many(jsonb)',
   'set_count(text,text,integer,text,integer)',
   'set_policy(text,text,integer,integer)',
   'transfer(text,text,text,integer,text,text)',

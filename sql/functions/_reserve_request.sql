@@ -1,0 +1,99 @@
+-- Checks and resolves one reserve() request without raising: the first
+-- problem, in argument order, comes back in .error, so that reserve() can
+-- raise it and reserve_many() can answer it to that request alone. Lines are
+-- summed per stock row (repeated lines count together) in key order; a line
+-- without a warehouse keeps warehouse_id null for allocation.
+create or replace function inventory._reserve_request(
+  p_order_ref text,
+  p_lines jsonb,
+  p_ttl interval,
+  p_idempotency_key text,
+  p_actor text
+) returns inventory._reserve_request
+language plpgsql stable
+as $$
+declare
+  r inventory._reserve_request;
+  v_problem text;
+  v_unknown_skus text[];
+  v_unknown_warehouses text[];
+  v_too_much boolean;
+begin
+  r.order_ref := p_order_ref;
+  r.ttl := p_ttl;
+  r.idempotency_key := p_idempotency_key;
+  r.actor := p_actor;
+  if p_order_ref is null or btrim(p_order_ref) = '' then
+    r.error := row('IV005', 'order_ref must be a non-empty text', jsonb_build_object('argument', 'order_ref'), null);
+    return r;
+  end if;
+  r.error := inventory._ttl_error(p_ttl);
+  if (r.error).code is not null then
+    return r;
+  end if;
+  if p_idempotency_key is not null and btrim(p_idempotency_key) = '' then
+    r.error := row('IV005', 'idempotency_key must be null or a non-empty text', jsonb_build_object('argument', 'idempotency_key'), null);
+    return r;
+  end if;
+  if p_lines is null or jsonb_typeof(p_lines) <> 'array' or jsonb_array_length(p_lines) = 0 then
+    r.error := row('IV005', 'lines must be a non-empty JSON array of {"sku", "warehouse", "qty"} objects',
+      jsonb_build_object('argument', 'lines', 'got', left(coalesce(p_lines::text, 'null'), 200)),
+      'Example: [{"sku": "A", "warehouse": "WH1", "qty": 2}, {"sku": "B", "qty": 1}]');
+    return r;
+  end if;
+  if jsonb_array_length(p_lines) > 1000 then
+    r.error := row('IV005', format('lines holds %s entries; at most 1000 fit one reservation', jsonb_array_length(p_lines)),
+      jsonb_build_object('argument', 'lines'), null);
+    return r;
+  end if;
+
+  if jsonb_array_length(p_lines) = 1 then
+    v_problem := 'line 1: ' || inventory._line_problem(p_lines -> 0);
+  else
+    select format('line %s: %s', n, problem) into v_problem
+    from (select n, inventory._line_problem(e) as problem
+          from jsonb_array_elements(p_lines) with ordinality as x(e, n)) checked
+    where problem is not null
+    order by n
+    limit 1;
+  end if;
+  if v_problem is not null then
+    r.error := row('IV005', 'invalid reservation ' || v_problem, jsonb_build_object('argument', 'lines'),
+      'Each line is {"sku": text, "warehouse": text (optional), "qty": positive integer}.');
+    return r;
+  end if;
+
+  select
+    array_agg(row(p.id, w.id, l.qty)::inventory._line order by p.id, w.id nulls last)
+      filter (where p.id is not null and (l.warehouse is null or w.id is not null)),
+    array_agg(distinct l.sku) filter (where p.id is null),
+    array_agg(distinct l.warehouse) filter (where l.warehouse is not null and w.id is null),
+    coalesce(bool_or(l.warehouse is null), false),
+    coalesce(bool_or(l.qty > 2147483647), false)
+  into r.lines, v_unknown_skus, v_unknown_warehouses, r.has_open_line, v_too_much
+  from (
+    select e ->> 'sku' as sku, e ->> 'warehouse' as warehouse, sum((e ->> 'qty')::numeric)::bigint as qty
+    from jsonb_array_elements(p_lines) e
+    group by 1, 2
+  ) l
+  -- One index probe per line, whatever the planner guesses a JSON array holds
+  -- (limit 1 keeps these subqueries from being flattened into a hash join).
+  left join lateral (select p.id from inventory.products p where p.sku = l.sku limit 1) p on true
+  left join lateral (select w.id from inventory.warehouses w where w.code = l.warehouse limit 1) w on true;
+  if v_unknown_skus is not null or v_unknown_warehouses is not null then
+    r.error := inventory._unknown_error(v_unknown_skus, v_unknown_warehouses);
+    return r;
+  end if;
+  if v_too_much then
+    r.error := row('IV005', 'the summed qty of one sku in one warehouse exceeds 2147483647',
+      jsonb_build_object('argument', 'lines'), null);
+    return r;
+  end if;
+  if p_idempotency_key is not null then
+    r.request_hash := inventory._request_hash(p_order_ref, p_ttl, r.lines);
+  end if;
+  return r;
+end
+$$;
+comment on function inventory._reserve_request(text, jsonb, interval, text, text) is
+  'Internal: check and resolve one reserve() request; the first problem is returned, not raised';

@@ -1,0 +1,19 @@
+-- What each given stock row has available for a request: available less what
+-- this transaction has already taken from it but not written yet (p_pending:
+-- the earlier requests of a reserve_many() batch). The caller holds the rows'
+-- locks, so the figures stay true until it commits.
+create or replace function inventory._slots(p_products uuid[], p_warehouses uuid[], p_pending inventory._line[])
+returns inventory._slot[]
+language sql stable
+as $$
+  select array_agg(row(s.product_id, s.warehouse_id,
+                       greatest(s.on_hand - s.reserved - s.safety_stock, 0) - coalesce(p.qty, 0))::inventory._slot
+                   order by s.product_id, s.warehouse_id)
+  from unnest(p_products, p_warehouses) k(product_id, warehouse_id)
+  join inventory.stock_levels s on s.product_id = k.product_id and s.warehouse_id = k.warehouse_id
+  left join (
+    select l.product_id, l.warehouse_id, sum(l.qty) as qty from unnest(p_pending) l group by 1, 2
+  ) p on p.product_id = s.product_id and p.warehouse_id = s.warehouse_id
+$$;
+comment on function inventory._slots(uuid[], uuid[], inventory._line[]) is
+  'Internal: what locked stock rows have available, less holds taken but not yet written';
