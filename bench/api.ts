@@ -1,26 +1,33 @@
 // bench/api: the GraphQL API, run as its own process the way it runs in service
-// (`stockroom start --api --listener`, NODE_ENV=production, JWT auth), on a
-// database with production durability.
+// (`stockroom start --api`, NODE_ENV=production, JWT auth), on a
+// database with production durability. Sections (--only picks by name):
 //
-// 1. The reserve mutation: N HTTP clients (keep-alive), each posting
-//    reserve(orderRef, [one random (sku, warehouse), qty 1]) { id status } back
-//    to back, as stockroom_writer. Baseline in the same run: N pg clients
-//    calling inventory.reserve directly with the same random choice. At 16 and
-//    64 clients; rounds alternate baseline and mutation; ratio mutation/direct.
-// 2. cachedStock(1,000 random skus), p50/p99, every answer checked (1,000
-//    entries, source "cache"), for two selections: a listing's fields (sku,
-//    total, available, status, lowStock: one MGET) and every field with the
-//    per-warehouse figures (plus one rows-script call). Baseline: the same
-//    Redis reads from this process, the cache alone with no HTTP or GraphQL.
+// - reserve uniform: N HTTP clients (keep-alive), each posting
+//   reserve(orderRef, [one random (sku, warehouse), qty 1]) { id status } back
+//   to back, as stockroom_writer; concurrent mutations are combined into
+//   reserve_many calls by the API. Baseline in the same run: M pg clients
+//   calling inventory.reserve directly with the same random choice (what a
+//   naive client of the SQL API gets). Default 64 HTTP clients against 32
+//   sessions.
+// - reserve hot: the same on one sku and warehouse: direct SQL from 8
+//   sessions, the mutation from 8 and from 64 HTTP clients.
+// - reserve lone: one HTTP client at a time: the latency a lone request pays
+//   (combining must not make it wait for company).
+// - cachedStock: cachedStock(1,000 random skus), p50/p99, every answer checked
+//   (1,000 entries, source "cache"), for a listing's fields and for every
+//   field with the per-warehouse figures; baseline: the same Redis reads from
+//   this process, the cache alone with no HTTP or GraphQL.
 //
-// The listener runs in the API process: it builds the cache at start (/ready
-// waits for it) and keeps it in step with the reserves, as `stockroom start`
-// does in service. Throughput is the median over rounds, latencies pooled;
+// Each round records the CPU time the API process, PostgreSQL (all its
+// processes) and this load generator used, per request: they share 2 cores.
+// The listener runs beside the API as a process of its own: it builds the
+// cache at start and keeps it in step with the reserves. Throughput is the median over rounds, latencies pooled;
 // any GraphQL error counts as a failure, and a round where most requests fail
 // stops the run with the first error.
 //
 //   npm run bench:api -- [--seconds 5] [--rounds 3] [--products 10000] [--warehouses 20]
-//                        [--clients 16,64] [--stock-clients 1] [--json]
+//                        [--clients 64] [--direct-clients 32] [--hot-clients 8,64] [--hot-direct-clients 8]
+//                        [--stock-clients 1] [--only <regex of section names>] [--json]
 import http from 'node:http';
 import { parseArgs } from 'node:util';
 import { SignJWT } from 'jose';
@@ -31,6 +38,7 @@ import { createDatabasePool } from '../src/db/pool.ts';
 import { seed, skuOf, warehouseCodeOf } from '../src/db/seed.ts';
 import { printTable } from '../src/cli/output.ts';
 import { postGraphql, startApiProcess, type ApiProcess } from './lib/api-process.ts';
+import { startCpuMeter } from './lib/cpu.ts';
 import { closeClients, openClients, type LoadResult } from './lib/load.ts';
 import { startBenchServices } from './lib/services.ts';
 import { median, round, summarize } from './lib/stats.ts';
@@ -41,8 +49,12 @@ const { values: args } = parseArgs({
     rounds: { type: 'string', default: '3' },
     products: { type: 'string', default: '10000' },
     warehouses: { type: 'string', default: '20' },
-    clients: { type: 'string', default: '16,64' },
+    clients: { type: 'string', default: '64' },
+    'direct-clients': { type: 'string', default: '32' },
+    'hot-clients': { type: 'string', default: '8,64' },
+    'hot-direct-clients': { type: 'string', default: '8' },
     'stock-clients': { type: 'string', default: '1' },
+    only: { type: 'string' },
     json: { type: 'boolean', default: false },
   },
 });
@@ -50,12 +62,17 @@ const seconds = Number(args.seconds);
 const rounds = Number(args.rounds);
 const products = Number(args.products);
 const warehouses = Number(args.warehouses);
-const clientCounts = args.clients.split(',').map(Number);
+const uniformClients = Number(args.clients);
+const directClients = Number(args['direct-clients']);
+const hotClients = args['hot-clients'].split(',').map(Number);
+const hotDirectClients = Number(args['hot-direct-clients']);
 const stockClients = Number(args['stock-clients']);
+const only = args.only ? new RegExp(args.only) : undefined;
+const runs = (section: string) => !only || only.test(section);
 const STOCK_SKUS = 1000;
 if (products < STOCK_SKUS) throw new Error(`--products must be at least ${STOCK_SKUS} (cachedStock asks for ${STOCK_SKUS} distinct skus)`);
 
-interface Run extends LoadResult { firstError: string | undefined }
+interface Run extends LoadResult { firstError: string | undefined; cpu?: Record<string, number> }
 
 /** Closed loop over `workers` workers for `seconds`; an operation may return its own latency (e.g. to the last byte, before parsing). */
 async function closedLoop(workers: number, seconds: number, operation: (worker: number) => Promise<number | void>): Promise<Run> {
@@ -89,12 +106,18 @@ const figure = (list: Run[]) => {
   const latency = summarize(list.flatMap((r) => r.latenciesMs));
   const errors: Record<string, number> = {};
   for (const r of list) for (const [code, n] of Object.entries(r.errors)) errors[code] = (errors[code] ?? 0) + n;
+  // CPU milliseconds per request of each process, over all rounds.
+  const cpuMsPerRequest: Record<string, number> = {};
+  const requests = list.reduce((n, r) => n + r.ok, 0);
+  for (const r of list) for (const [name, seconds] of Object.entries(r.cpu ?? {})) cpuMsPerRequest[name] = (cpuMsPerRequest[name] ?? 0) + seconds;
+  for (const name of Object.keys(cpuMsPerRequest)) cpuMsPerRequest[name] = round((cpuMsPerRequest[name]! * 1000) / Math.max(1, requests), 3);
   return {
     throughput: round(median(list.map((r) => r.throughput)), 0), requests: latency.count,
     p50: round(latency.p50), p99: round(latency.p99), max: round(latency.max, 1), errors,
-    firstError: list.find((r) => r.firstError)?.firstError,
+    cpuMsPerRequest, firstError: list.find((r) => r.firstError)?.firstError,
   };
 };
+const cpuText = (f: ReturnType<typeof figure>) => Object.entries(f.cpuMsPerRequest).map(([name, ms]) => `${name} ${ms}`).join(', ');
 const errorText = (...all: Array<Record<string, number>>) => {
   const merged = Object.assign({}, ...all) as Record<string, number>;
   return Object.keys(merged).length ? JSON.stringify(merged) : '';
@@ -126,6 +149,7 @@ const ROWS_SCRIPT = `local out = {} for i, key in ipairs(KEYS) do out[i] = table
 
 const services = await startBenchServices({ redis: true });
 let api: ApiProcess | undefined;
+let listener: ApiProcess | undefined;
 let redis: Redis | undefined;
 let pgClients: pg.Client[] = [];
 const report: Record<string, unknown> = { seconds, rounds, products, warehouses };
@@ -140,9 +164,13 @@ try {
   await closeClients([setup!]);
 
   const jwtSecret = `bench-${crypto.randomUUID()}-${crypto.randomUUID()}`;
-  process.stderr.write('starting the API (stockroom start --api --listener); waiting for /ready (cache built)…\n');
+  process.stderr.write('starting the listener (stockroom start --listener; the cache is built) and the API (stockroom start --api)…\n');
   const startedAt = performance.now();
-  api = await startApiProcess({ DATABASE_URL: services.databaseUrl, REDIS_URL: services.redisUrl!, JWT_SECRET: jwtSecret });
+  const env = { DATABASE_URL: services.databaseUrl, REDIS_URL: services.redisUrl!, JWT_SECRET: jwtSecret };
+  // Two processes, as `stockroom start --api` and `stockroom start --listener` run in service: each one's CPU is its own.
+  listener = await startApiProcess(env, { roles: ['--listener'], requiredChecks: ['listener'] });
+  await listener.ready;
+  api = await startApiProcess(env, { roles: ['--api'], requiredChecks: ['postgres', 'redis', 'listener'] });
   await api.ready;
   report.apiReadySeconds = round((performance.now() - startedAt) / 1000, 1);
   process.stderr.write(`API ready in ${report.apiReadySeconds} s on port ${api.port}\n`);
@@ -160,114 +188,155 @@ try {
     }
   };
 
-  // ---- 2 first, while nothing else runs: cachedStock(1,000)
-  redis = new Redis(services.redisUrl!);
-  const cache = redis;
-  const keys = cacheKeys('catalog:');
-  let fromDatabase = 0;
-  let checked = 0;
-  const cachedStockOnce = (selection: Selection, agent: http.Agent) => async () => {
-    const skus = randomSkus(STOCK_SKUS);
-    const { data, ms } = await postGraphql(agent, port, JSON.stringify({ query: CACHED_STOCK[selection], variables: { skus } }), auth);
-    const entries = (data as { cachedStock: Array<{ sku: string; source: string; warehouses?: unknown[] } | null> }).cachedStock;
-    if (entries.length !== skus.length) throw Object.assign(new Error(`${entries.length} entries for ${skus.length} skus`), { code: 'WRONG_LENGTH' });
-    entries.forEach((entry, i) => {
-      if (!entry || entry.sku !== skus[i] || (selection === 'full' && entry.warehouses?.length !== warehouses)) {
-        throw Object.assign(new Error(`entry ${i} is ${JSON.stringify(entry)?.slice(0, 200)} for ${skus[i]}`), { code: 'WRONG_ENTRY' });
-      }
-      if (entry.source !== 'cache') fromDatabase++;
-    });
-    checked += entries.length;
-    return ms;
+  const cpuGroups: Record<string, number> = { api: api.child.pid!, listener: listener.child.pid!, postgres: services.postgresPid };
+  if (services.redisPid) cpuGroups.redis = services.redisPid;
+  /** A closed loop with the CPU each process used during it. */
+  const measured = async (workers: number, operation: (worker: number) => Promise<number | void>): Promise<Run> => {
+    const meter = startCpuMeter(cpuGroups);
+    const run = await closedLoop(workers, seconds, operation);
+    return { ...run, cpu: meter.stop() };
   };
-  const cacheReadsOnce = (selection: Selection) => async () => {
-    const skus = randomSkus(STOCK_SKUS);
-    const values = await cache.mget(skus.flatMap((sku) => [keys.total(sku), keys.available(sku), keys.status(sku), keys.lowStock(sku)]));
-    const misses = values.filter((v) => v === null).length;
-    if (misses) throw Object.assign(new Error(`${misses} of ${4 * STOCK_SKUS} keys not in the cache`), { code: 'CACHE_MISS' });
-    if (selection === 'full') {
-      const rows = (await cache.eval(ROWS_SCRIPT, skus.length, ...skus.map((sku) => keys.rows(sku)))) as string[];
-      if (rows.some((r) => r === '')) throw Object.assign(new Error('a rows hash is not in the cache'), { code: 'CACHE_MISS' });
-    }
-  };
-  const stockFigures: Record<Selection, { api: ReturnType<typeof figure>; cacheReads: ReturnType<typeof figure> }> = {} as never;
-  for (const selection of ['listing', 'full'] as const) {
-    const runs: { cacheReads: Run[]; api: Run[] } = { cacheReads: [], api: [] };
-    await withAgent(stockClients, (agent) => closedLoop(stockClients, 1, cachedStockOnce(selection, agent))); // warm
-    await closedLoop(stockClients, 1, cacheReadsOnce(selection));
-    for (let r = 0; r < rounds; r++) {
-      runs.cacheReads.push(await closedLoop(stockClients, seconds, cacheReadsOnce(selection)));
-      runs.api.push(await withAgent(stockClients, (agent) => closedLoop(stockClients, seconds, cachedStockOnce(selection, agent))));
-      const a = summarize(runs.api.at(-1)!.latenciesMs);
-      process.stderr.write(`cachedStock(${STOCK_SKUS}) ${selection} @${stockClients}: round ${r + 1}/${rounds} p50 ${a.p50.toFixed(1)} ms p99 ${a.p99.toFixed(1)} ms (${a.count} requests)\n`);
-    }
-    stockFigures[selection] = { api: figure(runs.api), cacheReads: figure(runs.cacheReads) };
-  }
-  await cache.quit();
-  redis = undefined;
-  const stock = { skus: STOCK_SKUS, clients: stockClients, ...stockFigures, entriesChecked: checked, entriesFromDatabase: fromDatabase };
-  report.cachedStock = { ...stock, target: { p99Ms: 15, listingMet: stock.listing.api.p99 <= 15 && fromDatabase === 0, fullMet: stock.full.api.p99 <= 15 && fromDatabase === 0 } };
+  const tables: Array<() => void> = [];
+  const targets: Array<{ target: string; value: number | undefined; met: boolean }> = [];
 
-  // ---- 1. the reserve mutation against inventory.reserve called directly
-  pgClients = await openClients(services.databaseUrl, Math.max(...clientCounts));
-  const direct = async (worker: number) => {
+  // ---- cachedStock(1,000), while nothing else runs
+  if (runs('cachedStock')) {
+    redis = new Redis(services.redisUrl!);
+    const cache = redis;
+    const keys = cacheKeys('catalog:');
+    let fromDatabase = 0;
+    let checked = 0;
+    const cachedStockOnce = (selection: Selection, agent: http.Agent) => async () => {
+      const skus = randomSkus(STOCK_SKUS);
+      const { data, ms } = await postGraphql(agent, port, JSON.stringify({ query: CACHED_STOCK[selection], variables: { skus } }), auth);
+      const entries = (data as { cachedStock: Array<{ sku: string; source: string; warehouses?: unknown[] } | null> }).cachedStock;
+      if (entries.length !== skus.length) throw Object.assign(new Error(`${entries.length} entries for ${skus.length} skus`), { code: 'WRONG_LENGTH' });
+      entries.forEach((entry, i) => {
+        if (!entry || entry.sku !== skus[i] || (selection === 'full' && entry.warehouses?.length !== warehouses)) {
+          throw Object.assign(new Error(`entry ${i} is ${JSON.stringify(entry)?.slice(0, 200)} for ${skus[i]}`), { code: 'WRONG_ENTRY' });
+        }
+        if (entry.source !== 'cache') fromDatabase++;
+      });
+      checked += entries.length;
+      return ms;
+    };
+    const cacheReadsOnce = (selection: Selection) => async () => {
+      const skus = randomSkus(STOCK_SKUS);
+      const values = await cache.mget(skus.flatMap((sku) => [keys.total(sku), keys.available(sku), keys.status(sku), keys.lowStock(sku)]));
+      const misses = values.filter((v) => v === null).length;
+      if (misses) throw Object.assign(new Error(`${misses} of ${4 * STOCK_SKUS} keys not in the cache`), { code: 'CACHE_MISS' });
+      if (selection === 'full') {
+        const rows = (await cache.eval(ROWS_SCRIPT, skus.length, ...skus.map((sku) => keys.rows(sku)))) as string[];
+        if (rows.some((r) => r === '')) throw Object.assign(new Error('a rows hash is not in the cache'), { code: 'CACHE_MISS' });
+      }
+    };
+    const stockFigures: Record<Selection, { api: ReturnType<typeof figure>; cacheReads: ReturnType<typeof figure> }> = {} as never;
+    for (const selection of ['listing', 'full'] as const) {
+      const list: { cacheReads: Run[]; api: Run[] } = { cacheReads: [], api: [] };
+      await withAgent(stockClients, (agent) => closedLoop(stockClients, 1, cachedStockOnce(selection, agent))); // warm
+      await closedLoop(stockClients, 1, cacheReadsOnce(selection));
+      for (let r = 0; r < rounds; r++) {
+        list.cacheReads.push(await closedLoop(stockClients, seconds, cacheReadsOnce(selection)));
+        list.api.push(await withAgent(stockClients, (agent) => closedLoop(stockClients, seconds, cachedStockOnce(selection, agent))));
+        const a = summarize(list.api.at(-1)!.latenciesMs);
+        process.stderr.write(`cachedStock(${STOCK_SKUS}) ${selection} @${stockClients}: round ${r + 1}/${rounds} p50 ${a.p50.toFixed(1)} ms p99 ${a.p99.toFixed(1)} ms (${a.count} requests)\n`);
+      }
+      stockFigures[selection] = { api: figure(list.api), cacheReads: figure(list.cacheReads) };
+    }
+    await cache.quit();
+    redis = undefined;
+    const stock = { skus: STOCK_SKUS, clients: stockClients, ...stockFigures, entriesChecked: checked, entriesFromDatabase: fromDatabase };
+    report.cachedStock = stock;
+    tables.push(() => {
+      printTable(
+        [`cachedStock(${STOCK_SKUS})`, 'clients', 'requests', 'p50 ms', 'p99 ms', 'max ms', 'cache reads alone p50/p99 ms', 'p99 ratio', 'errors'],
+        (['listing', 'full'] as const).map((selection) => {
+          const { api: a, cacheReads: c } = stock[selection];
+          return [selection === 'listing' ? 'sku total available status lowStock' : 'all fields, warehouses included',
+            stock.clients, a.requests, a.p50, a.p99, a.max, `${c.p50} / ${c.p99}`, round(a.p99 / c.p99, 1), errorText(a.errors, c.errors)];
+        }));
+      process.stdout.write(`${checked} cachedStock entries checked, ${fromDatabase} answered from the database instead of the cache\n`);
+    });
+  }
+
+  // ---- the reserve mutation against inventory.reserve called directly
+  pgClients = await openClients(services.databaseUrl, Math.max(directClients, hotDirectClients));
+  const hot = { sku: skuOf(1), warehouse: warehouseCodeOf(1) };
+  const direct = (pick: () => { sku: string; warehouse: string }) => async (worker: number) => {
     await pgClients[worker]!.query({
       name: 'reserve-direct',
       text: `select id from inventory.reserve($1, $2::jsonb, interval '15 minutes', null)`,
-      values: [orderRef(), JSON.stringify([{ sku: randomSku(), warehouse: randomWarehouse(), qty: 1 }])],
+      values: [orderRef(), JSON.stringify([{ ...pick(), qty: 1 }])],
     });
   };
-  const mutation = (agent: http.Agent) => async () => {
-    const variables = { orderRef: orderRef(), lines: [{ sku: randomSku(), warehouse: randomWarehouse(), qty: 1 }] };
+  const mutation = (agent: http.Agent, pick: () => { sku: string; warehouse: string }) => async () => {
+    const variables = { orderRef: orderRef(), lines: [{ ...pick(), qty: 1 }] };
     const { data, ms } = await postGraphql(agent, port, JSON.stringify({ query: RESERVE, variables }), auth);
     const reservation = (data as { reserve: { id: string; status: string } | null }).reserve;
     if (reservation?.status !== 'HELD') throw Object.assign(new Error(`reserve answered ${JSON.stringify(reservation)}`), { code: 'NOT_HELD' });
     return ms;
   };
-  const reserve = [];
-  for (const clients of clientCounts) {
-    const runs: { direct: Run[]; mutation: Run[] } = { direct: [], mutation: [] };
-    await withAgent(clients, (agent) => closedLoop(clients, 1, mutation(agent))); // warm plans, JIT and connections
-    await closedLoop(clients, 1, direct);
+  const uniform = () => ({ sku: randomSku(), warehouse: randomWarehouse() });
+  type Variant = { name: string; clients: number; run: (time: number) => Promise<Run> };
+  const directVariant = (clients: number, pick: () => { sku: string; warehouse: string }): Variant => ({
+    name: `direct SQL @${clients}`, clients, run: async (time) => (time === seconds ? measured(clients, direct(pick)) : closedLoop(clients, time, direct(pick))),
+  });
+  const mutationVariant = (clients: number, pick: () => { sku: string; warehouse: string }): Variant => ({
+    name: `mutation @${clients}`, clients,
+    run: (time) => withAgent(clients, (agent) => (time === seconds ? measured(clients, mutation(agent, pick)) : closedLoop(clients, time, mutation(agent, pick)))),
+  });
+  const reserveSections: Array<{ section: string; variants: Variant[] }> = [
+    { section: 'reserve uniform', variants: [directVariant(directClients, uniform), mutationVariant(uniformClients, uniform)] },
+    { section: 'reserve hot', variants: [directVariant(hotDirectClients, () => hot), ...hotClients.map((n) => mutationVariant(n, () => hot))] },
+    { section: 'reserve lone', variants: [directVariant(1, uniform), mutationVariant(1, uniform)] },
+  ].filter((x) => runs(x.section));
+  const reserveResults: Array<{ section: string; variant: string; clients: number; figure: ReturnType<typeof figure> }> = [];
+  for (const { section, variants } of reserveSections) {
+    const list = new Map<string, Run[]>(variants.map((v) => [v.name, []]));
+    for (const v of variants) await v.run(1); // warm plans, JIT and connections
     for (let r = 0; r < rounds; r++) {
-      runs.direct.push(await closedLoop(clients, seconds, direct));
-      runs.mutation.push(await withAgent(clients, (agent) => closedLoop(clients, seconds, mutation(agent))));
-      process.stderr.write(`reserve @${clients}: round ${r + 1}/${rounds} direct ${Math.round(runs.direct.at(-1)!.throughput)}/s, mutation ${Math.round(runs.mutation.at(-1)!.throughput)}/s\n`);
+      const line: string[] = [];
+      for (const v of variants) {
+        const run = await v.run(seconds);
+        list.get(v.name)!.push(run);
+        line.push(`${v.name} ${Math.round(run.throughput)}/s`);
+      }
+      process.stderr.write(`${section}: round ${r + 1}/${rounds} ${line.join(', ')}\n`);
     }
-    const d = figure(runs.direct);
-    const m = figure(runs.mutation);
-    reserve.push({ clients, direct: d, mutation: m, ratio: round(m.throughput / d.throughput, 2) });
+    for (const v of variants) reserveResults.push({ section, variant: v.name, clients: v.clients, figure: figure(list.get(v.name)!) });
   }
   await closeClients(pgClients);
   pgClients = [];
-  report.reserve = reserve;
-  report.reserveTarget = { ratio: 0.5, met: reserve.every((r) => r.ratio >= 0.5) };
+  report.reserve = reserveResults;
+  const throughput = (section: string, variant: string) => reserveResults.find((r) => r.section === section && r.variant === variant)?.figure.throughput;
+  const ratio = (a: number | undefined, b: number | undefined) => (a !== undefined && b ? round(a / b, 2) : undefined);
+  targets.push(
+    { target: `reserve mutation, uniform, ${uniformClients} HTTP clients ≥ 0.6 of direct SQL at ${directClients} sessions`,
+      value: ratio(throughput('reserve uniform', `mutation @${uniformClients}`), throughput('reserve uniform', `direct SQL @${directClients}`)), met: false },
+    { target: `reserve mutation, hot sku: ${Math.max(...hotClients)} HTTP clients ≥ ${Math.min(...hotClients)} HTTP clients`,
+      value: ratio(throughput('reserve hot', `mutation @${Math.max(...hotClients)}`), throughput('reserve hot', `mutation @${Math.min(...hotClients)}`)), met: false },
+    { target: `reserve mutation, hot sku: ${Math.max(...hotClients)} HTTP clients ≥ 0.8 of direct SQL at ${hotDirectClients} sessions`,
+      value: ratio(throughput('reserve hot', `mutation @${Math.max(...hotClients)}`), throughput('reserve hot', `direct SQL @${hotDirectClients}`)), met: false },
+  );
+  const minimum = [0.6, 1, 0.8];
+  targets.forEach((t, i) => (t.met = t.value !== undefined && t.value >= minimum[i]!));
+  const lone = reserveResults.find((r) => r.section === 'reserve lone' && r.clients === 1 && r.variant.startsWith('mutation'));
+  if (lone) targets.push({ target: 'a lone reserve mutation: p99 ≤ 20 ms', value: lone.figure.p99, met: lone.figure.p99 <= 20 });
+  tables.unshift(() => printTable(
+    ['reserve, 1 line', 'variant', 'ops/s', 'p50 / p99 ms', 'CPU ms per request', 'errors'],
+    reserveResults.map((r) => [r.section, r.variant, r.figure.throughput, `${r.figure.p50} / ${r.figure.p99}`, cpuText(r.figure), errorText(r.figure.errors)])));
+  report.targets = targets.filter((t) => t.value !== undefined);
 
   if (args.json) {
     process.stdout.write(`${JSON.stringify(report, null, 2)}\n`);
   } else {
-    printTable(
-      ['reserve, 1 random line', 'clients', 'direct SQL ops/s', 'mutation ops/s', 'ratio', 'direct p50/p99 ms', 'mutation p50/p99 ms', 'errors'],
-      reserve.map((r) => ['mutation vs inventory.reserve', r.clients, r.direct.throughput, r.mutation.throughput, r.ratio,
-        `${r.direct.p50} / ${r.direct.p99}`, `${r.mutation.p50} / ${r.mutation.p99}`, errorText(r.direct.errors, r.mutation.errors)]));
-    printTable(
-      [`cachedStock(${STOCK_SKUS})`, 'clients', 'requests', 'p50 ms', 'p99 ms', 'max ms', 'cache reads alone p50/p99 ms', 'p99 ratio', 'errors'],
-      (['listing', 'full'] as const).map((selection) => {
-        const { api: a, cacheReads: c } = stock[selection];
-        return [selection === 'listing' ? 'sku total available status lowStock' : 'all fields, warehouses included',
-          stock.clients, a.requests, a.p50, a.p99, a.max, `${c.p50} / ${c.p99}`, round(a.p99 / c.p99, 1), errorText(a.errors, c.errors)];
-      }));
-    const percent = reserve.map((r) => `${r.clients} clients ${Math.round(r.ratio * 100)}%`).join(', ');
-    process.stdout.write(`target: mutation ≥ 50% of direct SQL throughput: ${percent} ${reserve.every((r) => r.ratio >= 0.5) ? '(met)' : '(missed)'}\n`);
-    for (const selection of ['listing', 'full'] as const) {
-      const p99 = stock[selection].api.p99;
-      process.stdout.write(`target: cachedStock(${STOCK_SKUS}) ${selection} p99 ≤ 15 ms: ${p99} ms ${p99 <= 15 ? '(met)' : '(missed)'}\n`);
-    }
-    process.stdout.write(`${checked} cachedStock entries checked, ${fromDatabase} answered from the database instead of the cache\n`);
+    for (const table of tables) table();
+    for (const t of targets) if (t.value !== undefined) process.stdout.write(`target: ${t.target}: ${t.value} ${t.met ? '(met)' : '(missed)'}\n`);
   }
 } finally {
   redis?.disconnect();
   await closeClients(pgClients);
   await api?.stop();
+  await listener?.stop();
   await services.stop();
 }

@@ -10,6 +10,9 @@ import { createLogger, type Logger } from '../../src/log.ts';
 
 export interface BenchServices {
   databaseUrl: string;
+  /** The postmaster's pid (its backends are its children). */
+  postgresPid: number;
+  redisPid: number | undefined;
   redisUrl: string | undefined;
   log: Logger;
   stop(): Promise<void>;
@@ -38,7 +41,7 @@ export async function startBenchServices(options: { redis: boolean; settings?: R
     throw error;
   }
   return {
-    databaseUrl: postgres.url(), redisUrl: redis?.url, log,
+    databaseUrl: postgres.url(), postgresPid: postgres.pid, redisPid: redis?.pid, redisUrl: redis?.url, log,
     stop: async () => {
       await stop();
       const { rmSync } = await import('node:fs');

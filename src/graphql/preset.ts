@@ -5,7 +5,8 @@
 import { existsSync } from 'node:fs';
 import path from 'node:path';
 import { SafeError } from 'postgraphile/grafast';
-import { makePgService } from 'postgraphile/adaptors/pg';
+import type { makePgService } from 'postgraphile/adaptors/pg';
+import { getOperationAST } from 'postgraphile/graphql';
 import { PostGraphileAmberPreset } from 'postgraphile/presets/amber';
 import { jsonPgSmartTags } from 'postgraphile/utils';
 import { PersistedPlugin } from '@grafserv/persisted';
@@ -16,14 +17,15 @@ import { makeLimitsPlugin, type Limits } from './limits.ts';
 declare global {
   namespace Grafast {
     interface RequestContext { stockroomClaims?: Claims }
+    interface Context { stockroomClaims: Claims }
   }
 }
 
 export interface PresetOptions {
-  databaseUrl: string;
+  /** The database, as role-routed-pools.ts serves it. */
+  pgService: ReturnType<typeof makePgService>;
   jwtSecret: Uint8Array | undefined;
   production: boolean;
-  statementTimeout: string;
   limits: Omit<Limits, 'introspection'>;
   /** Only these operations are accepted (documentId → query text), when given. */
   persistedOperationsDirectory: string | undefined;
@@ -128,6 +130,16 @@ function makePersistedGuard(directory: string): GraphileConfig.Plugin {
   };
 }
 
+/** Mutation fields that hand the actor to the database themselves. */
+const ACTOR_PASSED_EXPLICITLY = new Set(['reserve']);
+
+/** Whether an operation writes through a field that takes the ledger's actor from the session. */
+function needsActorSetting(args: Grafast.ExecutionArgs): boolean {
+  const operation = getOperationAST(args.document, args.operationName);
+  if (operation?.operation !== 'mutation') return false;
+  return operation.selectionSet.selections.some((s) => s.kind !== 'Field' || !ACTOR_PASSED_EXPLICITLY.has(s.name.value));
+}
+
 export function makePreset(options: PresetOptions): GraphileConfig.Preset {
   const secret = options.jwtSecret;
   return {
@@ -138,16 +150,7 @@ export function makePreset(options: PresetOptions): GraphileConfig.Preset {
       makeAuthPlugin(secret),
       ...(options.persistedOperationsDirectory ? [makePersistedGuard(options.persistedOperationsDirectory), PersistedPlugin] : []),
     ],
-    pgServices: [
-      makePgService({
-        connectionString: options.databaseUrl,
-        schemas: ['inventory'],
-        // Introspect as the API's strongest role: the RBAC plugin then leaves out
-        // everything no API role can execute or write.
-        pgSettingsForIntrospection: { role: 'stockroom_admin' },
-        pubsub: true,
-      }),
-    ],
+    pgServices: [options.pgService],
     gather: { pgStrictFunctions: true },
     schema: { dontSwallowErrors: true, defaultBehavior: '-insert -update -delete' },
     grafserv: {
@@ -162,7 +165,7 @@ export function makePreset(options: PresetOptions): GraphileConfig.Preset {
         : {}),
     },
     grafast: {
-      async context(requestContext) {
+      async context(requestContext, args) {
         // HTTP: checked by StockroomAuthPlugin. Websockets: each operation, from connectionParams.
         let claims = requestContext.stockroomClaims;
         if (!claims) {
@@ -174,9 +177,14 @@ export function makePreset(options: PresetOptions): GraphileConfig.Preset {
             throw error;
           }
         }
-        const pgSettings: Record<string, string> = { role: claims.role, statement_timeout: options.statementTimeout };
-        if (claims.sub) pgSettings['stockroom.actor'] = claims.sub;
-        return { pgSettings };
+        // The role picks the pool of sessions already acting as it (role-pools.ts): a
+        // query needs no transaction of its own. A mutation's writes record who made
+        // them (the ledger's actor), which PostGraphile sets in its transaction;
+        // reserve passes its actor to the combined call itself (the requests of one
+        // call have many actors), so a reserve alone needs no setting.
+        const pgSettings: Record<string, string> = { role: claims.role };
+        if (claims.sub && needsActorSetting(args)) pgSettings['stockroom.actor'] = claims.sub;
+        return { pgSettings, stockroomClaims: claims };
       },
     },
   };

@@ -2,20 +2,23 @@
 // - mutations for the SQL API with typed, validated inputs (reserve, confirm,
 //   release, extend, adjust, setCount, transfer). Business rules stay in the
 //   database: each calls its function as the request's role in one statement
-//   (PostGraphile's transaction for the role's settings is the only one: a
-//   savepoint inside it would cost two more round trips for nothing),
+//   (in PostGraphile's transaction for the actor's setting, when there is an
+//   actor: a savepoint inside it would cost two more round trips for nothing),
 //   and returns the row through PostGraphile's own types (so clients can select
-//   relations, e.g. a reservation's lines);
+//   relations, e.g. a reservation's lines). reserve goes through the combiner
+//   (reserve-combiner.ts): concurrent reserves share one reserve_many call;
 // - cachedStock(skus) from Redis, with a Postgres fallback on a miss;
 // - the stockChanged(sku) subscription, fed by the consumer's NOTIFYs.
-import { SafeError, access, context, each, first, lambda, listen, loadMany, loadOne, type ExecutableStep, type FieldArgs } from 'postgraphile/grafast';
+import { SafeError, access, context, each, first, lambda, listen, loadMany, loadOne, sideEffect, type ExecutableStep, type FieldArgs } from 'postgraphile/grafast';
 import { sideEffectWithPgClient } from 'postgraphile/@dataplan/pg';
 import { jsonParse } from 'postgraphile/@dataplan/json';
 import { extendSchema, gql } from 'postgraphile/utils';
 import { Histogram, type Registry } from 'prom-client';
 import { z } from 'zod';
+import type { ApiRole } from './auth.ts';
 import type { CachedStock, CachedStockReader } from './cached-stock.ts';
 import { stockChannel } from './channels.ts';
+import { ReserveRefusal, type ReserveCombiner } from './reserve-combiner.ts';
 
 const sku = z.string().trim().min(1).max(128);
 const code = z.string().trim().min(1).max(64);
@@ -61,7 +64,15 @@ export function createApiMetrics(registry: Registry) {
   };
 }
 
-export function makeSchemaExtensions(deps: { cache: CachedStockReader; metrics: ReturnType<typeof createApiMetrics> }): GraphileConfig.Plugin {
+export interface ExtensionDeps {
+  cache: CachedStockReader;
+  metrics: ReturnType<typeof createApiMetrics>;
+  combiner: ReserveCombiner;
+  /** Roles that may reserve (the database's grants); others are refused as the database would. */
+  reserveRoles: ReadonlySet<ApiRole>;
+}
+
+export function makeSchemaExtensions(deps: ExtensionDeps): GraphileConfig.Plugin {
   const { metrics } = deps;
   return extendSchema((build) => {
     const resources = build.input.pgRegistry.pgResources;
@@ -169,14 +180,20 @@ export function makeSchemaExtensions(deps: { cache: CachedStockReader; metrics: 
         Mutation: {
           plans: {
             reserve(_$root, fieldArgs) {
-              return reservationOf(callSql(fieldArgs, 'reserve',
-                `select id from inventory.reserve($1, $2::jsonb, coalesce(make_interval(secs => $3), interval '15 minutes'), $4)`,
-                (input) => [
-                  input.orderRef,
-                  JSON.stringify(input.lines.map((l) => (l.warehouse ? { sku: l.sku, warehouse: l.warehouse, qty: l.qty } : { sku: l.sku, qty: l.qty }))),
-                  input.ttlSeconds ?? null, input.idempotencyKey ?? null,
-                ],
-                (outcome, seconds) => metrics.reserveLatency.observe({ outcome: outcome === 'ok' ? 'reserved' : 'refused' }, seconds)));
+              const $id = sideEffect([fieldArgs.getRaw(), context().get('stockroomClaims')], async ([raw, claims]) => {
+                const input = validated('reserve', raw);
+                if (!deps.reserveRoles.has(claims.role)) throw new ReserveRefusal('42501', 'permission denied for function reserve');
+                const started = performance.now();
+                try {
+                  const id = await deps.combiner.reserve({ ...input, actor: claims.sub ?? claims.role });
+                  metrics.reserveLatency.observe({ outcome: 'reserved' }, (performance.now() - started) / 1000);
+                  return id;
+                } catch (error) {
+                  metrics.reserveLatency.observe({ outcome: 'refused' }, (performance.now() - started) / 1000);
+                  throw error;
+                }
+              });
+              return reservations.get({ id: $id });
             },
             confirm(_$root, fieldArgs) {
               return reservationOf(callSql(fieldArgs, 'confirm', 'select id from inventory.confirm($1)', (input) => [input.reservationId]));

@@ -1,7 +1,6 @@
 // The API role: PostGraphile served by grafserv on the process's HTTP server
 // (beside /health, /ready and /metrics), websockets included.
 import type { Duplex } from 'node:stream';
-import pg from 'pg';
 import { postgraphile } from 'postgraphile';
 import { grafserv } from 'postgraphile/grafserv/node';
 import type { Registry } from 'prom-client';
@@ -15,7 +14,10 @@ import { slotConsumerCheck } from '../http/readiness.ts';
 import type { Lifecycle } from '../lifecycle.ts';
 import type { Logger } from '../log.ts';
 import { CachedStockReader, createCacheMetrics } from './cached-stock.ts';
+import { API_ROLES, type ApiRole } from './auth.ts';
 import { makePreset } from './preset.ts';
+import { ReserveCombiner, createCombinerMetrics } from './reserve-combiner.ts';
+import { makeRolePools, roleRoutedPgService, sessionPool } from './role-pools.ts';
 import { createApiMetrics, makeSchemaExtensions } from './schema-extensions.ts';
 
 export interface ApiDeps {
@@ -37,8 +39,20 @@ export async function startApi(deps: ApiDeps): Promise<void> {
   }
   if (!config.jwtSecret) log.warn('JWT_SECRET is not set: the API serves anonymous readers only and refuses every token');
 
-  const pool = new pg.Pool({ connectionString: databaseUrl, max: 4, application_name: 'stockroom api' });
-  pool.on('error', (error) => log.warn({ err: error.message }, 'api pool client error'));
+  const onPoolError = (error: Error) => log.warn({ err: error.message }, 'api pool client error');
+  const pools = makeRolePools(databaseUrl, config.api.statementTimeout, onPoolError);
+  const pool = pools.owner;
+  // Reserve mutations combined (reserve-combiner.ts) run on sessions of their own, as stockroom_writer.
+  const combinerPool = sessionPool(databaseUrl, {
+    role: 'stockroom_writer', statementTimeout: config.api.statementTimeout,
+    max: config.api.reserveConnections, applicationName: 'stockroom api (reserve)',
+  });
+  combinerPool.on('error', onPoolError);
+  const combiner = new ReserveCombiner(combinerPool,
+    { connections: config.api.reserveConnections, maxBatch: config.api.reserveMaxBatch }, createCombinerMetrics(registry));
+  // Who may reserve is the database's grants (EXECUTE on reserve_many), read once.
+  const { rows: mayReserve } = await pool.query<{ role: ApiRole }>(
+    `select r as role from unnest($1::text[]) r where has_function_privilege(r, 'inventory.reserve_many(jsonb)', 'execute')`, [API_ROLES]);
   const redis = createRedis(redisUrl, log, 'stockroom-api');
   const keys = cacheKeys(config.cachePrefix);
   const cache = new CachedStockReader({
@@ -46,13 +60,21 @@ export async function startApi(deps: ApiDeps): Promise<void> {
     writer: new CacheWriter(redis, keys, { name: config.stream, maxLength: config.streamMaxLength }),
   });
   const preset = makePreset({
-    databaseUrl,
+    pgService: roleRoutedPgService(pools, {
+      schemas: ['inventory'],
+      // Introspect as the API's strongest role: the RBAC plugin then leaves out
+      // everything no API role can execute or write. The requests' statement
+      // timeout is not the schema's: building it may take longer.
+      pgSettingsForIntrospection: { role: 'stockroom_admin', statement_timeout: '0' },
+      pubsub: true,
+    }),
     jwtSecret: config.jwtSecret ? new TextEncoder().encode(config.jwtSecret) : undefined,
     production: config.production,
-    statementTimeout: config.api.statementTimeout,
     limits: { maxDepth: config.api.maxDepth, maxCost: config.api.maxCost },
     persistedOperationsDirectory: config.api.persistedOperationsDir,
-    extensions: makeSchemaExtensions({ cache, metrics: createApiMetrics(registry) }),
+    extensions: makeSchemaExtensions({
+      cache, metrics: createApiMetrics(registry), combiner, reserveRoles: new Set(mayReserve.map((r) => r.role)),
+    }),
   });
   const pgl = postgraphile(preset);
   await pgl.getSchema(); // built now: a schema problem stops the start, not the first request
@@ -85,7 +107,8 @@ export async function startApi(deps: ApiDeps): Promise<void> {
     await closed;
     await pgl.release();
     for (const service of preset.pgServices ?? []) await service.release?.();
-    await pool.end();
+    await combinerPool.end();
+    await pools.end();
     await redis.quit().catch(() => redis.disconnect());
   });
   log.info({ graphql: '/graphql', graphiql: config.production ? null : '/graphiql' }, 'api running');

@@ -1,0 +1,74 @@
+// The API's database sessions: a small pool per API role, each session
+// running as its role, with the API's statement timeout, from the moment it
+// connects. PostGraphile wraps every request that carries settings in a
+// transaction of its own (begin, set_config, the query, commit: four round
+// trips for one query); with the role already in place, a request whose only
+// setting is its role runs each query alone, in one round trip. Settings
+// beyond the role (the ledger's actor in a mutation) still go through
+// PostGraphile's transaction, on a session of the right role.
+//
+// This is PostGraphile's own pg adaptor (makePgAdaptorWithPgClient), given a
+// pool chosen by role: its public extension point, nothing private.
+import pg from 'pg';
+import type { WithPgClient } from 'postgraphile/@dataplan/pg';
+import { makePgAdaptorWithPgClient, makePgService, type NodePostgresPgClient } from 'postgraphile/adaptors/pg';
+import { API_ROLES, type ApiRole } from './auth.ts';
+
+export interface RolePools {
+  /** The owner's pool: introspection, LISTEN for subscriptions, health checks. */
+  owner: pg.Pool;
+  byRole: Record<ApiRole, pg.Pool>;
+  end(): Promise<void>;
+}
+
+/** A pool whose sessions act as `role` (SET ROLE once per connection), or as the login when role is undefined. */
+export function sessionPool(databaseUrl: string, options: { role?: string; statementTimeout?: string; max: number; applicationName: string }): pg.Pool {
+  const pool = new pg.Pool({
+    connectionString: databaseUrl, max: options.max, application_name: options.applicationName,
+    // Sent in the startup packet: in force before the first query, no round trip of its own.
+    options: [
+      options.role ? `-c role=${options.role}` : '',
+      options.statementTimeout ? `-c statement_timeout=${options.statementTimeout}` : '',
+    ].filter(Boolean).join(' ') || undefined,
+  });
+  return pool;
+}
+
+export function makeRolePools(databaseUrl: string, statementTimeout: string, onError: (error: Error) => void): RolePools {
+  const owner = sessionPool(databaseUrl, { max: 4, applicationName: 'stockroom api' });
+  const byRole = Object.fromEntries(API_ROLES.map((role) => [role,
+    sessionPool(databaseUrl, { role, statementTimeout, max: 8, applicationName: `stockroom api (${role})` })])) as Record<ApiRole, pg.Pool>;
+  for (const pool of [owner, ...Object.values(byRole)]) pool.on('error', onError);
+  return {
+    owner, byRole,
+    end: async () => {
+      await Promise.all([owner, ...Object.values(byRole)].map((pool) => pool.end()));
+    },
+  };
+}
+
+type PgService = ReturnType<typeof makePgService>;
+
+/**
+ * The pg service for PostGraphile with an adaptor that routes each request by
+ * its `role` setting to that role's pool and passes on only the other settings.
+ */
+export function roleRoutedPgService(pools: RolePools, options: Omit<Parameters<typeof makePgService>[0], 'pool' | 'connectionString'>): PgService {
+  const service = makePgService({ ...options, pool: pools.owner });
+  const withOwner = makePgAdaptorWithPgClient(pools.owner);
+  const withRole = new Map<string, WithPgClient<NodePostgresPgClient>>(
+    API_ROLES.map((role) => [role, makePgAdaptorWithPgClient(pools.byRole[role])]));
+  const routed = (async <T>(pgSettings: Record<string, string | undefined> | null, callback: (client: NodePostgresPgClient) => T | Promise<T>): Promise<T> => {
+    const { role, ...rest } = pgSettings ?? {};
+    const others = Object.values(rest).some((v) => v != null) ? rest : null;
+    if (role === undefined) return withOwner(others, callback);
+    const target = withRole.get(role);
+    if (!target) throw new Error(`no API pool for role ${JSON.stringify(role)}`);
+    return target(others, callback);
+  }) as WithPgClient<NodePostgresPgClient>;
+  routed.release = () => {};
+  return {
+    ...service,
+    adaptor: { ...service.adaptor, createWithPgClient: () => routed },
+  };
+}
