@@ -19,8 +19,9 @@ begin
     as $body$
       select encode(
         pg_catalog.set_bit(pg_catalog.set_bit(
-          pg_catalog.overlay(pg_catalog.uuid_send(pg_catalog.gen_random_uuid())
-            placing pg_catalog.substring(pg_catalog.int8send((extract(epoch from pg_catalog.clock_timestamp()) * 1000)::bigint) from 3)
+          -- (overlay and substring in their SQL-standard keyword forms, which always mean pg_catalog's)
+          overlay(pg_catalog.uuid_send(pg_catalog.gen_random_uuid())
+            placing substring(pg_catalog.int8send((extract(epoch from pg_catalog.clock_timestamp()) * 1000)::bigint) from 3)
             from 1 for 6),
           52, 1), 53, 1),
         'hex')::uuid

@@ -28,7 +28,7 @@ export async function startBenchServices(options: { redis: boolean; settings?: R
     await redis?.stop();
     await postgres?.stop();
   };
-  process.once('SIGINT', () => void stop().then(() => process.exit(130)));
+  for (const signal of ['SIGINT', 'SIGTERM'] as const) process.once(signal, () => void stop().then(() => process.exit(130)));
   try {
     postgres = await startEmbeddedPostgres({
       dir: path.join(root, 'postgres'), persistent: true, database: 'bench', log,

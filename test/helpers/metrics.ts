@@ -17,3 +17,10 @@ export async function metricValue(registry: Registry, name: string, labels: Reco
     })
     .reduce((sum, v) => sum + Number(v.value), 0);
 }
+
+/** A histogram's sum of observations (with its count: their mean). */
+export async function histogramSum(registry: Registry, name: string): Promise<number> {
+  const metric = (await registry.getMetricsAsJSON()).find((m) => m.name === name);
+  if (!metric) throw new Error(`no metric ${name} in the registry`);
+  return metric.values.filter((v) => (v as { metricName?: string }).metricName === `${name}_sum`).reduce((sum, v) => sum + Number(v.value), 0);
+}

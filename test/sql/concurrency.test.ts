@@ -271,7 +271,7 @@ test.serial('64 connections racing for the last 100 units reserve exactly 100 an
 // ---------------------------------------------------------------------------
 // 2. Mixed traffic on hot rows
 
-test.serial('baskets in shuffled order, settlements, receipts and transfers on hot rows never deadlock', async (t) => {
+test.serial('baskets in shuffled order (single calls and reserve_many batches), settlements, receipts and transfers on hot rows never deadlock', async (t) => {
   const { db } = t.context;
   const skus = ['H1', 'H2', 'H3', 'H4'];
   const warehouses = ['WH1', 'WH2', 'WH3'];
@@ -305,6 +305,28 @@ test.serial('baskets in shuffled order, settlements, receipts and transfers on h
           });
           // Short-lived holds feed expire_due() and reserve()'s lazy expiry.
           const ttl = Math.random() < 0.25 ? `${randomInt(50, 400)} milliseconds` : '1 hour';
+          if (i % 3 === 0) {
+            // A third of the reservers send batches: each request its own basket, in one transaction.
+            const requests = Array.from({ length: randomInt(2, 6) }, (_, n) => ({
+              order_ref: `batch-${i}-${ops}-${n}`, lines: shuffle(lines.map((l) => ({ ...l, qty: randomInt(1, 4) }))),
+              ttl: ttl === '1 hour' ? 3600 : `${randomInt(50, 400)} milliseconds`,
+            }));
+            try {
+              const { rows } = await client.query<{ id: string | null; sqlstate: string | null; message: string | null }>(
+                'select (r.reservation).id, r.sqlstate, r.message from inventory.reserve_many($1::jsonb) r', [JSON.stringify(requests)]);
+              for (const row of rows) {
+                if (row.id) {
+                  tally.ok('reserve_many request');
+                  ids.push(row.id);
+                } else {
+                  tally.fail('reserve_many request', Object.assign(new Error(row.message ?? ''), { code: row.sqlstate }), ['IV001']);
+                }
+              }
+            } catch (error) {
+              tally.fail('reserve_many', error, []);
+            }
+            continue;
+          }
           try {
             const r = await reserve(client, `basket-${i}-${ops}`, shuffle(lines), ttl);
             tally.ok('reserve');
@@ -391,7 +413,57 @@ test.serial('baskets in shuffled order, settlements, receipts and transfers on h
   t.is(corrections.n, 0, 'and writes no correction');
   t.true(ops >= 2000, `a meaningful amount of traffic ran (${ops} operations)`);
   t.true((tally.okCounts.get('reserve') ?? 0) >= 200, 'many reservations went through');
+  t.true((tally.okCounts.get('reserve_many request') ?? 0) >= 100, 'batched ones too');
   t.true((tally.okCounts.get('confirm') ?? 0) > 0 && (tally.okCounts.get('release') ?? 0) > 0, 'settlements went through');
+  await assertConsistent(t, db);
+});
+
+test.serial('single reserves and reserve_many batches racing for the last 100 units of one row reserve exactly 100', async (t) => {
+  const { db } = t.context;
+  await setupCatalog(db, { HOT: { WH1: 100 } });
+  const clients = await checkoutClients(db, 64);
+  const tally = new ErrorTally();
+  let held = 0;
+  try {
+    await race(clients, async (client, i) => {
+      let soldOut = false;
+      for (let n = 0; !soldOut; n++) {
+        if (i % 2 === 0) {
+          try {
+            await reserve(client, `single-${i}-${n}`, [{ sku: 'HOT', warehouse: 'WH1', qty: 1 }]);
+            tally.ok('reserve');
+            held++;
+          } catch (error) {
+            soldOut = tally.fail('reserve', error, ['IV001']) === 'IV001';
+          }
+        } else {
+          const requests = Array.from({ length: 4 }, (_, k) => ({ order_ref: `batch-${i}-${n}-${k}`, lines: [{ sku: 'HOT', warehouse: 'WH1', qty: 1 }] }));
+          try {
+            const { rows } = await client.query<{ id: string | null; sqlstate: string | null }>(
+              'select (r.reservation).id, r.sqlstate from inventory.reserve_many($1::jsonb) r', [JSON.stringify(requests)]);
+            for (const row of rows) {
+              if (row.id) {
+                tally.ok('reserve_many request');
+                held++;
+              } else {
+                soldOut = tally.fail('reserve_many request', Object.assign(new Error(row.sqlstate ?? ''), { code: row.sqlstate }), ['IV001']) === 'IV001' || soldOut;
+              }
+            }
+          } catch (error) {
+            tally.fail('reserve_many', error, []);
+            soldOut = true;
+          }
+        }
+      }
+    });
+  } finally {
+    releaseAll(clients);
+  }
+  t.log(tally.summary());
+  t.deepEqual(tally.unexpected, [], 'only IV001: no deadlock, no check violation');
+  t.is(held, 100, 'exactly the 100 units');
+  t.true((tally.okCounts.get('reserve') ?? 0) > 0 && (tally.okCounts.get('reserve_many request') ?? 0) > 0, 'both paths took some');
+  t.like(await stockOf(db, 'HOT', 'WH1'), { on_hand: 100, reserved: 100, available: 0 });
   await assertConsistent(t, db);
 });
 
@@ -511,13 +583,28 @@ test.serial('confirm, release, expire_due and lazy expiry racing settle every re
 // ---------------------------------------------------------------------------
 // 4. Idempotency keys under concurrency
 
-test.serial('20 concurrent reserves with one idempotency key make one reservation and one set of movements', async (t) => {
+/** One request through reserve_many, answered like reserve(): the reservation, or a rejection with its SQLSTATE. */
+async function reserveInBatch(client: Queryable, orderRef: string, lines: Line[], ttlSeconds: number, key: string): Promise<ReservationRow> {
+  const { rows } = await client.query<{ id: string | null; status: string; sqlstate: string | null; message: string | null }>(`
+    select (r.reservation).id, (r.reservation).status, r.sqlstate, r.message
+    from inventory.reserve_many($1::jsonb) r`, [JSON.stringify([
+    { order_ref: 'filler', lines: [{ sku: 'A', warehouse: 'WH1', qty: 1 }] }, // rides along: must not change the answer
+    { order_ref: orderRef, lines, ttl: ttlSeconds, idempotency_key: key },
+  ])]);
+  const mine = rows[1]!;
+  if (!mine.id) throw Object.assign(new Error(mine.message ?? ''), { code: mine.sqlstate });
+  return { id: mine.id, status: mine.status, release_reason: null, expires_at: new Date() };
+}
+
+test.serial('20 concurrent reserves with one idempotency key, through reserve() and reserve_many, make one reservation and one set of movements', async (t) => {
   const { db } = t.context;
   await setupCatalog(db, { A: { WH1: 50 }, B: { WH1: 3, WH2: 30 } });
   const lines: Line[] = [{ sku: 'A', warehouse: 'WH1', qty: 4 }, { sku: 'B', qty: 5 }];
   const clients = await checkoutClients(db, 20);
   try {
-    const outcomes = await race(clients, (client) => reserve(client, 'order-42', lines, '1 hour', 'idem-reserve')
+    const outcomes = await race(clients, (client, i) => (i % 2
+      ? reserveInBatch(client, 'order-42', lines, 3600, 'idem-reserve')
+      : reserve(client, 'order-42', lines, '1 hour', 'idem-reserve'))
       .then((r) => r.id, (error: unknown) => `error ${sqlstate(error)}`));
     t.is(new Set(outcomes).size, 1, `every caller got the same answer: ${[...new Set(outcomes)].join(', ')}`);
     const id = outcomes[0]!;
@@ -529,7 +616,8 @@ test.serial('20 concurrent reserves with one idempotency key make one reservatio
              (select count(*)::int from inventory.movements where kind = 'RESERVE' and reservation_id = $1) as own_movements,
              (select sum(reserved)::int from inventory.stock_levels) as reserved`, [id]);
     // A: one row; B: WH1 has 3 (priority 10), the other 2 come from WH2.
-    t.deepEqual(counts, { reservations: 1, keyed: 1, reserve_movements: 3, own_movements: 3, reserved: 9 });
+    // Each batch also reserved one unit of A for its filler request.
+    t.deepEqual(counts, { reservations: 11, keyed: 1, reserve_movements: 13, own_movements: 3, reserved: 19 });
 
     // Second wave on the same key: the same payload gets the first result, another payload IV006.
     const other: Line[] = [{ sku: 'A', warehouse: 'WH1', qty: 5 }];
