@@ -11,8 +11,8 @@
 --   2. claim the idempotency key, if any (IV006 on reuse);
 --   3. write the reservation and its line: nothing is locked yet;
 --   4. queue for the stock row on an advisory lock (see below);
---   5. one UPDATE … WHERE available >= qty RETURNING takes the units and
---      locks the row, and the RESERVE movement is the only write after it.
+--   5. one statement takes the units (UPDATE … WHERE available >= qty, which
+--      locks the row) and writes the RESERVE movement from what it returns.
 -- When the UPDATE finds nothing (short as the row stands), the locked path
 -- decides: it takes in a row created meanwhile, expires due reservations on
 -- the row, and raises IV001 if the line is still short.
@@ -51,7 +51,7 @@ declare
   v_lines inventory._line[];
   v_hash text;
   v_reservation inventory.reservations;
-  v_row inventory.stock_levels;
+  v_taken integer;
   v_request inventory._reserve_request;
   v_take inventory._line[];
   v_short jsonb;
@@ -84,35 +84,43 @@ begin
         return v_reservation;
       end if;
     end if;
-    -- 3.
-    insert into inventory.reservations (order_ref, expires_at, idempotency_key, request_hash)
-    values (reserve.order_ref, now() + reserve.ttl, reserve.idempotency_key, v_hash)
-    returning * into v_reservation;
-    insert into inventory.reservation_lines (reservation_id, product_id, warehouse_id, qty)
-    values (v_reservation.id, v_product_id, v_warehouse_id, v_qty);
+    -- 3. (Each statement is one executor start-up: the reservation and its
+    -- line go in together, as do the take and its movement.)
+    with held as (
+      insert into inventory.reservations (order_ref, expires_at, idempotency_key, request_hash)
+      values (reserve.order_ref, now() + reserve.ttl, reserve.idempotency_key, v_hash)
+      returning *
+    ), line as (
+      insert into inventory.reservation_lines (reservation_id, product_id, warehouse_id, qty)
+      select held.id, v_product_id, v_warehouse_id, v_qty from held
+    )
+    select * into v_reservation from held;
     -- 4.
     perform pg_advisory_xact_lock(uuid_hash_extended(v_product_id, uuid_hash_extended(v_warehouse_id, 0)));
-    -- 5.
-    update inventory.stock_levels s
-    set reserved = s.reserved + v_qty, version = s.version + 1, last_movement_at = clock_timestamp()
-    where s.product_id = v_product_id and s.warehouse_id = v_warehouse_id
-      and s.on_hand - s.reserved - s.safety_stock >= v_qty
-    returning * into v_row;
-    if v_row.product_id is null then
+    -- 5. When short as the row stands, the locked path makes room if it can
+    -- (or raises IV001), and the same statement takes the units then.
+    for v_attempt in 1 .. 2 loop
+      with taken as (
+        update inventory.stock_levels s
+        set reserved = s.reserved + v_qty, version = s.version + 1, last_movement_at = clock_timestamp()
+        where s.product_id = v_product_id and s.warehouse_id = v_warehouse_id
+          and s.on_hand - s.reserved - s.safety_stock >= v_qty
+        returning s.on_hand, s.reserved
+      ), moved as (
+        insert into inventory.movements (
+          product_id, warehouse_id, kind, on_hand_delta, reserved_delta, on_hand_after, reserved_after,
+          reservation_id, reference, idempotency_key, actor)
+        select v_product_id, v_warehouse_id, 'RESERVE', 0, v_qty, taken.on_hand, taken.reserved,
+          v_reservation.id, reserve.order_ref, reserve.idempotency_key, v_actor
+        from taken
+      )
+      select count(*) into v_taken from taken;
+      exit when v_taken = 1;
       select a.short into v_short from inventory._allocate_locked(v_lines) a;
-      if v_short is not null then
-        perform inventory._raise_error(inventory._short_error(reserve.order_ref, v_short, 1));
+      if v_short is not null or v_attempt = 2 then
+        perform inventory._raise_error(inventory._short_error(reserve.order_ref, coalesce(v_short, '[]'), 1));
       end if;
-      update inventory.stock_levels s
-      set reserved = s.reserved + v_qty, version = s.version + 1, last_movement_at = clock_timestamp()
-      where s.product_id = v_product_id and s.warehouse_id = v_warehouse_id
-      returning * into v_row;
-    end if;
-    insert into inventory.movements (
-      product_id, warehouse_id, kind, on_hand_delta, reserved_delta, on_hand_after, reserved_after,
-      reservation_id, reference, idempotency_key, actor)
-    values (v_product_id, v_warehouse_id, 'RESERVE', 0, v_qty, v_row.on_hand, v_row.reserved,
-      v_reservation.id, reserve.order_ref, reserve.idempotency_key, v_actor);
+    end loop;
     return v_reservation;
   end if;
 

@@ -62,6 +62,8 @@ declare
   v_take inventory._line[];
   v_short jsonb;
   v_held_ids uuid[] := '{}';
+  v_held_keys text[] := '{}';      -- idempotency keys claimed by held requests of this batch ...
+  v_held_key_requests integer[] := '{}'; -- ... and which request claimed each
   v_held_rows inventory.reservations[];
   v_result inventory.reserve_result;
   i integer;
@@ -169,12 +171,7 @@ begin
     v_req := v_requests[i];
     -- A key claimed by an earlier request of this batch: answered as a retry of it.
     if v_req.idempotency_key is not null then
-      j := null;
-      for j_candidate in 1 .. i - 1 loop
-        if v_state[j_candidate] = 'held' and (v_requests[j_candidate]).idempotency_key = v_req.idempotency_key then
-          j := j_candidate;
-        end if;
-      end loop;
+      j := v_held_key_requests[array_position(v_held_keys, v_req.idempotency_key)];
       if j is not null then
         if (v_requests[j]).request_hash is distinct from v_req.request_hash then
           v_state[i] := 'error';
@@ -212,6 +209,10 @@ begin
     end if;
 
     v_state[i] := 'held';
+    if v_req.idempotency_key is not null then
+      v_held_keys := v_held_keys || v_req.idempotency_key;
+      v_held_key_requests := v_held_key_requests || i;
+    end if;
     v_ids[i] := inventory._new_id();
     v_held_ids := v_held_ids || v_ids[i];
     v_pending := v_pending || v_take;
