@@ -32,6 +32,11 @@ function withChildren(pid: number): number[] {
   return [pid, ...children];
 }
 
+/** CPU seconds of each process of a group, by pid. */
+function cpuByPid(root: number): Map<number, number> {
+  return new Map(withChildren(root).map((pid) => [pid, cpuSecondsOf(pid)]));
+}
+
 export interface CpuMeter {
   /** CPU seconds each named process (group) used since start(). */
   stop(): Record<string, number>;
@@ -39,16 +44,16 @@ export interface CpuMeter {
 
 /** Starts measuring: `groups` maps a name to a root pid whose children count too; 'bench' is this process. */
 export function startCpuMeter(groups: Record<string, number>): CpuMeter {
-  const before = Object.fromEntries(Object.entries(groups).map(([name, pid]) => {
-    const pids = withChildren(pid);
-    return [name, { pids, seconds: pids.reduce((sum, p) => sum + cpuSecondsOf(p), 0) }];
-  }));
+  const before = Object.fromEntries(Object.entries(groups).map(([name, pid]) => [name, { root: pid, cpu: cpuByPid(pid) }]));
   const self = process.cpuUsage();
   return {
     stop: () => {
       const used: Record<string, number> = {};
-      for (const [name, { pids, seconds }] of Object.entries(before)) {
-        used[name] = pids.reduce((sum, p) => sum + cpuSecondsOf(p), 0) - seconds;
+      for (const [name, { root, cpu }] of Object.entries(before)) {
+        // A process that started meanwhile counts whole; one that ended meanwhile is lost (rare: pools keep their sessions).
+        let seconds = 0;
+        for (const [pid, now] of cpuByPid(root)) seconds += Math.max(0, now - (cpu.get(pid) ?? 0));
+        used[name] = seconds;
       }
       const mine = process.cpuUsage(self);
       used.bench = (mine.user + mine.system) / 1e6;

@@ -18,6 +18,8 @@ declare
   v_unknown_skus text[];
   v_unknown_warehouses text[];
   v_too_much boolean;
+  v_product_id uuid;
+  v_warehouse_id uuid;
 begin
   r.order_ref := p_order_ref;
   r.ttl := p_ttl;
@@ -60,6 +62,25 @@ begin
   if v_problem is not null then
     r.error := row('IV005', 'invalid reservation ' || v_problem, jsonb_build_object('argument', 'lines'),
       'Each line is {"sku": text, "warehouse": text (optional), "qty": positive integer}.');
+    return r;
+  end if;
+
+  -- One line naming its warehouse (the common case): two index probes.
+  if jsonb_array_length(p_lines) = 1 and jsonb_typeof(p_lines -> 0 -> 'warehouse') = 'string' then
+    select (select p.id from inventory.products p where p.sku = p_lines -> 0 ->> 'sku'),
+           (select w.id from inventory.warehouses w where w.code = p_lines -> 0 ->> 'warehouse')
+    into v_product_id, v_warehouse_id;
+    if v_product_id is null or v_warehouse_id is null then
+      r.error := inventory._unknown_error(
+        case when v_product_id is null then array[p_lines -> 0 ->> 'sku'] end,
+        case when v_warehouse_id is null then array[p_lines -> 0 ->> 'warehouse'] end);
+      return r;
+    end if;
+    r.lines := array[row(v_product_id, v_warehouse_id, (p_lines -> 0 ->> 'qty')::numeric)::inventory._line];
+    r.has_open_line := false;
+    if p_idempotency_key is not null then
+      r.request_hash := inventory._request_hash(p_order_ref, p_ttl, r.lines);
+    end if;
     return r;
   end if;
 

@@ -37,6 +37,7 @@ set plan_cache_mode = force_generic_plan -- see reserve.sql
 as $$
 declare
   v_count integer;
+  v_line_count integer := 0;
   v_session_actor text := inventory._actor();
   v_request jsonb;
   v_ttl interval;
@@ -79,8 +80,12 @@ begin
     perform inventory._raise('IV005', format('requests holds %s entries; at most 1000 fit one call', v_count),
       jsonb_build_object('argument', 'requests'));
   end if;
-  if (select coalesce(sum(jsonb_array_length(e -> 'lines')), 0) from jsonb_array_elements(requests) e
-      where jsonb_typeof(e -> 'lines') = 'array') > 10000 then
+  for i in 0 .. v_count - 1 loop
+    if jsonb_typeof(requests -> i -> 'lines') = 'array' then
+      v_line_count := v_line_count + jsonb_array_length(requests -> i -> 'lines');
+    end if;
+  end loop;
+  if v_line_count > 10000 then
     perform inventory._raise('IV005', 'requests hold more than 10000 lines in all; split them across calls',
       jsonb_build_object('argument', 'requests'));
   end if;
@@ -129,9 +134,11 @@ begin
   end loop;
 
   -- 2. Idempotency keys.
-  select array_agg((v_requests[k]).idempotency_key) into v_keys
-  from generate_subscripts(v_state, 1) k
-  where v_state[k] = 'pending' and (v_requests[k]).idempotency_key is not null;
+  for i in 1 .. v_count loop
+    if v_state[i] = 'pending' and (v_requests[i]).idempotency_key is not null then
+      v_keys := v_keys || (v_requests[i]).idempotency_key;
+    end if;
+  end loop;
   if v_keys is not null then
     for v_found in select * from inventory._claim_reservation_keys(v_keys) loop
       for i in 1 .. v_count loop
