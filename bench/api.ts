@@ -72,7 +72,7 @@ const runs = (section: string) => !only || only.test(section);
 const STOCK_SKUS = 1000;
 if (products < STOCK_SKUS) throw new Error(`--products must be at least ${STOCK_SKUS} (cachedStock asks for ${STOCK_SKUS} distinct skus)`);
 
-interface Run extends LoadResult { firstError: string | undefined; cpu?: Record<string, number> }
+interface Run extends LoadResult { firstError: string | undefined; cpu?: Record<string, number>; apiStatements?: number }
 
 /** Closed loop over `workers` workers for `seconds`; an operation may return its own latency (e.g. to the last byte, before parsing). */
 async function closedLoop(workers: number, seconds: number, operation: (worker: number) => Promise<number | void>): Promise<Run> {
@@ -111,10 +111,11 @@ const figure = (list: Run[]) => {
   const requests = list.reduce((n, r) => n + r.ok, 0);
   for (const r of list) for (const [name, seconds] of Object.entries(r.cpu ?? {})) cpuMsPerRequest[name] = (cpuMsPerRequest[name] ?? 0) + seconds;
   for (const name of Object.keys(cpuMsPerRequest)) cpuMsPerRequest[name] = round((cpuMsPerRequest[name]! * 1000) / Math.max(1, requests), 3);
+  const statementsPerRequest = round(list.reduce((n, r) => n + (r.apiStatements ?? 0), 0) / Math.max(1, requests), 2);
   return {
     throughput: round(median(list.map((r) => r.throughput)), 0), requests: latency.count,
     p50: round(latency.p50), p99: round(latency.p99), max: round(latency.max, 1), errors,
-    cpuMsPerRequest, firstError: list.find((r) => r.firstError)?.firstError,
+    cpuMsPerRequest, statementsPerRequest, firstError: list.find((r) => r.firstError)?.firstError,
   };
 };
 const cpuText = (f: ReturnType<typeof figure>) => Object.entries(f.cpuMsPerRequest).map(([name, ms]) => `${name} ${ms}`).join(', ');
@@ -147,7 +148,8 @@ type Selection = keyof typeof CACHED_STOCK;
 /** The reads the API makes for one request, from this process: the cache alone, no HTTP or GraphQL. */
 const ROWS_SCRIPT = `local out = {} for i, key in ipairs(KEYS) do out[i] = table.concat(redis.call('HGETALL', key), '\\0') end return out`;
 
-const services = await startBenchServices({ redis: true });
+// pg_stat_statements counts the statements the API's sessions run (they act as the stockroom_* roles).
+const services = await startBenchServices({ redis: true, settings: { shared_preload_libraries: 'pg_stat_statements' } });
 let api: ApiProcess | undefined;
 let listener: ApiProcess | undefined;
 let redis: Redis | undefined;
@@ -161,6 +163,7 @@ try {
   await pool.end();
   const [setup] = await openClients(services.databaseUrl, 1);
   await setup!.query('vacuum analyze');
+  await setup!.query('create extension pg_stat_statements');
   await closeClients([setup!]);
 
   const jwtSecret = `bench-${crypto.randomUUID()}-${crypto.randomUUID()}`;
@@ -191,10 +194,21 @@ try {
   const cpuGroups: Record<string, number> = { api: api.child.pid!, listener: listener.child.pid!, postgres: services.postgresPid };
   if (services.redisPid) cpuGroups.redis = services.redisPid;
   /** A closed loop with the CPU each process used during it. */
+  const [statements] = await openClients(services.databaseUrl, 1);
+  /** Statements the API's sessions ran since the last call (what the stockroom_* roles executed). */
+  const apiStatements = async () => {
+    const { rows: [r] } = await statements!.query<{ n: string | null }>(`
+      select sum(calls) as n from pg_stat_statements
+      where toplevel and userid in (select oid from pg_roles where rolname in ('stockroom_reader', 'stockroom_writer', 'stockroom_admin'))`);
+    await statements!.query('select pg_stat_statements_reset()');
+    return Number(r?.n ?? 0);
+  };
+  /** A closed loop with the CPU each process used during it, and the statements the API ran. */
   const measured = async (workers: number, operation: (worker: number) => Promise<number | void>): Promise<Run> => {
+    await apiStatements();
     const meter = startCpuMeter(cpuGroups);
     const run = await closedLoop(workers, seconds, operation);
-    return { ...run, cpu: meter.stop() };
+    return { ...run, cpu: meter.stop(), apiStatements: await apiStatements() };
   };
   const tables: Array<() => void> = [];
   const targets: Array<{ target: string; value: number | undefined; met: boolean }> = [];
@@ -323,8 +337,9 @@ try {
   const lone = reserveResults.find((r) => r.section === 'reserve lone' && r.clients === 1 && r.variant.startsWith('mutation'));
   if (lone) targets.push({ target: 'a lone reserve mutation: p99 ≤ 20 ms', value: lone.figure.p99, met: lone.figure.p99 <= 20 });
   tables.unshift(() => printTable(
-    ['reserve, 1 line', 'variant', 'ops/s', 'p50 / p99 ms', 'CPU ms per request', 'errors'],
-    reserveResults.map((r) => [r.section, r.variant, r.figure.throughput, `${r.figure.p50} / ${r.figure.p99}`, cpuText(r.figure), errorText(r.figure.errors)])));
+    ['reserve, 1 line', 'variant', 'ops/s', 'p50 / p99 ms', 'CPU ms per request', 'API statements per request', 'errors'],
+    reserveResults.map((r) => [r.section, r.variant, r.figure.throughput, `${r.figure.p50} / ${r.figure.p99}`, cpuText(r.figure),
+      r.variant.startsWith('mutation') ? r.figure.statementsPerRequest : '', errorText(r.figure.errors)])));
   report.targets = targets.filter((t) => t.value !== undefined);
 
   if (args.json) {
@@ -333,6 +348,7 @@ try {
     for (const table of tables) table();
     for (const t of targets) if (t.value !== undefined) process.stdout.write(`target: ${t.target}: ${t.value} ${t.met ? '(met)' : '(missed)'}\n`);
   }
+  await closeClients([statements!]);
 } finally {
   redis?.disconnect();
   await closeClients(pgClients);

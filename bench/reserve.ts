@@ -9,7 +9,9 @@
 // - reserve_many ×8: inventory.reserve_many with 8 such requests (figures are
 //   reservations per second, not calls);
 // - reference: reserve's add-to-cart path as it was before issue 9, expiry
-//   job row included (bench/sql/reference.sql), on the hot row.
+//   job row included (bench/sql/reference.sql), on the hot row;
+// - reserve, no queue: today's reserve without its advisory-lock queue for
+//   the row (made from sql/functions/reserve.sql at setup), on the hot row.
 // Scenarios: uniform random rows at 8 and 32 sessions, reserve_many at 32
 // sessions, 5-line baskets, and one hot row at 8 and 64 sessions. Within a
 // scenario the variants take turns for --rounds rounds of --seconds each;
@@ -64,6 +66,12 @@ try {
   for (const file of ['baseline.sql', 'reference.sql']) {
     await setup!.query(readFileSync(new URL(`./sql/${file}`, import.meta.url), 'utf8'));
   }
+  // Today's reserve without its queue for the row (the advisory lock), to measure what the queue does.
+  const queueLock = /^\s*perform pg_advisory_xact_lock\(uuid_hash_extended\(v_product_id, .*\n/m;
+  const today = readFileSync(new URL('../sql/functions/reserve.sql', import.meta.url), 'utf8');
+  if (!queueLock.test(today)) throw new Error('bench/reserve: the queue lock is no longer in sql/functions/reserve.sql; update the no-queue variant');
+  await setup!.query(`create schema bench_no_queue;\n${today.replace(queueLock, '').replace('function inventory.reserve(', 'function bench_no_queue.reserve(')
+    .replace(/comment on function[\s\S]*$/, '')}`);
   await setup!.query('create extension pg_stat_statements');
   await setup!.query('vacuum analyze');
   const { rows } = await setup!.query<{ product_id: string; warehouse_id: string; sku: string; code: string }>(`
@@ -96,6 +104,10 @@ try {
   const reserve = (pick: () => Row): Variant => ({
     name: 'reserve', reservationsPerCall: 1,
     op: (client) => client.query({ name: 'reserve', text: 'select id from inventory.reserve($1, $2::jsonb)', values: [orderRef(), JSON.stringify([line(pick())])] }),
+  });
+  const noQueue = (pick: () => Row): Variant => ({
+    name: 'reserve, no queue', reservationsPerCall: 1,
+    op: (client) => client.query({ name: 'no-queue', text: 'select id from bench_no_queue.reserve($1, $2::jsonb)', values: [orderRef(), JSON.stringify([line(pick())])] }),
   });
   const reference = (pick: () => Row): Variant => ({
     name: 'reference', reservationsPerCall: 1,
@@ -133,8 +145,8 @@ try {
     { name: 'uniform, 1 line', clients: 32, variants: [baseline(randomRow), reserve(randomRow)] },
     { name: 'uniform, reserve_many', clients: 32, variants: [baseline(randomRow), reserveMany(randomRow)] },
     { name: 'uniform, 5-line basket', clients: 32, variants: [baselineBasket, reserveBasket] },
-    { name: 'hot row, 1 line', clients: 8, variants: [baseline(hot), reserve(hot), reference(hot)] },
-    { name: 'hot row, 1 line', clients: 64, variants: [baseline(hot), reserve(hot), reference(hot)] },
+    { name: 'hot row, 1 line', clients: 8, variants: [baseline(hot), reserve(hot), noQueue(hot), reference(hot)] },
+    { name: 'hot row, 1 line', clients: 64, variants: [baseline(hot), reserve(hot), noQueue(hot), reference(hot)] },
     { name: 'hot row, reserve_many', clients: 8, variants: [reserveMany(hot)] },
   ] satisfies Scenario[]).filter((s) => !only || only.test(s.name));
 

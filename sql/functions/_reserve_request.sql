@@ -1,3 +1,6 @@
+-- (Its first form took no resolved ids; an overload would make calls ambiguous.)
+drop function if exists inventory._reserve_request(text, jsonb, interval, text, text);
+
 -- Checks and resolves one reserve() request without raising: the first
 -- problem, in argument order, comes back in .error, so that reserve() can
 -- raise it and reserve_many() can answer it to that request alone. Lines are
@@ -8,7 +11,14 @@ create or replace function inventory._reserve_request(
   p_lines jsonb,
   p_ttl interval,
   p_idempotency_key text,
-  p_actor text
+  p_actor text,
+  -- Already resolved, by a caller with many requests (reserve_many): the ids
+  -- of these skus and warehouse codes; a one-line request then needs no
+  -- statement of its own. Null: look them up.
+  p_known_skus text[] default null,
+  p_known_product_ids uuid[] default null,
+  p_known_codes text[] default null,
+  p_known_warehouse_ids uuid[] default null
 ) returns inventory._reserve_request
 language plpgsql stable
 as $$
@@ -67,9 +77,14 @@ begin
 
   -- One line naming its warehouse (the common case): two index probes.
   if jsonb_array_length(p_lines) = 1 and jsonb_typeof(p_lines -> 0 -> 'warehouse') = 'string' then
-    select (select p.id from inventory.products p where p.sku = p_lines -> 0 ->> 'sku'),
-           (select w.id from inventory.warehouses w where w.code = p_lines -> 0 ->> 'warehouse')
-    into v_product_id, v_warehouse_id;
+    if p_known_skus is not null then
+      v_product_id := p_known_product_ids[array_position(p_known_skus, p_lines -> 0 ->> 'sku')];
+      v_warehouse_id := p_known_warehouse_ids[array_position(p_known_codes, p_lines -> 0 ->> 'warehouse')];
+    else
+      select (select p.id from inventory.products p where p.sku = p_lines -> 0 ->> 'sku'),
+             (select w.id from inventory.warehouses w where w.code = p_lines -> 0 ->> 'warehouse')
+      into v_product_id, v_warehouse_id;
+    end if;
     if v_product_id is null or v_warehouse_id is null then
       r.error := inventory._unknown_error(
         case when v_product_id is null then array[p_lines -> 0 ->> 'sku'] end,
@@ -116,5 +131,5 @@ begin
   return r;
 end
 $$;
-comment on function inventory._reserve_request(text, jsonb, interval, text, text) is
+comment on function inventory._reserve_request(text, jsonb, interval, text, text, text[], uuid[], text[], uuid[]) is
   'Internal: check and resolve one reserve() request; the first problem is returned, not raised';

@@ -38,6 +38,10 @@ as $$
 declare
   v_count integer;
   v_line_count integer := 0;
+  v_known_skus text[];
+  v_known_product_ids uuid[];
+  v_known_codes text[];
+  v_known_warehouse_ids uuid[];
   v_session_actor text := inventory._actor();
   v_request jsonb;
   v_ttl interval;
@@ -90,7 +94,23 @@ begin
       jsonb_build_object('argument', 'requests'));
   end if;
 
-  -- 1. Check and resolve.
+  -- 1. Check and resolve. The skus and warehouses of all requests are looked
+  -- up together first, so a one-line request costs no statement here.
+  with named as (
+    select l.value ->> 'sku' as sku, l.value ->> 'warehouse' as code
+    from jsonb_array_elements(requests) r
+    cross join lateral jsonb_array_elements(case when jsonb_typeof(r.value -> 'lines') = 'array' then r.value -> 'lines' else '[]' end) l
+    where jsonb_typeof(r.value) = 'object' and jsonb_typeof(l.value) = 'object'
+  ),
+  product as (
+    select array_agg(p.sku) as skus, array_agg(p.id) as ids from inventory.products p where p.sku in (select n.sku from named n)
+  ),
+  warehouse as (
+    select array_agg(w.code) as codes, array_agg(w.id) as ids from inventory.warehouses w where w.code in (select n.code from named n)
+  )
+  select product.skus, product.ids, warehouse.codes, warehouse.ids
+  into v_known_skus, v_known_product_ids, v_known_codes, v_known_warehouse_ids
+  from product, warehouse;
   for i in 1 .. v_count loop
     v_request := requests -> (i - 1);
     v_problem := null;
@@ -123,7 +143,8 @@ begin
       v_req.error := row('IV005', format('request %s: %s', i, v_problem), jsonb_build_object('argument', 'requests', 'request', i), null);
     else
       v_req := inventory._reserve_request(v_request ->> 'order_ref', v_request -> 'lines', v_ttl,
-        v_request ->> 'idempotency_key', coalesce(v_request ->> 'actor', v_session_actor));
+        v_request ->> 'idempotency_key', coalesce(v_request ->> 'actor', v_session_actor),
+        coalesce(v_known_skus, '{}'), v_known_product_ids, coalesce(v_known_codes, '{}'), v_known_warehouse_ids);
     end if;
     v_requests := v_requests || v_req;
     v_state := v_state || case when (v_req.error).code is null then 'pending' else 'error' end;

@@ -58,7 +58,7 @@ export function createApiMetrics(registry: Registry) {
   const registers = [registry];
   return {
     reserveLatency: new Histogram({
-      name: 'inventory_reserve_latency_seconds', help: 'inventory.reserve calls through the API, from call to commit',
+      name: 'inventory_reserve_latency_seconds', help: 'Reserve mutations, from the combiner taking the request to the commit of its call',
       labelNames: ['outcome'], buckets: [0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5], registers,
     }),
   };
@@ -86,18 +86,9 @@ export function makeSchemaExtensions(deps: ExtensionDeps): GraphileConfig.Plugin
      */
     const callSql = <K extends keyof typeof inputs>(
       fieldArgs: FieldArgs, name: K, text: string, values: (input: z.infer<(typeof inputs)[K]>) => unknown[],
-      observe?: (outcome: 'ok' | 'refused', seconds: number) => void,
     ) => sideEffectWithPgClient(executor, fieldArgs.getRaw(), async (client, raw) => {
-      const args = values(validated(name, raw));
-      const started = performance.now();
-      try {
-        const { rows } = await client.query<Record<string, unknown>>({ text, values: args });
-        observe?.('ok', (performance.now() - started) / 1000);
-        return rows;
-      } catch (error) {
-        observe?.('refused', (performance.now() - started) / 1000);
-        throw error;
-      }
+      const { rows } = await client.query<Record<string, unknown>>({ text, values: values(validated(name, raw)) });
+      return rows;
     });
     type Rows = ReturnType<typeof callSql>;
     const reservationOf = ($rows: Rows) => reservations.get({ id: access($rows, [0, 'id']) });
@@ -180,17 +171,19 @@ export function makeSchemaExtensions(deps: ExtensionDeps): GraphileConfig.Plugin
         Mutation: {
           plans: {
             reserve(_$root, fieldArgs) {
+              // Not PostGraphile's transaction: the combiner runs the call (with
+              // others) on its own sessions, and passes the actor along with it.
               const $id = sideEffect([fieldArgs.getRaw(), context().get('stockroomClaims')], async ([raw, claims]) => {
                 const input = validated('reserve', raw);
                 if (!deps.reserveRoles.has(claims.role)) throw new ReserveRefusal('42501', 'permission denied for function reserve');
                 const started = performance.now();
+                let outcome = 'refused';
                 try {
                   const id = await deps.combiner.reserve({ ...input, actor: claims.sub ?? claims.role });
-                  metrics.reserveLatency.observe({ outcome: 'reserved' }, (performance.now() - started) / 1000);
+                  outcome = 'reserved';
                   return id;
-                } catch (error) {
-                  metrics.reserveLatency.observe({ outcome: 'refused' }, (performance.now() - started) / 1000);
-                  throw error;
+                } finally {
+                  metrics.reserveLatency.observe({ outcome }, (performance.now() - started) / 1000);
                 }
               });
               return reservations.get({ id: $id });
