@@ -71,9 +71,10 @@ export async function startWorker(deps: WorkerDeps): Promise<Runner> {
   const events = new EventEmitter();
   let poolId: string | undefined;
   let heartbeat: NodeJS.Timeout | undefined;
+  let firstBeat: Promise<void> | undefined;
   events.on('pool:create', ({ workerPool }: { workerPool: { id: string } }) => {
     poolId = workerPool.id;
-    void beat(pool, poolId).catch((error: unknown) => log.warn({ err: error }, 'worker heartbeat failed'));
+    firstBeat = beat(pool, poolId).catch((error: unknown) => log.warn({ err: error }, 'worker heartbeat failed'));
     heartbeat = setInterval(() => {
       void beat(pool, poolId!).catch((error: unknown) => log.warn({ err: error }, 'worker heartbeat failed'));
     }, heartbeatMs);
@@ -92,7 +93,9 @@ export async function startWorker(deps: WorkerDeps): Promise<Runner> {
     // Await job completion: un-awaited, a database drop right after a job finishes is an unhandled rejection.
     preset: { worker: { completeJobBatchDelay: 0, failJobBatchDelay: 0 } },
   });
-  // The expiry sweeper's chain starts now, not at the next minute's crontab.
+  // Running means visible to operators (stockroom jobs lists the pool) ...
+  await firstBeat;
+  // ... and the expiry sweeper's chain started now, not at the next minute's crontab.
   await scheduleSweep(runner.addJob, undefined, 'preserve_run_at');
   lifecycle.onStop('worker', async () => {
     clearInterval(heartbeat);

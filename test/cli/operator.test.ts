@@ -206,8 +206,11 @@ test('jobs: an unknown or running job is one line saying why (exit 1); a bad id 
   await blocker.query('begin');
   await blocker.query('select 1 from inventory.stock_levels for update');
   let running: string | undefined;
-  t.true(await waitFor(async () => Boolean(running = (await db.query<{ id: string }>(
-    `select id::text from graphile_worker.jobs where task_identifier = 'expire_sweep' and locked_at is not null`)).rows[0]?.id), 10_000), 'the sweep runs');
+  // A sweep that found nothing due may be finishing right now: wait for the one stuck on the row.
+  t.true(await waitFor(async () => (await db.query(`
+    select 1 from pg_stat_activity where datname = current_database() and application_name = 'stockroom worker' and wait_event_type = 'Lock'`)).rowCount === 1
+    && Boolean(running = (await db.query<{ id: string }>(
+      `select id::text from graphile_worker.jobs where task_identifier = 'expire_sweep' and locked_at is not null`)).rows[0]?.id), 10_000), 'the sweep runs, waiting for the row');
   const busy = await runCli(['jobs', 'cancel', running!], env);
   t.is(busy.code, 1);
   t.is(busy.stderr, `stockroom: job ${running}: running now; try again when it finishes\n`);
