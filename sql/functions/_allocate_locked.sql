@@ -7,7 +7,11 @@
 -- on the rows, allocating again after each step. Returns the take per row
 -- or, if still short, every short line.
 -- p_pending: holds this transaction has taken but not written yet
--- (reserve_many's earlier requests); they are not available again.
+-- (reserve_many's earlier requests); they are not available again. When
+-- given, the caller already holds stock rows (it locked every row it knew of,
+-- in key order): then a row it does not hold yet is taken only if it is free
+-- right now (SKIP LOCKED, as for new rows), since waiting for it out of key
+-- order could deadlock.
 create or replace function inventory._allocate_locked(
   p_lines inventory._line[],
   p_pending inventory._line[] default null,
@@ -22,20 +26,38 @@ declare
   v_new_products uuid[];
   v_new_warehouses uuid[];
 begin
-  select array_agg(s.product_id), array_agg(s.warehouse_id)
-  into v_products, v_warehouses
-  from (
-    select s.product_id, s.warehouse_id
-    from inventory.stock_levels s
-    where (s.product_id, s.warehouse_id) in (
-      select l.product_id, l.warehouse_id from unnest(p_lines) l where l.warehouse_id is not null
-      union
-      select s2.product_id, s2.warehouse_id
-      from unnest(p_lines) l join inventory.stock_levels s2 on s2.product_id = l.product_id
-      where l.warehouse_id is null)
-    order by s.product_id, s.warehouse_id
-    for update of s
-  ) s;
+  if p_pending is null then
+    select array_agg(s.product_id), array_agg(s.warehouse_id)
+    into v_products, v_warehouses
+    from (
+      select s.product_id, s.warehouse_id
+      from inventory.stock_levels s
+      where (s.product_id, s.warehouse_id) in (
+        select l.product_id, l.warehouse_id from unnest(p_lines) l where l.warehouse_id is not null
+        union
+        select s2.product_id, s2.warehouse_id
+        from unnest(p_lines) l join inventory.stock_levels s2 on s2.product_id = l.product_id
+        where l.warehouse_id is null)
+      order by s.product_id, s.warehouse_id
+      for update of s
+    ) s;
+  else
+    -- (Rows this transaction holds are locked again at once; SKIP LOCKED skips only others'.)
+    select array_agg(s.product_id), array_agg(s.warehouse_id)
+    into v_products, v_warehouses
+    from (
+      select s.product_id, s.warehouse_id
+      from inventory.stock_levels s
+      where (s.product_id, s.warehouse_id) in (
+        select l.product_id, l.warehouse_id from unnest(p_lines) l where l.warehouse_id is not null
+        union
+        select s2.product_id, s2.warehouse_id
+        from unnest(p_lines) l join inventory.stock_levels s2 on s2.product_id = l.product_id
+        where l.warehouse_id is null)
+      order by s.product_id, s.warehouse_id
+      for update of s skip locked
+    ) s;
+  end if;
   select a.take, a.short into take, short
   from inventory._allocate(p_lines, inventory._slots(v_products, v_warehouses, p_pending)) a;
   if short is null then

@@ -22,7 +22,7 @@ declare global {
 }
 
 export interface PresetOptions {
-  /** The database, as role-routed-pools.ts serves it. */
+  /** The database, as role-pools.ts serves it (a pool of sessions per API role). */
   pgService: ReturnType<typeof makePgService>;
   jwtSecret: Uint8Array | undefined;
   production: boolean;

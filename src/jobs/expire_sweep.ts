@@ -58,7 +58,7 @@ export function scheduleSweep(addJob: JobHelpers['addJob'], runAt?: Date, mode: 
   return addJob(EXPIRE_SWEEP, {}, { jobKey: EXPIRE_SWEEP_KEY, jobKeyMode: mode, ...(runAt ? { runAt } : {}) });
 }
 
-export function expireSweepTask(metrics: JobMetrics, intervalMs = SWEEP_INTERVAL_MS): Task {
+export function expireSweepTask(metrics: JobMetrics): Task {
   return async (_payload, helpers) => {
     try {
       const expired = await helpers.withPgClient((client) => expireAllDue(client));
@@ -70,7 +70,7 @@ export function expireSweepTask(metrics: JobMetrics, intervalMs = SWEEP_INTERVAL
       metrics.sweepErrors.inc();
       helpers.logger.error(`expiry sweep failed: ${(error as Error).message}`, { error });
     }
-    const runAt = await helpers.withPgClient((client) => nextSweepAt(client, intervalMs));
+    const runAt = await helpers.withPgClient((client) => nextSweepAt(client, SWEEP_INTERVAL_MS));
     await scheduleSweep(helpers.addJob, runAt);
   };
 }

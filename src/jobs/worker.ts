@@ -38,15 +38,13 @@ export interface WorkerDeps {
   verifyFix?: boolean;
   /** How often the worker looks for jobs that became due (new jobs due now arrive by NOTIFY). */
   pollIntervalMs?: number;
-  /** The longest the expiry sweeper waits between runs (SWEEP_INTERVAL_MS). */
-  sweepIntervalMs?: number;
   /** How often this pool records a heartbeat (HEARTBEAT_MS); a pool silent for 6 of them is dead. */
   heartbeatMs?: number;
 }
 
-export function taskList(deps: Pick<WorkerDeps, 'writer' | 'verifyFix' | 'sweepIntervalMs' | 'heartbeatMs'>, metrics: ReturnType<typeof createJobMetrics>): TaskList {
+export function taskList(deps: Pick<WorkerDeps, 'writer' | 'verifyFix' | 'heartbeatMs'>, metrics: ReturnType<typeof createJobMetrics>): TaskList {
   return {
-    [EXPIRE_SWEEP]: expireSweepTask(metrics, deps.sweepIntervalMs),
+    [EXPIRE_SWEEP]: expireSweepTask(metrics),
     [UNLOCK_DEAD_WORKERS]: unlockDeadWorkersTask(metrics, deps.heartbeatMs),
     [INCREMENTAL_SYNC]: incrementalSyncTask(deps.writer, metrics),
     [VERIFY_COUNTERS]: verifyCountersTask(deps.verifyFix ?? false, metrics),
