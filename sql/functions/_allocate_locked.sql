@@ -32,12 +32,7 @@ begin
     from (
       select s.product_id, s.warehouse_id
       from inventory.stock_levels s
-      where (s.product_id, s.warehouse_id) in (
-        select l.product_id, l.warehouse_id from unnest(p_lines) l where l.warehouse_id is not null
-        union
-        select s2.product_id, s2.warehouse_id
-        from unnest(p_lines) l join inventory.stock_levels s2 on s2.product_id = l.product_id
-        where l.warehouse_id is null)
+      where (s.product_id, s.warehouse_id) in (select * from inventory._candidate_rows(p_lines))
       order by s.product_id, s.warehouse_id
       for update of s
     ) s;
@@ -48,12 +43,7 @@ begin
     from (
       select s.product_id, s.warehouse_id
       from inventory.stock_levels s
-      where (s.product_id, s.warehouse_id) in (
-        select l.product_id, l.warehouse_id from unnest(p_lines) l where l.warehouse_id is not null
-        union
-        select s2.product_id, s2.warehouse_id
-        from unnest(p_lines) l join inventory.stock_levels s2 on s2.product_id = l.product_id
-        where l.warehouse_id is null)
+      where (s.product_id, s.warehouse_id) in (select * from inventory._candidate_rows(p_lines))
       order by s.product_id, s.warehouse_id
       for update of s skip locked
     ) s;
@@ -72,11 +62,7 @@ begin
   from (
     select s.product_id, s.warehouse_id from inventory.stock_levels s
     where (s.product_id, s.warehouse_id) in (
-        select l.product_id, l.warehouse_id from unnest(p_lines) l where l.warehouse_id is not null
-        union
-        select s2.product_id, s2.warehouse_id
-        from unnest(p_lines) l join inventory.stock_levels s2 on s2.product_id = l.product_id
-        where l.warehouse_id is null
+        select * from inventory._candidate_rows(p_lines)
         except
         select * from unnest(coalesce(v_products, '{}'), coalesce(v_warehouses, '{}')))
     order by s.product_id, s.warehouse_id

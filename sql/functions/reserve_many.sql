@@ -183,12 +183,7 @@ begin
   from (
     select s.product_id, s.warehouse_id, greatest(s.on_hand - s.reserved - s.safety_stock, 0) as available
     from inventory.stock_levels s
-    where (s.product_id, s.warehouse_id) in (
-      select l.product_id, l.warehouse_id from unnest(v_all_lines) l where l.warehouse_id is not null
-      union
-      select s2.product_id, s2.warehouse_id
-      from unnest(v_all_lines) l join inventory.stock_levels s2 on s2.product_id = l.product_id
-      where l.warehouse_id is null)
+    where (s.product_id, s.warehouse_id) in (select * from inventory._candidate_rows(v_all_lines))
     order by s.product_id, s.warehouse_id
     for update of s
   ) s;
