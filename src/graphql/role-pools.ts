@@ -21,7 +21,7 @@ export interface RolePools {
   end(): Promise<void>;
 }
 
-/** A pool whose sessions act as `role` (SET ROLE once per connection), or as the login when role is undefined. */
+/** A pool whose sessions act as `role` from the start (set in the startup packet), or as the login when role is undefined. */
 export function sessionPool(databaseUrl: string, options: { role?: string; statementTimeout?: string; max: number; applicationName: string }): pg.Pool {
   const pool = new pg.Pool({
     connectionString: databaseUrl, max: options.max, application_name: options.applicationName,
