@@ -45,11 +45,18 @@ export async function expireAllDue(client: Pick<pg.PoolClient, 'query'>, batch =
   }
 }
 
-/** When the next sweep should run: the next expires_at of a HELD reservation, but no later than intervalMs from now. */
+/**
+ * When the next sweep should run: the next expires_at still to come of a HELD
+ * reservation, but no later than intervalMs from now. A reservation already
+ * due that this sweep had to skip (expire_due skips one whose rows another
+ * transaction holds) waits for the interval: counting it would schedule the
+ * next sweep in the past, and sweeps would run back to back for as long as the
+ * other transaction holds the rows.
+ */
 export async function nextSweepAt(client: Pick<pg.PoolClient, 'query'>, intervalMs: number): Promise<Date> {
   const { rows } = await client.query<{ at: Date }>(`
     select least(min(expires_at), now() + make_interval(secs => $1)) as at
-    from inventory.reservations where status = 'HELD'`, [intervalMs / 1000]);
+    from inventory.reservations where status = 'HELD' and expires_at > now()`, [intervalMs / 1000]);
   return rows[0]!.at;
 }
 

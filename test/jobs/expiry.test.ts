@@ -12,6 +12,7 @@ import { useDatabase, type DatabaseContext } from '../helpers/database.ts';
 import { queryOne, setupCatalog, stockOf } from '../helpers/inventory.ts';
 import type { Queryable } from '../helpers/invariants.ts';
 import { startTestListener } from '../helpers/listener.ts';
+import { SWEEP_INTERVAL_MS, nextSweepAt } from '../../src/jobs/expire_sweep.ts';
 import {
   jobsOf, startTestWorker, statusOf, waitForMetric, waitForStatus, waitUntilDatabaseTime,
   type TestWorker, type TestWorkerOptions,
@@ -248,3 +249,25 @@ test('a graceful stop lets the running sweep finish, forgets the heartbeat and l
   await w.stop(); // twice is fine
   t.pass();
 });
+
+test('the next sweep is due at the next expires_at to come, at most a second away, never in the past for a due reservation it had to skip', async (t) => {
+  const { db } = t.context;
+  await setupCatalog(db, { A: { WH1: 10 } });
+  const secondsAhead = async () => {
+    const at = await nextSweepAt(db.pool, SWEEP_INTERVAL_MS);
+    return (at.getTime() - (await queryOne<{ now: Date }>(db, 'select now()')).now.getTime()) / 1000;
+  };
+  // (Two statements, two now()s: a few ms apart.)
+  const aboutTheInterval = (seconds: number) => Math.abs(seconds - SWEEP_INTERVAL_MS / 1000) < 0.1;
+  t.true(aboutTheInterval(await secondsAhead()), 'nothing held: the interval');
+  await reserve(db, 'later', [{ sku: 'A', warehouse: 'WH1', qty: 1 }], '1 hour');
+  t.true(aboutTheInterval(await secondsAhead()), 'nothing due within the interval');
+  const soon = await reserve(db, 'soon', [{ sku: 'A', warehouse: 'WH1', qty: 1 }], '500 milliseconds');
+  const ahead = await secondsAhead();
+  t.true(ahead > 0 && ahead <= 0.5, `the next expires_at: ${ahead} s`);
+  // Due, and still HELD (no worker runs here; a sweep would have skipped it if its rows were busy).
+  t.true(await waitUntilDatabaseTime(db, soon.expires_at, 100));
+  t.is(await statusOf(db, soon.id), 'HELD');
+  t.true(aboutTheInterval(await secondsAhead()), 'a due reservation does not pull the next sweep into the past');
+});
+
