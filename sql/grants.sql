@@ -1,13 +1,19 @@
 -- Who may call what. Re-applied after every migration run, with the functions.
--- Readers read; writers also change stock and reservations; admins also run
--- maintenance. Internal helpers (inventory._*) are callable by nobody but the owner.
+-- The public (the API's callers without a token) reads the catalog: products,
+-- warehouses, stock levels. Readers also read reservations and the ledger;
+-- writers also change stock and reservations; admins also run maintenance.
+-- Each role is a member of the one before. Internal helpers (inventory._*)
+-- are callable by nobody but the owner.
 revoke execute on all functions in schema inventory from public;
 
 grant execute on function
   inventory.stock(text[]),
   inventory.recently_updated(timestamptz, text, text, integer),
-  inventory.movement_history(text, text, text, timestamptz, timestamptz),
   inventory.stock_levels_available(inventory.stock_levels)
+to stockroom_public;
+
+grant execute on function
+  inventory.movement_history(text, text, text, timestamptz, timestamptz)
 to stockroom_reader;
 
 grant execute on function

@@ -5,6 +5,10 @@ import path from 'node:path';
 import { z } from 'zod';
 import { ConfigError } from './errors.ts';
 
+/** The database roles the API can act as, weakest first (each a member of the one before); stockroom_public is a caller without a token. */
+export const API_ROLES = ['stockroom_public', 'stockroom_reader', 'stockroom_writer', 'stockroom_admin'] as const;
+export type ApiRole = (typeof API_ROLES)[number];
+
 const identifier = () =>
   z.string().regex(/^[a-z_][a-z0-9_]{0,62}$/, 'must be a lower-case SQL identifier (a-z, 0-9, _; at most 63 characters)');
 
@@ -36,6 +40,19 @@ const schema = z.object({
   STOCKROOM_PERSISTED_OPERATIONS_DIR: z.string().min(1).optional(),
   STOCKROOM_RESERVE_CONNECTIONS: z.coerce.number().int().min(1).max(32).default(2),
   STOCKROOM_RESERVE_MAX_BATCH: z.coerce.number().int().min(1).max(1000).default(64),
+  STOCKROOM_MAX_PAGE_SIZE: z.coerce.number().int().min(1).max(100_000).default(1000),
+  STOCKROOM_MAX_ALIASES: z.coerce.number().int().min(0).max(10_000).default(20),
+  STOCKROOM_CACHE_READ_TIMEOUT: z.string().regex(/^\d+(ms|s)$/, 'must be a duration like 250ms or 1s').default('250ms'),
+  STOCKROOM_API_ROLES: z.string().default(API_ROLES.join(',')).transform((list, ctx) => {
+    const roles = list.split(',').map((r) => r.trim()).filter(Boolean);
+    const unknown = roles.find((r) => !(API_ROLES as readonly string[]).includes(r));
+    if (unknown !== undefined || roles.length === 0) {
+      ctx.addIssue({ code: 'custom', message: `must be a comma-separated list of ${API_ROLES.join(', ')}${unknown ? ` (${JSON.stringify(unknown.slice(0, 64))} is none of them)` : ''}` });
+      return z.NEVER;
+    }
+    return roles as ApiRole[];
+  }),
+  STOCKROOM_JWT_MAX_LIFETIME: z.string().regex(/^\d+(s|min|h|d)$/, 'must be a duration like 3600s, 15min, 24h or 7d').default('24h'),
   JWT_SECRET: z.string().min(32, 'must be at least 32 characters').optional(),
   NODE_ENV: z.enum(['development', 'production', 'test']).default('development'),
   LOG_LEVEL: z.enum(['fatal', 'error', 'warn', 'info', 'debug', 'trace', 'silent']).default('info'),
@@ -57,7 +74,17 @@ export interface Config {
   /** The nightly verify_counters repairs what it finds. */
   verifyFix: boolean;
   jwtSecret: string | undefined;
+  /** The longest a token may live (exp − iat), in seconds. */
+  jwtMaxLifetimeSeconds: number;
   api: {
+    /** Roles the API serves (stockroom_public is the caller without a token). */
+    roles: ApiRole[];
+    /** The largest page (first/last/max) a query may ask for. */
+    maxPageSize: number;
+    /** The most aliased fields one operation may hold. */
+    maxAliases: number;
+    /** How long cachedStock waits for Redis before answering from PostgreSQL, in ms. */
+    cacheReadTimeoutMs: number;
     statementTimeout: string;
     maxDepth: number;
     maxCost: number;
@@ -99,7 +126,12 @@ export function loadConfig(env: NodeJS.ProcessEnv = process.env, cwd = process.c
     workerHeartbeatMs: c.STOCKROOM_WORKER_HEARTBEAT_MS,
     verifyFix: c.STOCKROOM_VERIFY_FIX === 'true',
     jwtSecret: c.JWT_SECRET,
+    jwtMaxLifetimeSeconds: durationSeconds(c.STOCKROOM_JWT_MAX_LIFETIME),
     api: {
+      roles: c.STOCKROOM_API_ROLES as ApiRole[],
+      maxPageSize: c.STOCKROOM_MAX_PAGE_SIZE,
+      maxAliases: c.STOCKROOM_MAX_ALIASES,
+      cacheReadTimeoutMs: durationSeconds(c.STOCKROOM_CACHE_READ_TIMEOUT) * 1000,
       statementTimeout: c.STOCKROOM_STATEMENT_TIMEOUT,
       maxDepth: c.STOCKROOM_MAX_QUERY_DEPTH,
       maxCost: c.STOCKROOM_MAX_QUERY_COST,
@@ -110,6 +142,14 @@ export function loadConfig(env: NodeJS.ProcessEnv = process.env, cwd = process.c
     production: c.NODE_ENV === 'production',
     logLevel: c.LOG_LEVEL,
   };
+}
+
+const SECONDS: Record<string, number> = { ms: 0.001, s: 1, min: 60, h: 3600, d: 86_400 };
+
+/** "250ms", "15min", "24h" → seconds (the formats the schema accepts). */
+function durationSeconds(text: string): number {
+  const [, amount, unit] = /^(\d+)([a-z]+)$/.exec(text)!;
+  return Number(amount) * SECONDS[unit!]!;
 }
 
 /** A URL with its password masked, for messages and logs. */

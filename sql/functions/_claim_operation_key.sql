@@ -1,4 +1,5 @@
--- Idempotency for adjust() and transfer(): true when this call claims the key
+-- Idempotency for adjust() and transfer(): IV005 for a blank or over-long
+-- key (checked here, where the key is used); true when this call claims the key
 -- and should do the work; false when the key was used before for the same
 -- request (the caller returns the current result); IV006 when it was used for
 -- another request. A concurrent call with the same key waits for the first.
@@ -15,6 +16,7 @@ begin
     perform inventory._raise('IV005', 'idempotency_key must be null or a non-empty text',
       jsonb_build_object('argument', 'idempotency_key'));
   end if;
+  perform inventory._check_length(p_key, 'idempotency_key', 'idempotency_key');
   insert into inventory.operation_keys (idempotency_key, operation, request_hash)
   values (p_key, p_operation, v_hash)
   on conflict (idempotency_key) do nothing;
@@ -24,8 +26,8 @@ begin
   select * into v_existing from inventory.operation_keys where idempotency_key = p_key;
   if v_existing.request_hash <> v_hash then
     perform inventory._raise('IV006',
-      format('idempotency key %L was already used for another %s request', p_key, v_existing.operation),
-      jsonb_build_object('idempotency_key', p_key, 'operation', v_existing.operation, 'first_used_at', v_existing.created_at),
+      format('idempotency key %s was already used for another %s request', inventory._quote(p_key), v_existing.operation),
+      jsonb_build_object('idempotency_key', inventory._clip(p_key), 'operation', v_existing.operation, 'first_used_at', v_existing.created_at),
       'Use a new idempotency key for a different request.');
   end if;
   return false;

@@ -5,9 +5,10 @@ language sql immutable
 as $$
   select case when p_existing.request_hash is distinct from p_request_hash then
     row('IV006',
-      format('idempotency key %L was already used for reservation %s with a different request', p_existing.idempotency_key, p_existing.id),
-      jsonb_build_object('idempotency_key', p_existing.idempotency_key, 'reservation_id', p_existing.id,
-                         'order_ref', p_existing.order_ref),
+      format('idempotency key %s was already used for reservation %s with a different request',
+        inventory._quote(p_existing.idempotency_key), p_existing.id),
+      jsonb_build_object('idempotency_key', inventory._clip(p_existing.idempotency_key), 'reservation_id', p_existing.id,
+                         'order_ref', inventory._clip(p_existing.order_ref)),
       'Use a new idempotency key for a different request; retry with the same lines, order_ref and ttl to get the first result.'
     )::inventory._error
   end

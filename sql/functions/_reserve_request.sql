@@ -24,7 +24,8 @@ language plpgsql stable
 as $$
 declare
   r inventory._reserve_request;
-  v_problem text;
+  v_problem jsonb;
+  v_line_number integer;
   v_unknown_skus text[];
   v_unknown_warehouses text[];
   v_too_much boolean;
@@ -39,6 +40,10 @@ begin
     r.error := row('IV005', 'order_ref must be a non-empty text', jsonb_build_object('argument', 'order_ref'), null);
     return r;
   end if;
+  if length(p_order_ref) > inventory._max_length('order_ref') then
+    r.error := inventory._length_error(p_order_ref, 'order_ref', 'order_ref');
+    return r;
+  end if;
   r.error := inventory._ttl_error(p_ttl);
   if (r.error).code is not null then
     return r;
@@ -47,9 +52,13 @@ begin
     r.error := row('IV005', 'idempotency_key must be null or a non-empty text', jsonb_build_object('argument', 'idempotency_key'), null);
     return r;
   end if;
+  if length(p_idempotency_key) > inventory._max_length('idempotency_key') then
+    r.error := inventory._length_error(p_idempotency_key, 'idempotency_key', 'idempotency_key');
+    return r;
+  end if;
   if p_lines is null or jsonb_typeof(p_lines) <> 'array' or jsonb_array_length(p_lines) = 0 then
     r.error := row('IV005', 'lines must be a non-empty JSON array of {"sku", "warehouse", "qty"} objects',
-      jsonb_build_object('argument', 'lines', 'got', left(coalesce(p_lines::text, 'null'), 200)),
+      jsonb_build_object('argument', 'lines', 'got', inventory._clip(coalesce(p_lines::text, 'null'))),
       'Example: [{"sku": "A", "warehouse": "WH1", "qty": 2}, {"sku": "B", "qty": 1}]');
     return r;
   end if;
@@ -60,17 +69,19 @@ begin
   end if;
 
   if jsonb_array_length(p_lines) = 1 then
-    v_problem := 'line 1: ' || inventory._line_problem(p_lines -> 0);
+    v_problem := inventory._line_check(p_lines -> 0);
+    v_line_number := 1;
   else
-    select format('line %s: %s', n, problem) into v_problem
-    from (select n, inventory._line_problem(e) as problem
+    select problem, n into v_problem, v_line_number
+    from (select n, inventory._line_check(e) as problem
           from jsonb_array_elements(p_lines) with ordinality as x(e, n)) checked
     where problem is not null
     order by n
     limit 1;
   end if;
   if v_problem is not null then
-    r.error := row('IV005', 'invalid reservation ' || v_problem, jsonb_build_object('argument', 'lines'),
+    r.error := row('IV005', format('invalid reservation line %s: %s', v_line_number, v_problem ->> 'problem'),
+      jsonb_build_object('argument', 'lines', 'line', v_line_number) || (v_problem - 'problem'),
       'Each line is {"sku": text, "warehouse": text (optional), "qty": positive integer}.');
     return r;
   end if;

@@ -5,11 +5,11 @@ language sql immutable
 as $$
   select row('IV001',
     format('insufficient stock for %s of %s line(s): %s', jsonb_array_length(p_short), p_line_count,
-      (select string_agg(format('%s%s requested %s, available %s', s ->> 'sku',
-                                coalesce(' at ' || (s ->> 'warehouse'), ' across warehouses'),
+      (select string_agg(format('%s%s requested %s, available %s', inventory._clip(s ->> 'sku'),
+                                coalesce(' at ' || inventory._clip(s ->> 'warehouse'), ' across warehouses'),
                                 s ->> 'requested', s ->> 'available'), '; ')
        from jsonb_array_elements(p_short) s)),
-    jsonb_build_object('order_ref', p_order_ref, 'lines', p_short),
+    jsonb_build_object('order_ref', inventory._clip(p_order_ref), 'lines', p_short),
     'Nothing was reserved. Reserve less, or leave out the warehouse to allocate across warehouses.'
   )::inventory._error
 $$;

@@ -1,10 +1,10 @@
--- The identifying part of a stock row for error details.
+-- The identifying part of a stock row for error details (arguments clipped: _clip).
 create or replace function inventory._stock_row_json(p_sku text, p_warehouse text, p_row inventory.stock_levels)
 returns jsonb
 language sql immutable
 set search_path = pg_catalog, inventory, pg_temp
 as $$
-  select jsonb_build_object('sku', p_sku, 'warehouse', p_warehouse,
+  select jsonb_build_object('sku', inventory._clip(p_sku), 'warehouse', inventory._clip(p_warehouse),
     'on_hand', coalesce(p_row.on_hand, 0), 'reserved', coalesce(p_row.reserved, 0))
 $$;
 comment on function inventory._stock_row_json(text, text, inventory.stock_levels) is 'Internal: error detail of a stock row';

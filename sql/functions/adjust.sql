@@ -23,7 +23,7 @@ begin
     perform inventory._raise('IV005', format('delta must be a non-zero integer, got %s', coalesce(adjust.delta::text, 'null')),
       jsonb_build_object('argument', 'delta'));
   end if;
-  perform inventory._require_text(adjust.reason, 'reason');
+  perform inventory._require_text(adjust.reason, 'reason', 'reason');
   if adjust.idempotency_key is not null
      and not inventory._claim_operation_key(adjust.idempotency_key, 'adjust',
            concat_ws(chr(31), v_product_id, v_warehouse_id, adjust.delta, adjust.reason)) then
@@ -36,12 +36,13 @@ begin
   if coalesce(v_row.on_hand, 0)::bigint + adjust.delta < coalesce(v_row.reserved, 0) then
     perform inventory._raise('IV002',
       format('adjusting %s at %s by %s would take on_hand to %s, below the %s reserved',
-             adjust.sku, adjust.warehouse, adjust.delta, coalesce(v_row.on_hand, 0) + adjust.delta, coalesce(v_row.reserved, 0)),
+             inventory._clip(adjust.sku), inventory._clip(adjust.warehouse), adjust.delta, coalesce(v_row.on_hand, 0) + adjust.delta,
+             coalesce(v_row.reserved, 0)),
       inventory._stock_row_json(adjust.sku, adjust.warehouse, v_row) || jsonb_build_object('delta', adjust.delta),
       'Nothing was changed. Release or confirm reservations first, or remove less.');
   end if;
   if v_row.on_hand::bigint + adjust.delta > 2147483647 then
-    perform inventory._raise('IV005', format('on_hand of %s at %s would exceed 2147483647', adjust.sku, adjust.warehouse),
+    perform inventory._raise('IV005', format('on_hand of %s at %s would exceed 2147483647', inventory._clip(adjust.sku), inventory._clip(adjust.warehouse)),
       jsonb_build_object('argument', 'delta'));
   end if;
   return inventory._record_movement(v_row, case when adjust.delta > 0 then 'RECEIVE' else 'ADJUST' end,

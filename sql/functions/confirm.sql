@@ -15,7 +15,7 @@ begin
     return v_reservation;
   elsif v_reservation.status <> 'HELD' then
     perform inventory._refuse_transition(v_reservation, 'confirm',
-      format('it is %s (%s)', v_reservation.status, v_reservation.release_reason),
+      format('it is %s (%s)', v_reservation.status, inventory._clip(v_reservation.release_reason)),
       'Reserve again: a released or expired reservation no longer holds stock.');
   elsif v_reservation.expires_at <= now() then
     perform inventory._refuse_transition(v_reservation, 'confirm',

@@ -15,11 +15,12 @@ declare
   v_product_id uuid;
   v_warehouse_id uuid;
 begin
+  -- An over-long sku or warehouse is IV005 (the maxima of _arguments.sql), as everywhere.
   if movement_history.sku is not null then v_product_id := inventory._product_id(movement_history.sku); end if;
   if movement_history.warehouse is not null then v_warehouse_id := inventory._warehouse_id(movement_history.warehouse); end if;
   if movement_history.kind is not null and movement_history.kind not in (
       'RECEIVE', 'ADJUST', 'COUNT', 'RESERVE', 'RELEASE', 'EXPIRE', 'CONFIRM', 'TRANSFER_OUT', 'TRANSFER_IN') then
-    perform inventory._raise('IV005', format('kind %L is not a movement kind', movement_history.kind),
+    perform inventory._raise('IV005', format('kind %s is not a movement kind', inventory._quote(movement_history.kind)),
       jsonb_build_object('argument', 'kind'),
       'Kinds: RECEIVE, ADJUST, COUNT, RESERVE, RELEASE, EXPIRE, CONFIRM, TRANSFER_OUT, TRANSFER_IN.');
   end if;

@@ -31,6 +31,7 @@ begin
     v_warehouse_id := inventory._warehouse_id(recently_updated.warehouse);
   end if;
   if recently_updated.after is not null then
+    perform inventory._check_length(recently_updated.after, 'after', 'cursor');
     v_parts := string_to_array(recently_updated.after, '/');
     begin
       v_after_at := v_parts[1]::timestamptz;
@@ -40,7 +41,7 @@ begin
       v_parts := null;
     end;
     if v_parts is null or cardinality(v_parts) <> 3 or v_after_at is null then
-      perform inventory._raise('IV005', format('after %L is not a cursor returned by recently_updated()', recently_updated.after),
+      perform inventory._raise('IV005', format('after %s is not a cursor returned by recently_updated()', inventory._quote(recently_updated.after)),
         jsonb_build_object('argument', 'after'), 'Pass the cursor column of the last row of the previous page, or null for the first page.');
     end if;
   end if;

@@ -6,8 +6,9 @@
 -- locked (from the first write to it until commit: every other reserve of
 -- that sku waits that long). So one line naming its warehouse (the
 -- add-to-cart case) takes a lean path:
---   1. check the arguments with simple expressions, resolve sku and
---      warehouse in one statement;
+--   1. check the arguments with simple expressions (maximum lengths
+--      included: see _arguments.sql), resolve sku and warehouse in one
+--      statement;
 --   2. claim the idempotency key, if any (IV006 on reuse);
 --   3. write the reservation and its line: nothing is locked yet;
 --   4. queue for the stock row on an advisory lock (see below);
@@ -62,10 +63,12 @@ begin
   if jsonb_typeof(reserve.lines) = 'array' and jsonb_array_length(reserve.lines) = 1 then
     v_line := reserve.lines -> 0;
     if jsonb_typeof(v_line -> 'warehouse') = 'string'
-       and btrim(reserve.order_ref) <> ''
+       and btrim(reserve.order_ref) <> '' and length(reserve.order_ref) <= inventory._max_length('order_ref')
        and reserve.ttl > interval '0' and isfinite(reserve.ttl) and reserve.ttl <= interval '1 year'
-       and (reserve.idempotency_key is null or btrim(reserve.idempotency_key) <> '')
-       and inventory._line_problem(v_line) is null then
+       and (reserve.idempotency_key is null
+            or (btrim(reserve.idempotency_key) <> ''
+                and length(reserve.idempotency_key) <= inventory._max_length('idempotency_key')))
+       and inventory._line_check(v_line) is null then
       select (select p.id from inventory.products p where p.sku = v_line ->> 'sku'),
              (select w.id from inventory.warehouses w where w.code = v_line ->> 'warehouse')
       into v_product_id, v_warehouse_id;
@@ -73,7 +76,7 @@ begin
   end if;
 
   if v_product_id is not null and v_warehouse_id is not null then
-    v_qty := (v_line ->> 'qty')::numeric; -- an integer by _line_problem, possibly written 2.0
+    v_qty := (v_line ->> 'qty')::numeric; -- an integer by _line_check, possibly written 2.0
     v_lines := array[row(v_product_id, v_warehouse_id, v_qty)::inventory._line];
     -- 2.
     if reserve.idempotency_key is not null then

@@ -10,6 +10,8 @@
 --    "idempotency_key": text (optional),
 --    "actor": text (optional; the ledger's actor for this request, default
 --             as for reserve(): stockroom.actor, else the role)}
+-- Texts have the maximum lengths of _arguments.sql (those of reserve(), and
+-- one for "actor"); beyond them that request alone is answered IV005.
 -- At most 1000 requests and 10000 lines in all per call (IV005 for the call).
 --
 -- What combining saves is the cost of a transaction per reservation: the
@@ -46,6 +48,7 @@ declare
   v_request jsonb;
   v_ttl interval;
   v_problem text;
+  v_problem_detail jsonb;
   v_requests inventory._reserve_request[] := '{}';
   v_state text[] := '{}';          -- per request: error, replay, same, held, short
   v_error inventory._error[] := '{}';
@@ -76,7 +79,7 @@ declare
 begin
   if requests is null or jsonb_typeof(requests) <> 'array' then
     perform inventory._raise('IV005', 'requests must be a JSON array of reserve() requests',
-      jsonb_build_object('argument', 'requests', 'got', left(coalesce(requests::text, 'null'), 200)),
+      jsonb_build_object('argument', 'requests', 'got', inventory._clip(coalesce(requests::text, 'null'))),
       'Example: [{"order_ref": "o-1", "lines": [{"sku": "A", "warehouse": "WH1", "qty": 1}], "ttl": 900, "idempotency_key": "k-1"}]');
   end if;
   v_count := jsonb_array_length(requests);
@@ -114,18 +117,23 @@ begin
   for i in 1 .. v_count loop
     v_request := requests -> (i - 1);
     v_problem := null;
+    v_problem_detail := null;
     v_ttl := interval '15 minutes';
     if jsonb_typeof(v_request) is distinct from 'object' then
       v_problem := 'must be an object like {"order_ref": "o-1", "lines": [...], "ttl": 900, "idempotency_key": "k-1"}';
     elsif (v_request - 'order_ref' - 'lines' - 'ttl' - 'idempotency_key' - 'actor') <> '{}'::jsonb then
       v_problem := format('unknown field(s) %s; a request has "order_ref", "lines", "ttl", "idempotency_key" and "actor"',
-        (select string_agg(quote_ident(k), ', ') from jsonb_object_keys(v_request - 'order_ref' - 'lines' - 'ttl' - 'idempotency_key' - 'actor') k));
+        inventory._clip((select string_agg(quote_ident(k), ', ')
+                         from jsonb_object_keys(v_request - 'order_ref' - 'lines' - 'ttl' - 'idempotency_key' - 'actor') k)));
     elsif jsonb_typeof(v_request -> 'order_ref') is distinct from 'string' then
       v_problem := '"order_ref" must be a string';
     elsif jsonb_typeof(v_request -> 'idempotency_key') not in ('string', 'null') then
       v_problem := '"idempotency_key" must be a string or null';
     elsif jsonb_typeof(v_request -> 'actor') not in ('string', 'null') then
       v_problem := '"actor" must be a string or null';
+    elsif length(v_request ->> 'actor') > inventory._max_length('actor') then
+      v_problem := format('"actor" must be at most %s characters, got %s', inventory._max_length('actor'), length(v_request ->> 'actor'));
+      v_problem_detail := jsonb_build_object('field', 'actor', 'max_length', inventory._max_length('actor'));
     elsif v_request ? 'ttl' and jsonb_typeof(v_request -> 'ttl') <> 'null' then
       -- Checked before the cast, which would otherwise fail the whole call.
       if jsonb_typeof(v_request -> 'ttl') = 'number' and (v_request ->> 'ttl')::numeric between 0 and 1e9 then
@@ -135,12 +143,13 @@ begin
              or (v_request ->> 'ttl') ~ '^\s*\d{1,4}:\d{2}(:\d{2}(\.\d{1,6})?)?\s*$') then
         v_ttl := (v_request ->> 'ttl')::interval;
       else
-        v_problem := format('"ttl" must be a number of seconds or a text such as "15 minutes", got %s', left((v_request -> 'ttl')::text, 100));
+        v_problem := format('"ttl" must be a number of seconds or a text such as "15 minutes", got %s', inventory._clip((v_request -> 'ttl')::text));
       end if;
     end if;
     if v_problem is not null then
       v_req := null;
-      v_req.error := row('IV005', format('request %s: %s', i, v_problem), jsonb_build_object('argument', 'requests', 'request', i), null);
+      v_req.error := row('IV005', format('request %s: %s', i, v_problem),
+        jsonb_build_object('argument', 'requests', 'request', i) || coalesce(v_problem_detail, '{}'), null);
     else
       v_req := inventory._reserve_request(v_request ->> 'order_ref', v_request -> 'lines', v_ttl,
         v_request ->> 'idempotency_key', coalesce(v_request ->> 'actor', v_session_actor),
@@ -199,8 +208,9 @@ begin
         if (v_requests[j]).request_hash is distinct from v_req.request_hash then
           v_state[i] := 'error';
           v_error[i] := row('IV006',
-            format('idempotency key %L was already used by an earlier request of this batch with a different request', v_req.idempotency_key),
-            jsonb_build_object('idempotency_key', v_req.idempotency_key, 'request', j),
+            format('idempotency key %s was already used by an earlier request of this batch with a different request',
+              inventory._quote(v_req.idempotency_key)),
+            jsonb_build_object('idempotency_key', inventory._clip(v_req.idempotency_key), 'request', j),
             'Use a new idempotency key for a different request.');
         else
           v_state[i] := 'same';

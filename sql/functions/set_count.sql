@@ -27,12 +27,12 @@ begin
     perform inventory._raise('IV005', format('expected must be zero or more, got %s', set_count.expected),
       jsonb_build_object('argument', 'expected'));
   end if;
-  perform inventory._require_text(set_count.reason, 'reason');
+  perform inventory._require_text(set_count.reason, 'reason', 'reason');
 
   v_row := inventory._locked_stock_row(v_product_id, v_warehouse_id, true);
   if set_count.expected is not null and v_row.on_hand <> set_count.expected then
     perform inventory._raise('IV007',
-      format('count of %s at %s expected on_hand %s, but it is %s now', set_count.sku, set_count.warehouse,
+      format('count of %s at %s expected on_hand %s, but it is %s now', inventory._clip(set_count.sku), inventory._clip(set_count.warehouse),
              set_count.expected, v_row.on_hand),
       inventory._stock_row_json(set_count.sku, set_count.warehouse, v_row)
         || jsonb_build_object('expected', set_count.expected, 'counted', set_count.counted),
@@ -40,8 +40,8 @@ begin
   end if;
   if set_count.counted < v_row.reserved then
     perform inventory._raise('IV002',
-      format('count %s of %s at %s is below the %s reserved there', set_count.counted, set_count.sku,
-             set_count.warehouse, v_row.reserved),
+      format('count %s of %s at %s is below the %s reserved there', set_count.counted, inventory._clip(set_count.sku),
+             inventory._clip(set_count.warehouse), v_row.reserved),
       inventory._stock_row_json(set_count.sku, set_count.warehouse, v_row) || jsonb_build_object('counted', set_count.counted),
       'Nothing was changed. Release or confirm the reservations on this row first.');
   end if;

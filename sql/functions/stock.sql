@@ -1,5 +1,7 @@
 -- stock(skus): bulk read of every stock row of the given skus (any count;
--- unknown skus simply have no rows), ordered by sku and warehouse code.
+-- unknown skus simply have no rows), ordered by sku and warehouse code. A sku
+-- longer than the maximum (_arguments.sql) cannot exist, so it is unknown
+-- like any other: no rows, no error, as a read of a batch should be.
 create or replace function inventory.stock(skus text[])
 returns setof inventory.stock_row
 language plpgsql stable security definer

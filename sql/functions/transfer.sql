@@ -17,8 +17,8 @@ as $$
 #variable_conflict use_column
 declare
   v_product_id uuid := inventory._product_id(transfer.sku);
-  v_from_id uuid := inventory._warehouse_id(transfer.from_warehouse);
-  v_to_id uuid := inventory._warehouse_id(transfer.to_warehouse);
+  v_from_id uuid := inventory._warehouse_id(transfer.from_warehouse, 'from_warehouse');
+  v_to_id uuid := inventory._warehouse_id(transfer.to_warehouse, 'to_warehouse');
   v_from inventory.stock_levels;
   v_to inventory.stock_levels;
   v_reference text := 'transfer:' || gen_random_uuid();
@@ -28,10 +28,10 @@ begin
       jsonb_build_object('argument', 'qty'));
   end if;
   if v_from_id = v_to_id then
-    perform inventory._raise('IV005', format('cannot transfer from %s to itself', transfer.from_warehouse),
+    perform inventory._raise('IV005', format('cannot transfer from %s to itself', inventory._clip(transfer.from_warehouse)),
       jsonb_build_object('argument', 'to_warehouse'));
   end if;
-  perform inventory._require_text(transfer.reason, 'reason');
+  perform inventory._require_text(transfer.reason, 'reason', 'reason');
   if transfer.idempotency_key is not null
      and not inventory._claim_operation_key(transfer.idempotency_key, 'transfer',
            concat_ws(chr(31), v_product_id, v_from_id, v_to_id, transfer.qty, transfer.reason)) then
@@ -53,13 +53,13 @@ begin
   if coalesce(v_from.on_hand, 0) - transfer.qty < coalesce(v_from.reserved, 0) then
     perform inventory._raise('IV002',
       format('transferring %s of %s out of %s would take on_hand to %s, below the %s reserved',
-             transfer.qty, transfer.sku, transfer.from_warehouse, coalesce(v_from.on_hand, 0) - transfer.qty,
+             transfer.qty, inventory._clip(transfer.sku), inventory._clip(transfer.from_warehouse), coalesce(v_from.on_hand, 0) - transfer.qty,
              coalesce(v_from.reserved, 0)),
       inventory._stock_row_json(transfer.sku, transfer.from_warehouse, v_from) || jsonb_build_object('qty', transfer.qty),
       'Nothing was moved. Transfer at most on_hand - reserved.');
   end if;
   if v_to.on_hand::bigint + transfer.qty > 2147483647 then
-    perform inventory._raise('IV005', format('on_hand of %s at %s would exceed 2147483647', transfer.sku, transfer.to_warehouse),
+    perform inventory._raise('IV005', format('on_hand of %s at %s would exceed 2147483647', inventory._clip(transfer.sku), inventory._clip(transfer.to_warehouse)),
       jsonb_build_object('argument', 'qty'));
   end if;
   v_from := inventory._record_movement(v_from, 'TRANSFER_OUT', -transfer.qty, transfer.reason, v_reference, transfer.idempotency_key);

@@ -9,12 +9,13 @@ as $$
 declare
   v_product inventory.products;
 begin
-  perform inventory._require_text(upsert_product.sku, 'sku');
-  if upsert_product.sku <> btrim(upsert_product.sku) or length(upsert_product.sku) > 128 then
+  perform inventory._require_text(upsert_product.sku, 'sku', 'sku');
+  if upsert_product.sku <> btrim(upsert_product.sku) then
     perform inventory._raise('IV005',
-      format('sku %L must be at most 128 characters with no leading or trailing spaces', upsert_product.sku),
+      format('sku %s must not have leading or trailing spaces', inventory._quote(upsert_product.sku)),
       jsonb_build_object('argument', 'sku'));
   end if;
+  perform inventory._check_length(upsert_product.name, 'name', 'name');
   insert into inventory.products as p (sku, name)
   values (upsert_product.sku, upsert_product.name)
   on conflict (sku) do update

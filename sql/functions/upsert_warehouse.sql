@@ -14,12 +14,14 @@ as $$
 declare
   v_warehouse inventory.warehouses;
 begin
-  perform inventory._require_text(upsert_warehouse.code, 'code');
-  if upsert_warehouse.code <> btrim(upsert_warehouse.code) or length(upsert_warehouse.code) > 64 then
+  perform inventory._require_text(upsert_warehouse.code, 'code', 'warehouse');
+  if upsert_warehouse.code <> btrim(upsert_warehouse.code) then
     perform inventory._raise('IV005',
-      format('warehouse code %L must be at most 64 characters with no leading or trailing spaces', upsert_warehouse.code),
+      format('warehouse code %s must not have leading or trailing spaces', inventory._quote(upsert_warehouse.code)),
       jsonb_build_object('argument', 'code'));
   end if;
+  perform inventory._check_length(upsert_warehouse.name, 'name', 'name');
+  perform inventory._check_length(upsert_warehouse.region, 'region', 'name');
   if upsert_warehouse.priority is null then
     perform inventory._raise('IV005', 'priority must not be null (lower numbers are allocated first; the default is 100)',
       jsonb_build_object('argument', 'priority'));

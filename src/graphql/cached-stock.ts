@@ -11,6 +11,10 @@
 // falls back to Postgres and is written back (version-guarded, like every cache
 // write), with at most one query per missing sku in flight however many
 // requests ask for it at once.
+// While Redis is unreachable (not connected, or not answering within
+// readTimeoutMs) every sku is answered from Postgres, marked `database`, and
+// nothing is written back; ioredis reconnects in the background and the next
+// request after it is back reads the cache again.
 import { createHash } from 'node:crypto';
 import { Counter, type Registry } from 'prom-client';
 import type pg from 'pg';
@@ -26,7 +30,7 @@ export interface CachedStock {
   available: number;
   status: StockStatus;
   lowStock: boolean;
-  /** Where the answer came from: the cache, or Postgres after a miss. */
+  /** Where the answer came from: the cache, or Postgres after a miss or while Redis is unreachable. */
   source: 'cache' | 'database';
   /** Known at once when the answer came from Postgres; read from the cache on demand otherwise (warehousesOf). */
   warehouses?: WarehouseAvailability[];
@@ -42,6 +46,9 @@ return out
 `;
 const ROWS_SHA = createHash('sha1').update(ROWS_SCRIPT).digest('hex');
 
+/** ioredis connection states in which a read would wait for a reconnection. */
+const DOWN: ReadonlySet<string> = new Set(['reconnecting', 'close', 'end']);
+
 const STATUSES: ReadonlySet<string> = new Set<StockStatus>(['in_stock', 'low_stock', 'out_of_stock']);
 
 export function createCacheMetrics(registry: Registry) {
@@ -49,6 +56,7 @@ export function createCacheMetrics(registry: Registry) {
   return {
     hits: new Counter({ name: 'stockroom_cache_hits_total', help: 'cachedStock skus answered from Redis', registers }),
     misses: new Counter({ name: 'stockroom_cache_misses_total', help: 'cachedStock skus Redis did not have (answered from PostgreSQL)', registers }),
+    unavailable: new Counter({ name: 'stockroom_cache_unavailable_total', help: 'cachedStock reads answered from PostgreSQL because Redis was unreachable or slow', registers }),
   };
 }
 
@@ -59,8 +67,10 @@ export class CachedStockReader {
   private readonly pool: pg.Pool;
   private readonly writer: CacheWriter;
   private readonly metrics: ReturnType<typeof createCacheMetrics>;
+  private readonly readTimeoutMs: number;
 
-  constructor(deps: { redis: Redis; keys: CacheKeys; pool: pg.Pool; writer: CacheWriter; metrics: ReturnType<typeof createCacheMetrics> }) {
+  constructor(deps: { redis: Redis; keys: CacheKeys; pool: pg.Pool; writer: CacheWriter; metrics: ReturnType<typeof createCacheMetrics>; readTimeoutMs: number }) {
+    this.readTimeoutMs = deps.readTimeoutMs;
     this.redis = deps.redis;
     this.keys = deps.keys;
     this.pool = deps.pool;
@@ -72,7 +82,8 @@ export class CachedStockReader {
   async getMany(skus: readonly string[]): Promise<Array<CachedStock | null>> {
     if (skus.length === 0) return [];
     const keys = this.keys;
-    const values = await this.redis.mget(skus.flatMap((sku) => [keys.total(sku), keys.available(sku), keys.status(sku), keys.lowStock(sku)]));
+    const values = await this.fromRedis(() => this.redis.mget(skus.flatMap((sku) => [keys.total(sku), keys.available(sku), keys.status(sku), keys.lowStock(sku)])));
+    if (values === undefined) return this.fallback(skus, false);
     const results = skus.map((sku, i): CachedStock | undefined => {
       const [total, available, status, lowStock] = values.slice(4 * i, 4 * i + 4);
       if (total == null || available == null || status == null || lowStock == null || !STATUSES.has(status)) return undefined;
@@ -91,17 +102,50 @@ export class CachedStockReader {
   async warehousesOf(stocks: readonly CachedStock[]): Promise<WarehouseAvailability[][]> {
     const unknown = stocks.filter((s) => !s.warehouses);
     const read = new Map<string, WarehouseAvailability[]>();
+    let reachable = true;
     if (unknown.length > 0) {
       const keys = unknown.map((s) => this.keys.rows(s.sku));
-      const reply = await this.script(ROWS_SHA, ROWS_SCRIPT, keys.length, ...keys);
-      (reply as string[]).forEach((joined, i) => {
+      const reply = await this.fromRedis(() => this.script(ROWS_SHA, ROWS_SCRIPT, keys.length, ...keys));
+      reachable = reply !== undefined;
+      (reply as string[] | undefined)?.forEach((joined, i) => {
         if (joined !== '') read.set(unknown[i]!.sku, parseRows(joined));
       });
     }
-    // Gone between the two reads (evicted, flushed): ask Postgres, like any miss.
+    // Gone between the two reads (evicted, flushed) or Redis gone meanwhile: ask Postgres, like any miss.
     const gone = stocks.filter((s) => !s.warehouses && !read.has(s.sku)).map((s) => s.sku);
-    if (gone.length > 0) (await this.fallback(gone)).forEach((stock, i) => read.set(gone[i]!, stock?.warehouses ?? []));
+    if (gone.length > 0) (await this.fallback(gone, reachable)).forEach((stock, i) => read.set(gone[i]!, stock?.warehouses ?? []));
     return stocks.map((s) => s.warehouses ?? read.get(s.sku)!);
+  }
+
+  /** One row as the cache holds it (undefined when it has none or Redis is unreachable). */
+  async rowOf(sku: string, warehouse: string): Promise<{ version: string; onHand: number; reserved: number; available: number } | undefined> {
+    const row = (await this.fromRedis(() => this.writer.readRows([{ sku, warehouse }])))?.[0];
+    return row && { version: row.version, onHand: row.onHand, reserved: row.reserved, available: row.available };
+  }
+
+  /**
+   * A read from Redis, or undefined when Redis is not connected, fails, or
+   * does not answer within readTimeoutMs: the caller then asks Postgres.
+   */
+  private async fromRedis<T>(read: () => Promise<T>): Promise<T | undefined> {
+    // Lost and not back yet: do not queue behind the reconnection. (A first connection still under
+    // way queues the read, bounded by the timeout like any read.)
+    if (DOWN.has(this.redis.status)) {
+      this.metrics.unavailable.inc();
+      return undefined;
+    }
+    let timer: NodeJS.Timeout | undefined;
+    const timedOut = new Promise<undefined>((resolve) => {
+      timer = setTimeout(() => resolve(undefined), this.readTimeoutMs);
+    });
+    const reply = read().catch(() => undefined);
+    try {
+      const result = await Promise.race([reply, timedOut]);
+      if (result === undefined) this.metrics.unavailable.inc();
+      return result;
+    } finally {
+      clearTimeout(timer);
+    }
   }
 
   /** Runs a script by its hash, loading it when Redis does not have it (new, restarted, flushed). */
@@ -118,10 +162,10 @@ export class CachedStockReader {
    * Stock of skus the cache lacks, from Postgres in one query for those no
    * other request is loading already (single flight per sku), written back.
    */
-  private fallback(skus: readonly string[]): Promise<Array<CachedStock | null>> {
+  private fallback(skus: readonly string[], writeBack = true): Promise<Array<CachedStock | null>> {
     const toLoad = [...new Set(skus.filter((sku) => !this.inFlight.has(sku)))];
     if (toLoad.length > 0) {
-      const batch = this.load(toLoad);
+      const batch = this.load(toLoad, writeBack);
       for (const sku of toLoad) {
         const pending = batch.then((bySku) => bySku.get(sku) ?? null).finally(() => this.inFlight.delete(sku));
         pending.catch(() => {}); // rejected to every caller that awaits it; not an unhandled rejection meanwhile
@@ -131,7 +175,7 @@ export class CachedStockReader {
     return Promise.all(skus.map((sku) => this.inFlight.get(sku)!));
   }
 
-  private async load(skus: readonly string[]): Promise<Map<string, CachedStock>> {
+  private async load(skus: readonly string[], writeBack: boolean): Promise<Map<string, CachedStock>> {
     const { rows } = await this.pool.query<{ sku: string; code: string; version: string; on_hand: number; reserved: number; available: number; low_stock_threshold: number }>(`
       select p.sku, w.code, s.version::text, s.on_hand, s.reserved, greatest(s.on_hand - s.reserved - s.safety_stock, 0) as available, s.low_stock_threshold
       from inventory.products p
@@ -143,7 +187,8 @@ export class CachedStockReader {
     const states: RowState[] = rows.map((r) => ({
       sku: r.sku, warehouse: r.code, version: r.version, onHand: r.on_hand, reserved: r.reserved, available: r.available, lowStockThreshold: r.low_stock_threshold,
     }));
-    await this.writer.apply(states, []);
+    // Written back for the next reader; a Redis that fails meanwhile does not fail the answer.
+    if (writeBack && this.redis.status === 'ready') await this.writer.apply(states, []).catch(() => {});
     const rowsBySku = Map.groupBy(rows, (r) => r.sku);
     for (const [sku, skuRows] of rowsBySku) {
       const total = skuRows.reduce((n, r) => n + r.on_hand, 0);

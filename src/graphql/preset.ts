@@ -10,7 +10,7 @@ import { getOperationAST } from 'postgraphile/graphql';
 import { PostGraphileAmberPreset } from 'postgraphile/presets/amber';
 import { jsonPgSmartTags } from 'postgraphile/utils';
 import { PersistedPlugin } from '@grafserv/persisted';
-import { ANONYMOUS, AuthError, authenticate, type Claims } from './auth.ts';
+import { AuthError, authenticate, type AuthPolicy, type Claims } from './auth.ts';
 import { maskError } from './errors.ts';
 import { makeLimitsPlugin, type Limits } from './limits.ts';
 
@@ -24,9 +24,9 @@ declare global {
 export interface PresetOptions {
   /** The database, as role-pools.ts serves it (a pool of sessions per API role). */
   pgService: ReturnType<typeof makePgService>;
-  jwtSecret: Uint8Array | undefined;
+  auth: AuthPolicy;
   production: boolean;
-  limits: Omit<Limits, 'introspection'>;
+  limits: Omit<Limits, 'production'>;
   /** Only these operations are accepted (documentId → query text), when given. */
   persistedOperationsDirectory: string | undefined;
   extensions: GraphileConfig.Plugin;
@@ -76,9 +76,9 @@ const ListNamesPlugin: GraphileConfig.Plugin = {
 
 /**
  * Refuses a bad token over HTTP before the body is read (401/403 with a JSON
- * body), and keeps the claims for grafast.context. No token reads as stockroom_reader.
+ * body), and keeps the claims for grafast.context. No token is stockroom_public.
  */
-function makeAuthPlugin(secret: Uint8Array | undefined): GraphileConfig.Plugin {
+function makeAuthPlugin(policy: AuthPolicy): GraphileConfig.Plugin {
   return {
     name: 'StockroomAuthPlugin',
     version: '1.0.0',
@@ -87,7 +87,7 @@ function makeAuthPlugin(secret: Uint8Array | undefined): GraphileConfig.Plugin {
         async processRequest(next, { requestDigest, instance }) {
           if (requestDigest.path !== instance.dynamicOptions.graphqlPath) return next();
           try {
-            requestDigest.requestContext.stockroomClaims = await authenticate(requestDigest.headers.authorization, secret);
+            requestDigest.requestContext.stockroomClaims = await authenticate(requestDigest.headers.authorization, policy);
           } catch (error) {
             if (!(error instanceof AuthError)) throw error;
             return {
@@ -141,13 +141,13 @@ function needsActorSetting(args: Grafast.ExecutionArgs): boolean {
 }
 
 export function makePreset(options: PresetOptions): GraphileConfig.Preset {
-  const secret = options.jwtSecret;
+  const policy = options.auth;
   return {
     extends: [PostGraphileAmberPreset],
     plugins: [
       TagsPlugin, ListNamesPlugin, options.extensions,
-      makeLimitsPlugin({ ...options.limits, introspection: !options.production }),
-      makeAuthPlugin(secret),
+      makeLimitsPlugin({ ...options.limits, production: options.production }),
+      makeAuthPlugin(policy),
       ...(options.persistedOperationsDirectory ? [makePersistedGuard(options.persistedOperationsDirectory), PersistedPlugin] : []),
     ],
     pgServices: [options.pgService],
@@ -171,7 +171,7 @@ export function makePreset(options: PresetOptions): GraphileConfig.Preset {
         if (!claims) {
           try {
             const header = requestContext.ws?.normalizedConnectionParams?.authorization as string | undefined;
-            claims = requestContext.ws ? await authenticate(header, secret) : ANONYMOUS;
+            claims = await authenticate(requestContext.ws ? header : undefined, policy);
           } catch (error) {
             if (error instanceof AuthError) throw new SafeError(error.message, { code: error.code, statusCode: error.statusCode });
             throw error;

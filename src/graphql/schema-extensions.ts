@@ -8,16 +8,17 @@
 //   relations, e.g. a reservation's lines). reserve goes through the combiner
 //   (reserve-combiner.ts): concurrent reserves share one reserve_many call;
 // - cachedStock(skus) from Redis, with a Postgres fallback on a miss;
-// - the stockChanged(sku) subscription, fed by the consumer's NOTIFYs.
+// - the stockChanged(sku) subscription, fed by the consumer's NOTIFYs, each
+//   confirmed against the cache (stock-changes.ts).
 import { SafeError, access, context, each, first, lambda, listen, loadMany, loadOne, sideEffect, type ExecutableStep, type FieldArgs } from 'postgraphile/grafast';
 import { sideEffectWithPgClient } from 'postgraphile/@dataplan/pg';
-import { jsonParse } from 'postgraphile/@dataplan/json';
 import { extendSchema, gql } from 'postgraphile/utils';
 import { Histogram, type Registry } from 'prom-client';
 import { z } from 'zod';
 import type { ApiRole } from './auth.ts';
 import type { CachedStock, CachedStockReader } from './cached-stock.ts';
 import { stockChannel } from './channels.ts';
+import { confirmedStockChanges } from './stock-changes.ts';
 import { ReserveRefusal, type ReserveCombiner } from './reserve-combiner.ts';
 
 const sku = z.string().trim().min(1).max(128);
@@ -110,12 +111,12 @@ export function makeSchemaExtensions(deps: ExtensionDeps): GraphileConfig.Plugin
           status: String!
           lowStock: Boolean!
           warehouses: [WarehouseAvailability!]!
-          "cache, or database when the cache did not have it"
+          "cache, or database when the cache did not have it or Redis was unreachable"
           source: String!
         }
         type StockChanged { sku: String! warehouse: String! onHand: Int! reserved: Int! available: Int! version: String! }
         extend type Query {
-          "Stock from the Redis catalog cache (falls back to PostgreSQL on a miss); null for an unknown sku. At most 1000 skus."
+          "Stock from the Redis catalog cache (answered from PostgreSQL on a miss, or while Redis is unreachable: see source); null for an unknown sku. At most 1000 skus."
           cachedStock(skus: [String!]!): [CachedStock]!
         }
         extend type Mutation {
@@ -135,7 +136,7 @@ export function makeSchemaExtensions(deps: ExtensionDeps): GraphileConfig.Plugin
           transfer(sku: String!, fromWarehouse: String!, toWarehouse: String!, qty: Int!, reason: String!, idempotencyKey: String): [StockLevel!]!
         }
         extend type Subscription {
-          "Each change of the sku's stock rows, once it is in the cache."
+          "Each change of the sku's stock rows, once it is in the cache, with the figures the cache holds."
           stockChanged(sku: String!): StockChanged
         }
       `,
@@ -219,7 +220,9 @@ export function makeSchemaExtensions(deps: ExtensionDeps): GraphileConfig.Plugin
             stockChanged: {
               subscribePlan(_$root, { $sku }) {
                 const $topic = lambda($sku, (s: string) => stockChannel(s));
-                return listen(context().get('pgSubscriber'), $topic, ($payload) => jsonParse($payload));
+                const $subscriber = lambda(context().get('pgSubscriber'),
+                  (subscriber) => subscriber && confirmedStockChanges(subscriber, (sku, warehouse) => deps.cache.rowOf(sku, warehouse)));
+                return listen($subscriber, $topic);
               },
               plan($event) {
                 return $event;

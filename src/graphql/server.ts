@@ -56,7 +56,7 @@ export async function startApi(deps: ApiDeps): Promise<void> {
   const redis = createRedis(redisUrl, log, 'stockroom-api');
   const keys = cacheKeys(config.cachePrefix);
   const cache = new CachedStockReader({
-    redis, keys, pool, metrics: createCacheMetrics(registry),
+    redis, keys, pool, metrics: createCacheMetrics(registry), readTimeoutMs: config.api.cacheReadTimeoutMs,
     writer: new CacheWriter(redis, keys, { name: config.stream, maxLength: config.streamMaxLength }),
   });
   const preset = makePreset({
@@ -68,9 +68,12 @@ export async function startApi(deps: ApiDeps): Promise<void> {
       pgSettingsForIntrospection: { role: 'stockroom_admin', statement_timeout: '0' },
       pubsub: true,
     }),
-    jwtSecret: config.jwtSecret ? new TextEncoder().encode(config.jwtSecret) : undefined,
+    auth: {
+      secret: config.jwtSecret ? new TextEncoder().encode(config.jwtSecret) : undefined,
+      roles: new Set(config.api.roles), maxLifetimeSeconds: config.jwtMaxLifetimeSeconds,
+    },
     production: config.production,
-    limits: { maxDepth: config.api.maxDepth, maxCost: config.api.maxCost },
+    limits: { maxDepth: config.api.maxDepth, maxCost: config.api.maxCost, maxPageSize: config.api.maxPageSize, maxAliases: config.api.maxAliases },
     persistedOperationsDirectory: config.api.persistedOperationsDir,
     extensions: makeSchemaExtensions({
       cache, metrics: createApiMetrics(registry), combiner, reserveRoles: new Set(mayReserve.map((r) => r.role)),

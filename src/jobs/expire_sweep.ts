@@ -9,6 +9,10 @@
 // add_job only. The worker adds the job when it starts, and the crontab adds
 // it every minute without moving a scheduled run (preserve_run_at), so the
 // chain survives a lost job, a failed run or a worker killed mid-sweep.
+// Sweeps run one at a time in a queue of their own (a sweep stuck on a lock
+// holds one worker slot, never all of them), and depend on no lock another
+// role could take: expire_due skips rows other transactions hold, so two
+// sweeps at once (one started by hand) only share the work.
 import type { JobHelpers, Task } from 'graphile-worker';
 import type pg from 'pg';
 import type { JobMetrics } from './metrics.ts';
@@ -16,32 +20,37 @@ import type { JobMetrics } from './metrics.ts';
 export const EXPIRE_SWEEP = 'expire_sweep';
 /** The job key of the one pending sweep. */
 export const EXPIRE_SWEEP_KEY = 'expire_sweep';
+/** The queue sweeps run in, one at a time. */
+export const EXPIRE_SWEEP_QUEUE = 'expire_sweep';
+/** The longest one expire_due call may run before the sweep gives up and the next one retries. */
+const SWEEP_STATEMENT_TIMEOUT = '30s';
 /** The longest a sweep waits for the next one. */
 export const SWEEP_INTERVAL_MS = 1_000;
 /** The crontab line that keeps the chain alive. */
-export const EXPIRE_SWEEP_CRON = `* * * * * ${EXPIRE_SWEEP} ?max=1&jobKey=${EXPIRE_SWEEP_KEY}&jobKeyMode=preserve_run_at`;
-
-/** Any constant shared by every Stockroom worker. */
-const SWEEP_LOCK = 7_466_001_202_412;
+export const EXPIRE_SWEEP_CRON = `* * * * * ${EXPIRE_SWEEP} ?max=1&jobKey=${EXPIRE_SWEEP_KEY}&jobKeyMode=preserve_run_at&queue=${EXPIRE_SWEEP_QUEUE}`;
 
 /**
  * Calls inventory.expire_due until nothing is due; returns how many it
- * expired. Sweeps take turns on an advisory lock: a sweep started by hand
- * (`stockroom jobs run expire_sweep`) beside the scheduled one would only wait
- * on its row locks.
+ * expired. Each call is bounded by a statement timeout of its own (the
+ * session's setting is restored after), so a sweep that cannot get on ends
+ * with an error instead of holding its worker slot.
  */
 export async function expireAllDue(client: Pick<pg.PoolClient, 'query'>, batch = 1000): Promise<number> {
-  await client.query('select pg_advisory_lock($1)', [SWEEP_LOCK]);
-  try {
-    let total = 0;
-    for (;;) {
+  let total = 0;
+  for (;;) {
+    await client.query('begin');
+    let n: number;
+    try {
+      await client.query(`set local statement_timeout = '${SWEEP_STATEMENT_TIMEOUT}'`);
       const { rows } = await client.query<{ n: number }>('select inventory.expire_due($1) as n', [batch]);
-      const n = rows[0]?.n ?? 0;
-      total += n;
-      if (n < batch) return total;
+      await client.query('commit');
+      n = rows[0]?.n ?? 0;
+    } catch (error) {
+      await client.query('rollback').catch(() => {});
+      throw error;
     }
-  } finally {
-    await client.query('select pg_advisory_unlock($1)', [SWEEP_LOCK]);
+    total += n;
+    if (n < batch) return total;
   }
 }
 
@@ -62,7 +71,7 @@ export async function nextSweepAt(client: Pick<pg.PoolClient, 'query'>, interval
 
 /** Puts the next sweep in the queue (replacing the pending one): at runAt, or now. */
 export function scheduleSweep(addJob: JobHelpers['addJob'], runAt?: Date, mode: 'replace' | 'preserve_run_at' = 'replace') {
-  return addJob(EXPIRE_SWEEP, {}, { jobKey: EXPIRE_SWEEP_KEY, jobKeyMode: mode, ...(runAt ? { runAt } : {}) });
+  return addJob(EXPIRE_SWEEP, {}, { jobKey: EXPIRE_SWEEP_KEY, jobKeyMode: mode, queueName: EXPIRE_SWEEP_QUEUE, ...(runAt ? { runAt } : {}) });
 }
 
 export function expireSweepTask(metrics: JobMetrics): Task {

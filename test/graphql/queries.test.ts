@@ -1,13 +1,14 @@
-// Every query of the GraphQL API over real HTTP, as the anonymous reader:
-// products with per-warehouse stock, warehouses, reservations (by id, by order
-// ref) with lines, movements (filtered, paginated), recentlyUpdated, stock,
+// Every query of the GraphQL API over real HTTP: as the anonymous public
+// caller, products with per-warehouse stock, warehouses, recentlyUpdated, stock,
+// cachedStock; with a reader's token, reservations (by id, by order ref) with
+// lines, movements (filtered, paginated); and
 // cachedStock (cache, fallback, unknown sku, one fallback query per sku).
 import test from 'ava';
 import { Registry } from 'prom-client';
 import { cacheKeys } from '../../src/cache/keys.ts';
 import { CacheWriter } from '../../src/cache/writer.ts';
 import { CachedStockReader, createCacheMetrics } from '../../src/graphql/cached-stock.ts';
-import { startTestApi, type TestApi } from '../helpers/api.ts';
+import { startTestApi, token, type TestApi } from '../helpers/api.ts';
 import { testRedis, uniqueNames } from '../helpers/cache.ts';
 import { openTestDatabase } from '../helpers/database.ts';
 import { assertInvariants } from '../helpers/invariants.ts';
@@ -16,6 +17,9 @@ import { queryOne, setupCatalog } from '../helpers/inventory.ts';
 let db: Awaited<ReturnType<typeof openTestDatabase>>;
 let api: TestApi;
 let reservationId: string;
+let readerToken: string;
+/** A request with a reader's token: reservations and the ledger are not public. */
+const asReader: TestApi['graphql'] = (query, variables) => api.graphql(query, variables, { token: readerToken });
 
 test.before(async () => {
   db = await openTestDatabase('gql_queries');
@@ -23,6 +27,7 @@ test.before(async () => {
   ({ id: reservationId } = await queryOne<{ id: string }>(db,
     `select id from inventory.reserve('order-1', '[{"sku":"SKU-A","warehouse":"WH1","qty":4},{"sku":"SKU-B","warehouse":"WH1","qty":1}]', interval '15 minutes')`));
   api = await startTestApi(db.url, { label: 'gql_queries' });
+  readerToken = await token('stockroom_reader');
 });
 
 test.after.always(async (t) => {
@@ -59,7 +64,7 @@ test('one product by sku; warehouses in priority order', async (t) => {
 });
 
 test('a reservation by id and by order ref, with its lines', async (t) => {
-  const { data, errors } = await api.graphql<{
+  const { data, errors } = await asReader<{
     byId: { orderRef: string; status: string; lines: { nodes: Array<{ qty: number; stockLevel: { product: { sku: string }; warehouse: { code: string } } }> } };
     byRef: { nodes: Array<{ rowId: string }> };
   }>(`query ($id: UUID!) {
@@ -77,25 +82,25 @@ test('movements by sku and kind, newest first, page by page', async (t) => {
     movementHistory(sku: "SKU-A", first: 2, after: $after) { totalCount pageInfo { hasNextPage endCursor } nodes { kind onHandDelta reservedDelta stockLevel { warehouse { code } } } }
   }`;
   type Page = { movementHistory: { totalCount: number; pageInfo: { hasNextPage: boolean; endCursor: string }; nodes: Array<{ kind: string; onHandDelta: number; reservedDelta: number; stockLevel: { warehouse: { code: string } } }> } };
-  const first = await api.graphql<Page>(query);
+  const first = await asReader<Page>(query);
   t.is(first.errors, undefined);
   t.is(first.data!.movementHistory.totalCount, 3);
   t.true(first.data!.movementHistory.pageInfo.hasNextPage);
   t.like(first.data!.movementHistory.nodes[0], { kind: 'RESERVE', onHandDelta: 0, reservedDelta: 4 });
-  const second = await api.graphql<Page>(query, { after: first.data!.movementHistory.pageInfo.endCursor });
+  const second = await asReader<Page>(query, { after: first.data!.movementHistory.pageInfo.endCursor });
   t.is(second.errors, undefined);
   t.false(second.data!.movementHistory.pageInfo.hasNextPage);
   const all = [...first.data!.movementHistory.nodes, ...second.data!.movementHistory.nodes];
   t.deepEqual(all.map((m) => `${m.kind}@${m.stockLevel.warehouse.code}`), ['RESERVE@WH1', 'RECEIVE@WH2', 'RECEIVE@WH1']);
 
-  const receipts = await api.graphql<{ movementHistory: { nodes: Array<{ kind: string }> } }>(`{ movementHistory(kind: "RECEIVE", warehouse: "WH1") { nodes { kind onHandDelta } } }`);
+  const receipts = await asReader<{ movementHistory: { nodes: Array<{ kind: string }> } }>(`{ movementHistory(kind: "RECEIVE", warehouse: "WH1") { nodes { kind onHandDelta } } }`);
   t.is(receipts.errors, undefined);
   t.deepEqual(receipts.data!.movementHistory.nodes.map((m) => m.kind), ['RECEIVE', 'RECEIVE']);
 });
 
 test('movements in a time range: nothing before the first, everything until now', async (t) => {
   const { since } = await queryOne<{ since: string }>(db, `select (min(occurred_at) - interval '1 second')::text as since from inventory.movements`);
-  const { data, errors } = await api.graphql<{ before: { totalCount: number }; range: { totalCount: number } }>(`query ($since: Datetime!) {
+  const { data, errors } = await asReader<{ before: { totalCount: number }; range: { totalCount: number } }>(`query ($since: Datetime!) {
     before: movementHistory(until: $since) { totalCount }
     range: movementHistory(since: $since, until: "2999-01-01T00:00:00Z") { totalCount }
   }`, { since: new Date(since).toISOString() });
@@ -105,7 +110,7 @@ test('movements in a time range: nothing before the first, everything until now'
 });
 
 test('a movement kind that does not exist is INVALID_ARGUMENT naming the kinds', async (t) => {
-  const { errors } = await api.graphql(`{ movementHistory(kind: "STOLEN") { nodes { kind } } }`);
+  const { errors } = await asReader(`{ movementHistory(kind: "STOLEN") { nodes { kind } } }`);
   t.is(errors?.[0]?.extensions?.code, 'INVALID_ARGUMENT');
   t.regex(errors![0]!.message, /STOLEN/);
 });
@@ -155,7 +160,7 @@ test('cachedStock fallback: the missing skus in one PostgreSQL query, and each s
   });
   const keys = cacheKeys(names.prefix);
   const reader = new CachedStockReader({
-    redis, keys, pool, metrics: createCacheMetrics(new Registry()), writer: new CacheWriter(redis, keys, { name: names.stream, maxLength: 1000 }),
+    redis, keys, pool, metrics: createCacheMetrics(new Registry()), writer: new CacheWriter(redis, keys, { name: names.stream, maxLength: 1000 }), readTimeoutMs: 1000,
   });
   try {
     const answers = await Promise.all([

@@ -48,7 +48,7 @@ test('release of a multi-line reservation frees every row and leaves other holds
   await setupCatalog(db, { A: { WH1: 2, WH2: 10 }, B: { WH1: 5 } });
   const other = await reserve(db, 'other', [{ sku: 'A', warehouse: 'WH2', qty: 1 }]);
   const r = await reserve(db, 'multi', [{ sku: 'A', qty: 5 }, { sku: 'B', warehouse: 'WH1', qty: 4 }]);
-  await release(db, r.id, 'CUSTOMER_CHANGED_MIND');
+  await release(db, r.id, 'CUSTOMER_CANCELLED');
   t.like(await stockOf(db, 'A', 'WH1'), { on_hand: 2, reserved: 0 });
   t.like(await stockOf(db, 'A', 'WH2'), { on_hand: 10, reserved: 1 });
   t.like(await stockOf(db, 'B', 'WH1'), { on_hand: 5, reserved: 0 });
@@ -58,7 +58,7 @@ test('release of a multi-line reservation frees every row and leaves other holds
     ['A', 'WH2', 0, -3, 10, 1],
     ['B', 'WH1', 0, -4, 5, 0],
   ]);
-  t.true(movements.every((m) => m.reservation_id === r.id && m.reference === 'multi' && m.reason === 'CUSTOMER_CHANGED_MIND'));
+  t.true(movements.every((m) => m.reservation_id === r.id && m.reference === 'multi' && m.reason === 'CUSTOMER_CANCELLED'));
   t.is((await queryOne(db, 'select status from inventory.reservations where id = $1', [other.id])).status, 'HELD');
 });
 
@@ -141,18 +141,55 @@ test('IV005 when releasing a null reservation id', async (t) => {
   t.deepEqual(JSON.parse(error.detail!), { argument: 'reservation_id' });
 });
 
-for (const [title, reason] of [['a null reason', null], ['an empty reason', ''], ['a blank reason', '   ']] as const) {
-  test(`IV005 for ${title}; the reservation keeps its hold`, async (t) => {
+// The documented reasons (README "Argument limits"); TTL_EXPIRED records an expiry.
+const REASONS = ['CANCELLED', 'CUSTOMER_CANCELLED', 'PAYMENT_FAILED', 'FRAUD', 'ORDER_CHANGED', 'ADMIN', 'TTL_EXPIRED'];
+
+for (const reason of REASONS) {
+  test(`release accepts the documented reason ${reason} and records it`, async (t) => {
+    const { db } = t.context;
+    await setupCatalog(db, { A: { WH1: 10 } });
+    const r = await reserve(db, 'o', [{ sku: 'A', warehouse: 'WH1', qty: 3 }]);
+    const expiry = reason === 'TTL_EXPIRED';
+    t.like(await release(db, r.id, reason), { status: expiry ? 'EXPIRED' : 'RELEASED', release_reason: reason });
+    t.deepEqual((await movementsOf(db, ['RELEASE', 'EXPIRE'])).map((m) => [m.kind, m.reason, m.reserved_delta]),
+      [[expiry ? 'EXPIRE' : 'RELEASE', reason, -3]]);
+    t.like(await stockOf(db, 'A', 'WH1'), { reserved: 0 });
+  });
+}
+
+const badReasons: Array<[string, string | null]> = [
+  ['a null reason', null], ['an empty reason', ''], ['a blank reason', '   '],
+  ['an unknown reason', 'BOGUS'], ['a reason in lower case', 'cancelled'], ['a padded reason', ' CANCELLED'],
+  ['a typo of TTL_EXPIRED', 'TTL_EXPIRE'], ['a free-text reason', 'customer changed their mind'],
+  ['a 1 MB reason', 'R'.repeat(1 << 20)],
+];
+for (const [title, reason] of badReasons) {
+  test(`IV005 for ${title}, listing the accepted reasons; the reservation keeps its hold`, async (t) => {
     const { db } = t.context;
     await setupCatalog(db, { A: { WH1: 10 } });
     const r = await reserve(db, 'o', [{ sku: 'A', warehouse: 'WH1', qty: 3 }]);
     const before = await snapshotOfWrites(db);
     const error = await rejectsWithCode(t, release(db, r.id, reason), 'IV005');
-    t.deepEqual(JSON.parse(error.detail!), { argument: 'reason' });
+    t.deepEqual(JSON.parse(error.detail!), { argument: 'reason', accepted: REASONS });
+    t.true(error.message.startsWith(`reason must be one of ${REASONS.join(', ')}; got `), error.message);
+    t.true(error.message.length < 250, `a short message (${error.message.length} characters)`);
     t.deepEqual(await snapshotOfWrites(db), before);
     t.like(await stockOf(db, 'A', 'WH1'), { reserved: 3 });
   });
 }
+
+test('an unknown reason is IV005 on a reservation already released or confirmed too', async (t) => {
+  const { db } = t.context;
+  await setupCatalog(db, { A: { WH1: 10 } });
+  const released = await reserve(db, 'o1', [{ sku: 'A', warehouse: 'WH1', qty: 3 }]);
+  await release(db, released.id, 'PAYMENT_FAILED');
+  const confirmed = await reserve(db, 'o2', [{ sku: 'A', warehouse: 'WH1', qty: 2 }]);
+  await db.query('select inventory.confirm($1)', [confirmed.id]);
+  const before = await snapshotOfWrites(db);
+  await rejectsWithCode(t, release(db, released.id, 'BOGUS'), 'IV005');
+  await rejectsWithCode(t, release(db, confirmed.id, 'BOGUS'), 'IV005');
+  t.deepEqual(await snapshotOfWrites(db), before);
+});
 
 test('released stock can be reserved again', async (t) => {
   const { db } = t.context;

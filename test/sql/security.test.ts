@@ -13,15 +13,18 @@ import { queryOne, rejectsWithCode, setupCatalog, stockOf } from '../helpers/inv
 const test = anyTest as TestFn<DatabaseContext>;
 useDatabase(test);
 
-type Role = 'stockroom_reader' | 'stockroom_writer' | 'stockroom_admin';
-const ROLES: Role[] = ['stockroom_reader', 'stockroom_writer', 'stockroom_admin'];
+type Role = 'stockroom_public' | 'stockroom_reader' | 'stockroom_writer' | 'stockroom_admin';
+const ROLES: Role[] = ['stockroom_public', 'stockroom_reader', 'stockroom_writer', 'stockroom_admin'];
 
-const READER_FUNCTIONS = [
-  'movement_history(text,text,text,timestamp with time zone,timestamp with time zone)',
+const PUBLIC_FUNCTIONS = [
   'recently_updated(timestamp with time zone,text,text,integer)',
   'stock(text[])',
   'stock_levels_available(stock_levels)',
 ];
+const READER_FUNCTIONS = [
+  ...PUBLIC_FUNCTIONS,
+  'movement_history(text,text,text,timestamp with time zone,timestamp with time zone)',
+].sort();
 const WRITER_FUNCTIONS = [
   ...READER_FUNCTIONS,
   'adjust(text,text,integer,text,text)',
@@ -82,7 +85,7 @@ test('the roles exist, cannot log in, and admin includes writer includes reader'
 test('each role may execute exactly its functions of the SQL API', async (t) => {
   const { db } = t.context;
   const expected: Record<Role, string[]> = {
-    stockroom_reader: READER_FUNCTIONS, stockroom_writer: WRITER_FUNCTIONS, stockroom_admin: ADMIN_FUNCTIONS,
+    stockroom_public: PUBLIC_FUNCTIONS, stockroom_reader: READER_FUNCTIONS, stockroom_writer: WRITER_FUNCTIONS, stockroom_admin: ADMIN_FUNCTIONS,
   };
   for (const role of ROLES) {
     const { rows } = await db.query<{ fn: string }>(`
@@ -317,4 +320,39 @@ test('temp tables that shadow inventory names cannot hijack the functions', asyn
   t.deepEqual((await db.query(`select kind from inventory.movements where reason = 'hijack' or reference = 'hijack' order by id`)).rows
     .map((r) => r.kind), ['RESERVE', 'RECEIVE', 'TRANSFER_OUT', 'TRANSFER_IN', 'COUNT', 'CONFIRM']);
   t.is((await queryOne(db, `select count(*)::int as n from inventory.operation_keys where idempotency_key = 'hijack-key'`)).n, 1);
+});
+
+test('the public role (the API without a token) reads the catalog, and neither reservations nor the ledger', async (t) => {
+  const { db } = t.context;
+  await setupCatalog(db, { A: { WH1: 5 } });
+  await db.query(`select inventory.reserve('order-secret', '[{"sku":"A","warehouse":"WH1","qty":1}]', interval '1 hour', 'key-secret')`);
+  const { client } = await connectAs(t, 'stockroom_public');
+  t.is((await client.query(`select sku from inventory.products`)).rows.length, 1);
+  t.is((await client.query(`select code from inventory.warehouses`)).rows.length, 1);
+  t.like((await client.query(`select on_hand, reserved from inventory.stock_levels`)).rows[0], { on_hand: 5, reserved: 1 });
+  t.like((await client.query(`select * from inventory.stock(array['A'])`)).rows[0], { sku: 'A', available: 4 });
+  t.is((await client.query(`select * from inventory.recently_updated(now() - interval '1 hour')`)).rows.length, 1);
+  for (const sql of [
+    'select order_ref from inventory.reservations', 'select qty from inventory.reservation_lines',
+    'select actor from inventory.movements', 'select * from inventory.operation_keys',
+    `select * from inventory.movement_history('A')`,
+  ]) await denied(t, client, sql);
+  const { rows: [membership] } = await db.query(`select pg_has_role('stockroom_reader', 'stockroom_public', 'usage') as reader_public`);
+  t.deepEqual(membership, { reader_public: true }, 'a reader reads all the public does');
+});
+
+test('no role but the owner takes advisory locks: nobody can hold the locks the SQL API queues on', async (t) => {
+  const { db } = t.context;
+  await setupCatalog(db, { A: { WH1: 5 } });
+  for (const role of ROLES) {
+    const { client } = await connectAs(t, role);
+    for (const sql of [
+      'select pg_advisory_lock(1)', 'select pg_try_advisory_lock(1)', 'select pg_advisory_xact_lock(1, 2)',
+      'select pg_try_advisory_xact_lock_shared(1)', 'select pg_advisory_lock_shared(1, 2)',
+    ]) await denied(t, client, sql);
+  }
+  // The functions that queue on them run as the owner: a writer still reserves.
+  const { client: writer } = await connectAs(t, 'stockroom_writer');
+  const { rows: [reserved] } = await writer.query(`select status from inventory.reserve('order-1', '[{"sku":"A","qty":2}]', interval '1 hour', 'key-1')`);
+  t.like(reserved, { status: 'HELD' });
 });

@@ -1,0 +1,58 @@
+-- (Its earlier form, _line_problem, returned the problem as text only.)
+drop function if exists inventory._line_problem(jsonb);
+
+-- What is wrong with one reserve() line, or null when it is well formed:
+-- {"sku": non-empty string, "warehouse": non-empty string (optional), "qty":
+-- positive integer}, sku and warehouse within their maximum lengths
+-- (_arguments.sql).
+-- A problem is {"problem": a sentence} plus, for an over-long field,
+-- {"field", "max_length"}; the caller adds the line's number and the argument.
+-- PL/pgSQL IFs rather than one SQL CASE: evaluated as simple expressions they
+-- cost a fraction of a statement's start-up; a field's length is checked in
+-- the IF that already checks it (the maxima fold to constants when planned).
+-- No SET clause (it would cost a configuration save and restore per call,
+-- once per line): it names nothing but built-in functions and inlined
+-- helpers, and runs inside reserve()'s pinned search_path.
+create or replace function inventory._line_check(p_line jsonb) returns jsonb
+language plpgsql immutable
+as $$
+declare
+  v_qty numeric;
+begin
+  if jsonb_typeof(p_line) is distinct from 'object' then
+    return jsonb_build_object('problem', 'must be an object like {"sku": "A", "warehouse": "WH1", "qty": 2}');
+  end if;
+  if jsonb_typeof(p_line -> 'sku') is distinct from 'string' or btrim(p_line ->> 'sku') = ''
+     or length(p_line ->> 'sku') > inventory._max_length('sku') then
+    if jsonb_typeof(p_line -> 'sku') = 'string' and length(p_line ->> 'sku') > inventory._max_length('sku') then
+      return jsonb_build_object('problem', format('"sku" must be at most %s characters, got %s',
+          inventory._max_length('sku'), length(p_line ->> 'sku')),
+        'field', 'sku', 'max_length', inventory._max_length('sku'));
+    end if;
+    return jsonb_build_object('problem', '"sku" must be a non-empty string');
+  end if;
+  if jsonb_typeof(p_line -> 'warehouse') not in ('string', 'null') or btrim(p_line ->> 'warehouse') = ''
+     or length(p_line ->> 'warehouse') > inventory._max_length('warehouse') then
+    if jsonb_typeof(p_line -> 'warehouse') = 'string' and length(p_line ->> 'warehouse') > inventory._max_length('warehouse') then
+      return jsonb_build_object('problem', format('"warehouse" must be at most %s characters, got %s',
+          inventory._max_length('warehouse'), length(p_line ->> 'warehouse')),
+        'field', 'warehouse', 'max_length', inventory._max_length('warehouse'));
+    end if;
+    return jsonb_build_object('problem', '"warehouse" must be a non-empty string, or left out to allocate across warehouses');
+  end if;
+  if jsonb_typeof(p_line -> 'qty') is distinct from 'number' then
+    return jsonb_build_object('problem', format('"qty" must be a positive integer, got %s',
+      coalesce(inventory._clip((p_line -> 'qty')::text), 'nothing')));
+  end if;
+  v_qty := (p_line ->> 'qty')::numeric;
+  if v_qty <= 0 or v_qty > 2147483647 or v_qty <> trunc(v_qty) then
+    return jsonb_build_object('problem', format('"qty" must be a positive integer, got %s', inventory._clip(p_line ->> 'qty')));
+  end if;
+  if (p_line - 'sku' - 'warehouse' - 'qty') <> '{}'::jsonb then
+    return jsonb_build_object('problem', format('unknown field(s) %s; a line has only "sku", "warehouse" and "qty"',
+      inventory._clip((select string_agg(quote_ident(k), ', ') from jsonb_object_keys(p_line - 'sku' - 'warehouse' - 'qty') k))));
+  end if;
+  return null;
+end
+$$;
+comment on function inventory._line_check(jsonb) is 'Internal: what is wrong with one reserve() line, as {"problem", ...}, or null';
