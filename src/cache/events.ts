@@ -3,7 +3,9 @@
 // warehouse.inventory.low_stock when the row's available crosses its
 // low_stock_threshold downward. Event ids derive from the movement id, so
 // downstream consumers can dedupe; stream entry ids derive from the commit
-// LSN, so a replay after a crash appends nothing twice.
+// LSN, so a replay after a crash appends nothing twice. Events published late
+// from the ledger, for the gap a lost slot left (src/listener/backfill.ts),
+// are built here too and carry the extension attribute "backfilled": true.
 import { streamId, type Lsn } from '../listener/lsn.ts';
 import type { StreamEvent } from './writer.ts';
 
@@ -21,6 +23,40 @@ export interface Movement {
   reference: string | null;
   actor: string;
   occurredAt: Date;
+}
+
+/** A row of inventory.movements with its own column names, as the replication stream and a query both give it. */
+export interface MovementRow {
+  id: number | string | bigint;
+  kind: string;
+  on_hand_delta: number;
+  reserved_delta: number;
+  on_hand_after: number;
+  reserved_after: number;
+  reason: string | null;
+  reservation_id: string | null;
+  reference: string | null;
+  actor: string;
+  occurred_at: Date;
+}
+
+/** The movement of a ledger row, its product and warehouse ids already turned into sku and code. */
+export function movementFromRow(row: MovementRow, sku: string, warehouse: string): Movement {
+  return {
+    id: Number(row.id),
+    sku,
+    warehouse,
+    kind: row.kind,
+    onHandDelta: row.on_hand_delta,
+    reservedDelta: row.reserved_delta,
+    onHandAfter: row.on_hand_after,
+    reservedAfter: row.reserved_after,
+    reason: row.reason,
+    reservationId: row.reservation_id,
+    reference: row.reference,
+    actor: row.actor,
+    occurredAt: row.occurred_at,
+  };
 }
 
 /** The row's policy, which turns on_hand/reserved into available. */
@@ -43,15 +79,24 @@ const TYPED: Record<string, string> = {
 const availableOf = (onHand: number, reserved: number, safetyStock: number) => Math.max(onHand - reserved - safetyStock, 0);
 
 /** A CloudEvent as JSON text; `data` is passed serialized, so one movement's data is serialized once for all its events. */
-function cloudEvent(type: string, id: string, subject: string, time: string, dataJson: string): string {
-  return `{"specversion":"1.0","id":${JSON.stringify(id)},"source":"${EVENT_SOURCE}","type":"${type}","subject":${JSON.stringify(subject)},"time":"${time}","datacontenttype":"application/json","data":${dataJson}}`;
+function cloudEvent(type: string, id: string, subject: string, time: string, dataJson: string, backfilled: boolean): string {
+  return `{"specversion":"1.0","id":${JSON.stringify(id)},"source":"${EVENT_SOURCE}","type":"${type}","subject":${JSON.stringify(subject)},"time":"${time}","datacontenttype":"application/json",${backfilled ? '"backfilled":true,' : ''}"data":${dataJson}}`;
+}
+
+/** What the slot-loss backfill reads back from a stream entry's CloudEvent: its time (ms) and whether it was backfilled. */
+export function eventFacts(body: string): { time: number; backfilled: boolean } {
+  const event = JSON.parse(body) as { time?: string; backfilled?: boolean };
+  return { time: event.time ? Date.parse(event.time) : Number.NaN, backfilled: event.backfilled === true };
 }
 
 /**
  * The events of one movement. `commitLsn` and `firstIndex` place them in the
  * stream: the n-th event of a transaction gets id "<commit lsn>-<n>".
+ * `backfilled` marks events published from the ledger after a slot loss (they
+ * sit in the stream where the gap was found, not where their commit was).
  */
-export function movementEvents(movement: Movement, policy: RowPolicy, commitLsn: Lsn, firstIndex: number): StreamEvent[] {
+export function movementEvents(movement: Movement, policy: RowPolicy, commitLsn: Lsn, firstIndex: number, options: { backfilled?: boolean } = {}): StreamEvent[] {
+  const backfilled = options.backfilled === true;
   const before = { on_hand: movement.onHandAfter - movement.onHandDelta, reserved: movement.reservedAfter - movement.reservedDelta };
   const after = { on_hand: movement.onHandAfter, reserved: movement.reservedAfter };
   const oldAvailable = availableOf(before.on_hand, before.reserved, policy.safetyStock);
@@ -76,7 +121,7 @@ export function movementEvents(movement: Movement, policy: RowPolicy, commitLsn:
   ];
   const time = movement.occurredAt.toISOString();
   const dataJson = JSON.stringify(data);
-  for (const event of events) event.body = cloudEvent(event.type, event.id, subject, time, dataJson);
+  for (const event of events) event.body = cloudEvent(event.type, event.id, subject, time, dataJson, backfilled);
   const threshold = policy.lowStockThreshold;
   // A threshold of 0 means "no low-stock alert": running out is out_of_stock, not low.
   if (threshold > 0 && oldAvailable > threshold && newAvailable <= threshold) {
@@ -86,7 +131,7 @@ export function movementEvents(movement: Movement, policy: RowPolicy, commitLsn:
       body: cloudEvent('warehouse.inventory.low_stock', id, subject, time, JSON.stringify({
         movement_id: movement.id, sku: movement.sku, warehouse: movement.warehouse,
         available: newAvailable, low_stock_threshold: threshold, previous_available: oldAvailable,
-      })),
+      }), backfilled),
     });
   }
   return events.map((event, i) => ({ ...event, streamId: streamId(commitLsn, firstIndex + i) }));

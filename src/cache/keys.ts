@@ -25,6 +25,12 @@ export interface CacheKeys {
   rebuilding: string;
   /** Added to commit LSNs to make stream entry ids, so they stay above entries of an earlier source. */
   streamOffset: string;
+  /** JSON: when the slot the cache streams from was created, and why (first start, or a slot loss). */
+  slotCreated: string;
+  /** JSON: the last loss of the slot (dropped or invalidated) and the events backfilled from the ledger for its gap. */
+  slotLoss: string;
+  /** Token of the consumer recovering from a slot loss; expires unless renewed, so a crashed one lets another take over. */
+  slotRecovery: string;
 }
 
 export function cacheKeys(prefix: string): CacheKeys {
@@ -42,6 +48,9 @@ export function cacheKeys(prefix: string): CacheKeys {
     source: `${prefix}meta:source`,
     streamOffset: `${prefix}meta:stream_offset`,
     rebuilding: `${prefix}meta:rebuilding`,
+    slotCreated: `${prefix}meta:slot_created`,
+    slotLoss: `${prefix}meta:slot_loss`,
+    slotRecovery: `${prefix}meta:slot_recovery`,
   };
 }
 

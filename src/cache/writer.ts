@@ -52,7 +52,63 @@ export interface ApplyResult {
   appliedRows: RowState[];
 }
 
+/** Why the slot was lost: dropped (pg_drop_replication_slot, or gone for any reason), or invalidated by PostgreSQL. */
+export type SlotLossReason = 'dropped' | 'invalidated';
+
+/** The last loss of the slot (meta:slot_loss), as the consumer records it and `stockroom slot` shows it. */
+export interface SlotLossRecord {
+  slot: string;
+  reason: SlotLossReason;
+  /** When the consumer found the slot gone or invalidated (ISO time). */
+  detectedAt: string;
+  /** The cache's position when the loss was found: the gap is what committed after it. */
+  lostAfter: string | null;
+  /** recovering: a new slot is being made and the gap backfilled (nothing streams meanwhile); done: streaming resumed. */
+  state: 'recovering' | 'done';
+  /** Ledger movements with occurred_at at or after this were checked for missing events; null when nothing tells where the gap began. */
+  windowFrom: string | null;
+  /** How windowFrom was chosen, in words. */
+  windowBasis: string;
+  /** Consistent point of the new slot: movements committed before it were backfilled, later ones stream. */
+  resumedAt: string | null;
+  /** Movements whose events were published from the ledger, and how many events that made. */
+  backfilledMovements: number;
+  backfilledEvents: number;
+  finishedAt: string | null;
+}
+
+/** When and why the slot the cache streams from was created (meta:slot_created). */
+export interface SlotCreatedRecord {
+  slot: string;
+  /** Database time taken just before the slot was created. */
+  at: string;
+  consistentPoint: string;
+  reason: 'first start' | SlotLossReason;
+}
+
+/** One entry of the events stream, as the slot-loss backfill reads it back. */
+export interface StreamTailEntry {
+  streamId: string;
+  /** CloudEvents id: "<movement id>:<suffix>". */
+  eventId: string;
+  /** The CloudEvent, serialized. */
+  body: string;
+}
+
 const SHA = createHash('sha1').update(APPLY_SCRIPT).digest('hex');
+
+/** KEYS: lease; ARGV: token, ms. 1 when the token still held it and its expiry was pushed back. */
+const RENEW_LEASE_SCRIPT = `
+if redis.call('GET', KEYS[1]) ~= ARGV[1] then return 0 end
+redis.call('PEXPIRE', KEYS[1], ARGV[2])
+return 1
+`;
+
+/** KEYS: lease; ARGV: token. Deletes the lease only when the token holds it. */
+const RELEASE_LEASE_SCRIPT = `
+if redis.call('GET', KEYS[1]) == ARGV[1] then redis.call('DEL', KEYS[1]) end
+return 1
+`;
 
 export class CacheWriter {
   readonly keys: CacheKeys;
@@ -167,6 +223,77 @@ export class CacheWriter {
     return done === 1;
   }
 
+  async readSlotLoss(): Promise<SlotLossRecord | undefined> {
+    return parseJson<SlotLossRecord>(await this.redis.get(this.keys.slotLoss));
+  }
+
+  async writeSlotLoss(record: SlotLossRecord): Promise<void> {
+    await this.redis.set(this.keys.slotLoss, JSON.stringify(record));
+  }
+
+  async readSlotCreated(): Promise<SlotCreatedRecord | undefined> {
+    return parseJson<SlotCreatedRecord>(await this.redis.get(this.keys.slotCreated));
+  }
+
+  async writeSlotCreated(record: SlotCreatedRecord): Promise<void> {
+    await this.redis.set(this.keys.slotCreated, JSON.stringify(record));
+  }
+
+  /** Takes the slot-recovery lease for `ms` unless another consumer holds it. */
+  async acquireRecoveryLease(token: string, ms: number): Promise<boolean> {
+    return (await this.redis.set(this.keys.slotRecovery, token, 'PX', ms, 'NX')) === 'OK';
+  }
+
+  /** Pushes the lease's expiry back; false when the token no longer holds it. */
+  async renewRecoveryLease(token: string, ms: number): Promise<boolean> {
+    return (await this.redis.eval(RENEW_LEASE_SCRIPT, 1, this.keys.slotRecovery, token, ms)) === 1;
+  }
+
+  async releaseRecoveryLease(token: string): Promise<void> {
+    await this.redis.eval(RELEASE_LEASE_SCRIPT, 1, this.keys.slotRecovery, token);
+  }
+
+  /**
+   * The newest and the oldest entry of the events stream, and whether entries
+   * were ever removed from it (MAXLEN trimming, XDEL): then the oldest retained
+   * entry is not the first ever appended.
+   */
+  async streamEnds(): Promise<{ newest: StreamTailEntry | undefined; oldest: StreamTailEntry | undefined; trimmed: boolean }> {
+    const [newest] = await this.readStream('+', '-', 1, true);
+    const [oldest] = await this.readStream('-', '+', 1, false);
+    let trimmed = true; // unknown (no stream, or a Redis without max-deleted-entry-id): assume the worst
+    try {
+      const info = (await this.redis.call('XINFO', 'STREAM', this.stream.name)) as unknown[];
+      const at = info.indexOf('max-deleted-entry-id');
+      if (at >= 0) trimmed = String(info[at + 1]) !== '0-0';
+    } catch {
+      // no stream yet
+    }
+    return { newest, oldest, trimmed };
+  }
+
+  /** The events stream from its newest entry backwards, a page at a time; stop iterating to stop reading. */
+  async *streamTail(pageSize = 2_000): AsyncGenerator<StreamTailEntry> {
+    let end = '+';
+    for (;;) {
+      const page = await this.readStream(end, '-', pageSize, true);
+      for (const entry of page) yield entry;
+      if (page.length < pageSize) return;
+      end = `(${page.at(-1)!.streamId}`;
+    }
+  }
+
+  private async readStream(from: string, to: string, count: number, reverse: boolean): Promise<StreamTailEntry[]> {
+    const entries = reverse
+      ? await this.redis.xrevrange(this.stream.name, from, to, 'COUNT', count)
+      : await this.redis.xrange(this.stream.name, from, to, 'COUNT', count);
+    return entries.map(([streamId, fields]) => {
+      const f: Record<string, string> = {};
+      for (let i = 0; i + 1 < fields.length; i += 2) f[fields[i]!] = fields[i + 1]!;
+      return { streamId, eventId: f.id ?? '', body: f.event ?? '{}' };
+    });
+  }
+
   async hasSource(): Promise<boolean> {
     return (await this.redis.exists(this.keys.source)) === 1;
   }
@@ -183,5 +310,14 @@ export class CacheWriter {
       if (doomed.length) deleted += await this.redis.unlink(...doomed);
     } while (cursor !== '0');
     return deleted;
+  }
+}
+
+function parseJson<T>(text: string | null): T | undefined {
+  if (!text) return undefined;
+  try {
+    return JSON.parse(text) as T;
+  } catch {
+    return undefined; // a hand-edited record is no record
   }
 }

@@ -1,7 +1,10 @@
 // `stockroom slot`: the replication slot the cache consumer reads, for people
-// and for monitoring (exit status says what is wrong).
+// and for monitoring (exit status says what is wrong), with the last loss of
+// the slot (dropped or invalidated) and the events the consumer backfilled for
+// its gap from the ledger.
 import type { Command } from 'commander';
 import pg from 'pg';
+import type { SlotLossRecord } from '../cache/writer.ts';
 import { checkDatabase } from '../db/check.ts';
 import { openCliCache, withCliContext } from './context.ts';
 import { bytes } from './format.ts';
@@ -39,6 +42,7 @@ export function registerSlot(program: Command): void {
         }
         const cache = openCliCache(context);
         const applied = await cache.redis.get(cache.keys.position).catch(() => null);
+        const lastLoss = await cache.writer.readSlotLoss().catch(() => undefined);
         await cache.close();
         const lag = row?.lag_bytes === null || row === undefined ? null : Number(row.lag_bytes);
         const status = !row ? 'missing' : row.wal_status === 'lost' || row.confirmed_flush_lsn === null ? 'lost'
@@ -49,6 +53,7 @@ export function registerSlot(program: Command): void {
           lagBytes: lag, retainedWalBytes: row?.retained_bytes == null ? null : Number(row.retained_bytes),
           walStatus: row?.wal_status ?? null, safeWalSizeBytes: row?.safe_wal_size == null ? null : Number(row.safe_wal_size),
           redisAppliedLsn: applied,
+          lastSlotLoss: lastLoss ?? null,
         };
         if (options.json) {
           printJson(report);
@@ -58,11 +63,21 @@ export function registerSlot(program: Command): void {
             bytes(report.retainedWalBytes), report.walStatus ?? '', report.safeWalSizeBytes === null ? 'unlimited' : bytes(report.safeWalSizeBytes),
             report.redisAppliedLsn ?? '',
           ]]);
+          if (lastLoss) process.stdout.write(`${describeLoss(lastLoss)}\n`);
           if (status === 'missing') process.stderr.write(`stockroom: no replication slot ${config.slot}: start the listener (stockroom start --listener), which creates it and builds the cache\n`);
-          if (status === 'lost') process.stderr.write(`stockroom: replication slot ${config.slot} was invalidated by PostgreSQL: restart the listener, which recreates it and rebuilds the cache (events of the gap are lost)\n`);
+          if (status === 'lost') process.stderr.write(`stockroom: replication slot ${config.slot} was invalidated by PostgreSQL: restart the listener, which recreates it, rebuilds the cache and publishes the events of the gap from the ledger\n`);
           if (status === 'lagging') process.stderr.write(`stockroom: the consumer is ${bytes(lag)} behind (over ${bytes(options.maxLagBytes)}): is the listener running? see stockroom start --listener and its logs\n`);
         }
         process.exitCode = SLOT_EXIT[status as keyof typeof SLOT_EXIT];
       });
     });
+}
+
+/** One line on the last slot loss, for people. */
+function describeLoss(loss: SlotLossRecord): string {
+  const what = `last slot loss: ${loss.reason} (found ${loss.detectedAt}${loss.lostAfter ? `, cache at ${loss.lostAfter}` : ''})`;
+  const events = `${loss.backfilledMovements} movements of the gap got their events from the ledger (${loss.backfilledEvents} events)`;
+  if (loss.state === 'recovering') return `${what}: recovery under way, ${events} so far`;
+  const window = loss.windowFrom ? `movements since ${loss.windowFrom} checked` : `not backfilled: ${loss.windowBasis}`;
+  return `${what}: recovered ${loss.finishedAt}, streaming resumed at ${loss.resumedAt}; ${events}; ${window}`;
 }

@@ -2,25 +2,31 @@
 // as long as the process lives. Before each session it makes sure the
 // publication and slot exist and that Redis really holds what the slot says
 // was acknowledged, rebuilding the cache from Postgres when it does not:
-//   - no slot (first start, or dropped): create it, exporting a snapshot, and
-//     rebuild in that snapshot: no gap, no duplicate against the stream;
-//   - a slot Postgres invalidated (WAL it needed was removed): drop it and do
-//     the same; events in the gap are lost, the cache is exact again;
+//   - no slot and no cache of this database (first start): create the slot,
+//     exporting a snapshot, and build the cache in that snapshot: no gap, no
+//     duplicate against the stream;
+//   - a lost slot: Redis mirrors this database (source marker and position)
+//     but the slot was dropped, or Postgres invalidated it (WAL it needed was
+//     removed): recreate it the same way, rebuild in its snapshot, and publish
+//     from the ledger the events of the movements committed in the gap (see
+//     backfill.ts), recording the loss (meta:slot_loss) for `stockroom slot`;
 //   - Redis mirrors another database, lost its data, or trails the slot:
 //     rebuild in a fresh snapshot, the version guard absorbing the overlap.
 // Between sessions it waits with jittered exponential backoff: after Postgres
 // restarts, a dropped connection, or while another process holds the slot
 // (it waits for it, never steals it).
+import { randomUUID } from 'node:crypto';
 import type pg from 'pg';
 import { rebuildCache } from '../cache/rebuild.ts';
-import type { CacheWriter, RowState } from '../cache/writer.ts';
+import type { CacheWriter, RowState, SlotCreatedRecord, SlotLossReason, SlotLossRecord } from '../cache/writer.ts';
 import { stockChannel } from '../graphql/channels.ts';
 import type { Logger } from '../log.ts';
+import { backfillGap, DEFAULT_BACKFILL_MARGIN_MS, gapWindow, publishedMovements } from './backfill.ts';
 import { Catalog } from './catalog.ts';
 import { formatLsn, type Lsn } from './lsn.ts';
 import type { ListenerMetrics } from './metrics.ts';
 import {
-  createSlotWithSnapshot, dropSlot, ensurePublication, inspectSlot, sourceIdentity, type SlotState,
+  createSlotWithSnapshot, dropSlot, ensurePublication, inspectSlot, sourceIdentity, type CreatedSlot, type SlotState,
 } from './replication-setup.ts';
 import { ReplicationSession } from './session.ts';
 
@@ -37,6 +43,20 @@ export interface ConsumerOptions {
   backoff?: { baseMs: number; capMs: number };
   /** How often slot lag is sampled and Redis checked for lost data while idle. */
   watchIntervalMs?: number;
+  /**
+   * After a slot loss: the longest a transaction writing movements is assumed
+   * to stay open, which widens the window of movements checked for missing
+   * events (see backfill.ts). Default 10 minutes.
+   */
+  backfillMarginMs?: number;
+}
+
+/** How long a recovery from a slot loss holds its lease without renewing it (renewed every third of it). */
+const RECOVERY_LEASE_MS = 15_000;
+
+/** Another consumer is recovering from the slot's loss: wait for it, as for a slot in use. */
+class SlotRecoveryElsewhereError extends Error {
+  readonly code = 'STOCKROOM_SLOT_RECOVERY_ELSEWHERE';
 }
 
 export interface ConsumerHealth {
@@ -67,15 +87,27 @@ export class CacheConsumer {
   private source = '';
   private streamIdOffset = 0n;
   private lagBytes: number | null = null;
+  /** The slot loss (by detection time) this process has counted in stockroom_slot_losses_total. */
+  private countedLoss: string | undefined;
 
   constructor(options: ConsumerOptions) {
     this.options = options;
     this.log = options.log.child({ component: 'listener' });
   }
 
-  /** Starts the consumer; returns once the first preparation (and any rebuild) is done. */
+  /**
+   * Starts the consumer; returns once the first preparation (and any rebuild)
+   * is done, or, when another consumer is recovering from a slot loss, once
+   * this one is waiting for it to finish.
+   */
   async start(): Promise<void> {
-    const appliedLsn = await this.prepare();
+    let appliedLsn: Lsn | undefined;
+    try {
+      appliedLsn = await this.prepare();
+    } catch (error) {
+      if (!(error instanceof SlotRecoveryElsewhereError)) throw error;
+      this.log.info({ err: error.message }, 'waiting for another consumer to recover from the slot loss');
+    }
     this.loop = this.run(appliedLsn);
     this.watcher = setInterval(() => void this.watch(), this.options.watchIntervalMs ?? 2_000);
     this.watcher.unref();
@@ -103,7 +135,7 @@ export class CacheConsumer {
     };
   }
 
-  private async run(firstLsn: Lsn): Promise<void> {
+  private async run(firstLsn: Lsn | undefined): Promise<void> {
     let appliedLsn: Lsn | undefined = firstLsn;
     let attempt = 0;
     while (!this.stopping.signal.aborted) {
@@ -127,7 +159,7 @@ export class CacheConsumer {
         if (this.stopping.signal.aborted) return;
         const { reason, message } = describe(error);
         this.options.metrics.reconnects.inc({ reason });
-        (reason === 'slot_in_use' ? this.log.info.bind(this.log) : this.log.warn.bind(this.log))({ reason, err: message }, 'replication stream unavailable; retrying');
+        (reason === 'slot_in_use' || reason === 'slot_recovery_elsewhere' ? this.log.info.bind(this.log) : this.log.warn.bind(this.log))({ reason, err: message }, 'replication stream unavailable; retrying');
       }
       appliedLsn = undefined; // the next session prepares again: the slot may be gone, Redis may have lost data
       const { baseMs, capMs } = this.options.backoff ?? { baseMs: 250, capMs: 15_000 };
@@ -146,13 +178,19 @@ export class CacheConsumer {
     await ensurePublication(pool, publication);
     this.source = await sourceIdentity(pool, slot);
     let state = await inspectSlot(pool, slot);
+    if (await this.slotLost(state)) {
+      const recovered = await this.recoverLostSlot();
+      if (recovered !== undefined) return recovered;
+      state = await inspectSlot(pool, slot); // another consumer recovered it meanwhile
+    }
     if (state?.invalid) {
-      this.log.error({ slot, walStatus: state.walStatus }, 'replication slot was invalidated by PostgreSQL; recreating it and rebuilding the cache (events of the gap are lost)');
+      this.log.warn({ slot, walStatus: state.walStatus }, 'replication slot was invalidated by PostgreSQL and Redis holds no cache of this database; recreating it and building the cache');
       await this.dropWhenFree(state);
       state = undefined;
     }
 
     if (!state) {
+      const createdAt = await databaseTime(pool);
       const created = await createSlotWithSnapshot(databaseUrl, slot).catch(async (error: { code?: string }) => {
         if (error.code === '42710') return undefined; // another consumer created it just now: use theirs
         throw error;
@@ -162,7 +200,7 @@ export class CacheConsumer {
           // The catalog is read after the slot exists: a product committed before it is here,
           // one committed after it comes through the stream.
           await this.catalog.load(pool);
-          this.log.info({ slot, at: formatLsn(created.consistentPoint) }, 'created replication slot; building the cache from its snapshot');
+          this.log.info({ slot, at: formatLsn(created.consistentPoint) }, 'created replication slot (first start); building the cache from its snapshot');
           if ((await writer.readSource()) !== this.source) await writer.clear();
           this.streamIdOffset = await writer.claimStream(created.consistentPoint);
           metrics.rebuilds.inc({ reason: 'new slot' });
@@ -171,6 +209,7 @@ export class CacheConsumer {
           if (!(await writer.completeRebuild(token, this.source, created.consistentPoint))) {
             throw new Error('redis lost its data during the rebuild; rebuilding again');
           }
+          await writer.writeSlotCreated(slotCreated(slot, createdAt, created, 'first start'));
           this.log.info({ rows: result.rows, seconds: result.seconds.toFixed(2) }, 'cache built');
         } finally {
           await created.close();
@@ -204,6 +243,146 @@ export class CacheConsumer {
     }
     this.streamIdOffset = await writer.readStreamOffset();
     return position;
+  }
+
+  /**
+   * A lost slot, told from a first start by what Redis holds: a cache of this
+   * database, with a position, whose slot is gone or invalidated; or a
+   * recovery from such a loss that was cut short (its record still says
+   * recovering: the slot it made has streamed nothing yet).
+   */
+  private async slotLost(state: SlotState | undefined): Promise<boolean> {
+    const { writer } = this.options;
+    const [source, position, loss] = await Promise.all([writer.readSource(), writer.readPosition(), writer.readSlotLoss()]);
+    if (source !== this.source) return false;
+    return loss?.state === 'recovering' || (position !== undefined && (!state || state.invalid));
+  }
+
+  /**
+   * A lost slot (dropped, or invalidated by PostgreSQL) while Redis mirrors
+   * this database: recreate it with an exported snapshot, rebuild the cache in
+   * that snapshot, and publish the events of the gap from the ledger in the
+   * same snapshot (backfill.ts) before streaming resumes. One consumer at a
+   * time (a lease in Redis; the others wait as for a slot in use), and
+   * resumable: the loss record says `recovering` until the end, so a consumer
+   * that crashed half-way is taken over (its slot dropped: nothing streamed
+   * from it) and the backfill finds in the stream what was already published.
+   */
+  private async recoverLostSlot(): Promise<Lsn | undefined> {
+    const { pool, slot, writer, databaseUrl, metrics } = this.options;
+    const marginMs = this.options.backfillMarginMs ?? DEFAULT_BACKFILL_MARGIN_MS;
+    const lease = randomUUID();
+    if (!(await writer.acquireRecoveryLease(lease, RECOVERY_LEASE_MS))) {
+      throw new SlotRecoveryElsewhereError(`another consumer is recovering from the loss of replication slot ${slot}`);
+    }
+    // Looked at again under the lease: another consumer may have recovered it since.
+    const state = await inspectSlot(pool, slot).catch(async (error) => {
+      await writer.releaseRecoveryLease(lease).catch(() => {});
+      throw error;
+    });
+    const [position, pending] = await Promise.all([writer.readPosition(), writer.readSlotLoss()]);
+    if (!(await this.slotLost(state))) {
+      await writer.releaseRecoveryLease(lease);
+      return undefined;
+    }
+    let leaseLost = false;
+    const renewing = setInterval(() => {
+      writer.renewRecoveryLease(lease, RECOVERY_LEASE_MS).then((held) => {
+        if (!held) leaseLost = true;
+      }, () => {});
+    }, RECOVERY_LEASE_MS / 3);
+    renewing.unref();
+    const check = () => {
+      if (leaseLost) throw new Error('the slot recovery lease expired (another consumer may have taken over); starting over');
+      if (this.stopping.signal.aborted) throw new Error('stopping in the middle of a slot-loss recovery; the next start resumes it');
+    };
+    try {
+      const resuming = pending?.state === 'recovering' ? pending : undefined;
+      const reason: SlotLossReason = resuming?.reason ?? (state?.invalid ? 'invalidated' : 'dropped');
+      let record: SlotLossRecord;
+      if (resuming) {
+        record = resuming;
+      } else {
+        // Read before anything is backfilled: the stream's newest event dates the gap's start.
+        const window = await gapWindow(writer, await writer.readSlotCreated(), marginMs);
+        record = {
+          slot, reason, detectedAt: new Date().toISOString(), lostAfter: position === undefined ? null : formatLsn(position),
+          state: 'recovering', windowFrom: window.from?.toISOString() ?? null, windowBasis: window.basis,
+          resumedAt: null, backfilledMovements: 0, backfilledEvents: 0, finishedAt: null,
+        };
+        await writer.writeSlotLoss(record);
+      }
+      if (this.countedLoss !== record.detectedAt) {
+        metrics.slotLosses.inc({ reason });
+        this.countedLoss = record.detectedAt;
+      }
+      this.log.error({ slot, reason, walStatus: state?.walStatus ?? null, lostAfter: record.lostAfter, windowFrom: record.windowFrom, resuming: resuming !== undefined },
+        `replication slot was ${reason === 'dropped' ? 'dropped' : 'invalidated by PostgreSQL'}${resuming ? ' (resuming an interrupted recovery)' : ''}; recreating it, rebuilding the cache and publishing the events of the gap from the ledger`);
+      // The invalid slot, or the one an interrupted recovery made (nothing streamed from it: the record said recovering).
+      if (state) await this.dropWhenFree(state);
+      check();
+      const createdAt = await databaseTime(pool);
+      let created: CreatedSlot;
+      try {
+        created = await createSlotWithSnapshot(databaseUrl, slot);
+      } catch (error) {
+        if ((error as { code?: string }).code === '42710') throw new SlotRecoveryElsewhereError(`replication slot ${slot} was created by someone else during the recovery; recovering again`);
+        throw error;
+      }
+      try {
+        await this.catalog.load(pool);
+        record.resumedAt = formatLsn(created.consistentPoint);
+        await writer.writeSlotLoss(record);
+        // Backfilled events take ids just below the new slot's first commit (see backfill.ts).
+        const base = created.consistentPoint - 1n;
+        this.streamIdOffset = await writer.claimStream(base);
+        metrics.rebuilds.inc({ reason: `slot ${reason}` });
+        const token = await writer.beginRebuild();
+        const rebuilt = await rebuildCache({ databaseUrl, writer, snapshotName: created.snapshotName });
+        check();
+        let backfill = { candidates: 0, movements: 0, events: 0 };
+        let tailRead = 0;
+        if (record.windowFrom !== null) {
+          const from = new Date(record.windowFrom);
+          const published = await publishedMovements(writer, from, marginMs);
+          tailRead = published.read;
+          backfill = await backfillGap({
+            databaseUrl, snapshotName: created.snapshotName, writer, from, published: published.ids,
+            baseStreamLsn: base + this.streamIdOffset, beforeBatch: check,
+            onBatch: async ({ movements, events }) => {
+              for (const event of events) {
+                metrics.backfilledEvents.inc({ type: event.type });
+                metrics.eventsProcessed.inc({ type: event.type });
+                if (event.type === 'warehouse.stock.adjusted') metrics.adjustments.inc();
+              }
+              // Counted as it goes, so a recovery resumed after a crash adds to what was done.
+              record.backfilledMovements += movements;
+              record.backfilledEvents += events.length;
+              await writer.writeSlotLoss(record);
+            },
+          });
+        } else {
+          this.log.error({ slot, basis: record.windowBasis }, 'cannot tell which movements of the gap lack events; none were backfilled');
+        }
+        if (!(await writer.completeRebuild(token, this.source, created.consistentPoint))) {
+          throw new Error('redis lost its data during the rebuild; rebuilding again');
+        }
+        await writer.writeSlotCreated(slotCreated(slot, createdAt, created, reason));
+        record = { ...record, state: 'done', finishedAt: new Date().toISOString() };
+        await writer.writeSlotLoss(record);
+        this.log.warn({
+          slot, reason, movements: backfill.movements, events: backfill.events, totalMovements: record.backfilledMovements,
+          candidates: backfill.candidates, streamEntriesRead: tailRead, windowFrom: record.windowFrom, windowBasis: record.windowBasis,
+          resumedAt: record.resumedAt, rows: rebuilt.rows, seconds: rebuilt.seconds.toFixed(2),
+        }, `recovered from the ${reason} slot: cache rebuilt, ${backfill.movements} movements of the gap got their events from the ledger (${backfill.events} events)`);
+        return created.consistentPoint;
+      } finally {
+        await created.close();
+      }
+    } finally {
+      clearInterval(renewing);
+      await writer.releaseRecoveryLease(lease).catch(() => {});
+    }
   }
 
   /**
@@ -278,10 +457,20 @@ export class CacheConsumer {
   }
 }
 
+/** The database's clock, taken just before a slot is created: after it, the slot's snapshot owes no events. */
+async function databaseTime(pool: pg.Pool): Promise<Date> {
+  return (await pool.query<{ at: Date }>('select clock_timestamp() as at')).rows[0]!.at;
+}
+
+function slotCreated(slot: string, at: Date, created: CreatedSlot, reason: SlotCreatedRecord['reason']): SlotCreatedRecord {
+  return { slot, at: at.toISOString(), consistentPoint: formatLsn(created.consistentPoint), reason };
+}
+
 function describe(error: unknown): { reason: string; message: string } {
   const e = error as { code?: string; message?: string };
   const message = e?.message ?? String(error);
   if (e?.code === '55006') return { reason: 'slot_in_use', message }; // held by another consumer
+  if (e?.code === 'STOCKROOM_SLOT_RECOVERY_ELSEWHERE') return { reason: 'slot_recovery_elsewhere', message };
   if (e?.code === '42704') return { reason: 'slot_missing', message };
   if (e?.code === '55000') return { reason: 'slot_invalid', message };
   if (e?.code === 'ECONNREFUSED' || /terminat|ECONNRESET|closed|shutdown/i.test(message)) return { reason: 'connection', message };

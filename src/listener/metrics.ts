@@ -19,6 +19,8 @@ export function createListenerMetrics(registry: Registry) {
     slotLagBytes: new Gauge({ name: 'stockroom_slot_lag_bytes', help: 'WAL written but not yet confirmed by the consumer (pg_current_wal_lsn - confirmed_flush_lsn)', registers }),
     slotRetainedBytes: new Gauge({ name: 'stockroom_slot_retained_wal_bytes', help: 'WAL the slot keeps on disk (pg_current_wal_lsn - restart_lsn)', registers }),
     rebuilds: new Counter({ name: 'stockroom_cache_rebuilds_total', help: 'Full rebuilds of the cache from PostgreSQL', labelNames: ['reason'], registers }),
+    slotLosses: new Counter({ name: 'stockroom_slot_losses_total', help: 'Replication slots found dropped or invalidated while Redis mirrored this database (not first starts)', labelNames: ['reason'], registers }),
+    backfilledEvents: new Counter({ name: 'stockroom_backfilled_events_total', help: 'Events of a lost slot\'s gap published from the ledger (also counted in stock_events_processed_total)', labelNames: ['type'], registers }),
     reconnects: new Counter({ name: 'stockroom_replication_reconnects_total', help: 'Replication sessions that ended and were started again', labelNames: ['reason'], registers }),
     resyncs: new Counter({ name: 'stockroom_cache_resyncs_total', help: 'NOTIFY stockroom_resync requests', labelNames: ['outcome'], registers }),
   };

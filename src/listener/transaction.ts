@@ -2,7 +2,7 @@
 // cache needs: the final state of each stock row it touched, and the events
 // of each movement it wrote.
 import type { Pgoutput } from 'pg-logical-replication';
-import { movementEvents, type Movement, type RowPolicy } from '../cache/events.ts';
+import { movementEvents, movementFromRow, type Movement, type MovementRow, type RowPolicy } from '../cache/events.ts';
 import type { RowState, StreamEvent } from '../cache/writer.ts';
 import type { Catalog } from './catalog.ts';
 import { parseLsn, type Lsn } from './lsn.ts';
@@ -58,21 +58,7 @@ export class ReplicatedTransaction {
           // The policy in effect now: every SQL API path updates the row before writing its
           // movement, and a later set_policy in the same transaction must not rewrite history.
           policy: this.policies.get(`${row.product_id}/${row.warehouse_id}`) ?? { safetyStock: 0, lowStockThreshold: 0 },
-          movement: {
-            id: Number(row.id),
-            sku: catalog.sku(row.product_id),
-            warehouse: catalog.code(row.warehouse_id),
-            kind: row.kind,
-            onHandDelta: row.on_hand_delta,
-            reservedDelta: row.reserved_delta,
-            onHandAfter: row.on_hand_after,
-            reservedAfter: row.reserved_after,
-            reason: row.reason,
-            reservationId: row.reservation_id,
-            reference: row.reference,
-            actor: row.actor,
-            occurredAt: row.occurred_at as Date,
-          },
+          movement: movementFromRow(row as MovementRow, catalog.sku(row.product_id), catalog.code(row.warehouse_id)),
         });
         this.changes++;
         break;

@@ -200,10 +200,11 @@ test('a second listener on the same slot does not steal it: it retries until the
   t.deepEqual(await eventProblems(movementsAfter(db, before), await readStream(redis, names.stream)), [], 'exactly once across the handover');
 });
 
-test('a slot dropped while no listener runs is recreated at the next start, and the cache rebuilt from its snapshot', async (t) => {
+test('a slot dropped while no listener runs is recreated at the next start, the cache rebuilt from its snapshot and the events of the gap published', async (t) => {
   const env = await environment(t, 'slot_dropped', { A: { WH1: 10, WH2: 10 }, B: { WH1: 7 } });
   const { db, redis, names } = env;
   const first = await env.start();
+  const streamedFrom = await lastMovementId(db); // the catalog's receipts are in the first snapshot: no events
   await db.query(`select inventory.adjust('A', 'WH1', 5, 'receipt')`);
   t.deepEqual(await waitForCache(db, redis, names.prefix), []);
   await first.stop();
@@ -227,8 +228,12 @@ test('a slot dropped while no listener runs is recreated at the next start, and 
   const second = await env.start();
   t.deepEqual(await cacheMismatches(db, redis, names.prefix), [], 'rebuilt before start() returns');
   t.like(await slotRow(db, names.slot), { plugin: 'pgoutput', temporary: false });
-  t.is(await metricValue(second.registry, 'stockroom_cache_rebuilds_total', { reason: 'new slot' }), 1);
+  t.is(await metricValue(second.registry, 'stockroom_cache_rebuilds_total', { reason: 'slot dropped' }), 1, 'labelled as a loss');
+  t.is(await metricValue(second.registry, 'stockroom_cache_rebuilds_total', { reason: 'new slot' }), 0, 'not as a first start');
+  t.is(await metricValue(second.registry, 'stockroom_slot_losses_total', { reason: 'dropped' }), 1);
+  t.is(await metricValue(second.registry, 'stockroom_backfilled_events_total', { type: 'warehouse.stock.updated' }), 2, 'the adjustment and the reservation made without a slot');
   t.deepEqual(await redis.mget(env.key('stock:A:total'), env.key('stock:B:available'), env.key('stock:B:status')), ['21', '4', 'low_stock']);
+  t.deepEqual(await eventProblems(movementsAfter(db, streamedFrom), await readStream(redis, names.stream)), [], 'exactly once across the loss');
 
   // And the new slot streams.
   const before = await lastMovementId(db);
