@@ -9,10 +9,14 @@
 // add_job only. The worker adds the job when it starts, and the crontab adds
 // it every minute without moving a scheduled run (preserve_run_at), so the
 // chain survives a lost job, a failed run or a worker killed mid-sweep.
-// Sweeps run one at a time in a queue of their own (a sweep stuck on a lock
-// holds one worker slot, never all of them), and depend on no lock another
-// role could take: expire_due skips rows other transactions hold, so two
-// sweeps at once (one started by hand) only share the work.
+// Sweeps depend on no lock another role could take and keep: expire_due skips
+// rows other transactions hold, so two sweeps at once (one started by hand)
+// only share the work; and each batch has a statement timeout, so a sweep
+// that cannot get on (a table locked by a DBA) gives its worker slot back
+// within SWEEP_STATEMENT_TIMEOUT, before the crontab adds the next one: stuck
+// sweeps cannot pile up and take every slot. (Not a named queue: a worker
+// killed mid-sweep would hold the queue, and expiry with it, until it is
+// found dead.)
 import type { JobHelpers, Task } from 'graphile-worker';
 import type pg from 'pg';
 import type { JobMetrics } from './metrics.ts';
@@ -20,14 +24,12 @@ import type { JobMetrics } from './metrics.ts';
 export const EXPIRE_SWEEP = 'expire_sweep';
 /** The job key of the one pending sweep. */
 export const EXPIRE_SWEEP_KEY = 'expire_sweep';
-/** The queue sweeps run in, one at a time. */
-export const EXPIRE_SWEEP_QUEUE = 'expire_sweep';
-/** The longest one expire_due call may run before the sweep gives up and the next one retries. */
+/** The longest one expire_due call may run before the sweep gives up and the next one retries (under the crontab's minute). */
 const SWEEP_STATEMENT_TIMEOUT = '30s';
 /** The longest a sweep waits for the next one. */
 export const SWEEP_INTERVAL_MS = 1_000;
 /** The crontab line that keeps the chain alive. */
-export const EXPIRE_SWEEP_CRON = `* * * * * ${EXPIRE_SWEEP} ?max=1&jobKey=${EXPIRE_SWEEP_KEY}&jobKeyMode=preserve_run_at&queue=${EXPIRE_SWEEP_QUEUE}`;
+export const EXPIRE_SWEEP_CRON = `* * * * * ${EXPIRE_SWEEP} ?max=1&jobKey=${EXPIRE_SWEEP_KEY}&jobKeyMode=preserve_run_at`;
 
 /**
  * Calls inventory.expire_due until nothing is due; returns how many it
@@ -71,7 +73,7 @@ export async function nextSweepAt(client: Pick<pg.PoolClient, 'query'>, interval
 
 /** Puts the next sweep in the queue (replacing the pending one): at runAt, or now. */
 export function scheduleSweep(addJob: JobHelpers['addJob'], runAt?: Date, mode: 'replace' | 'preserve_run_at' = 'replace') {
-  return addJob(EXPIRE_SWEEP, {}, { jobKey: EXPIRE_SWEEP_KEY, jobKeyMode: mode, queueName: EXPIRE_SWEEP_QUEUE, ...(runAt ? { runAt } : {}) });
+  return addJob(EXPIRE_SWEEP, {}, { jobKey: EXPIRE_SWEEP_KEY, jobKeyMode: mode, ...(runAt ? { runAt } : {}) });
 }
 
 export function expireSweepTask(metrics: JobMetrics): Task {

@@ -272,7 +272,7 @@ test('the next sweep is due at the next expires_at to come, at most a second awa
 });
 
 
-test('expiry depends on no lock another session can keep: sweeps run one at a time in their own queue, and a stuck one holds one worker slot, never all', async (t) => {
+test('expiry depends on no lock another session can keep, and a sweep that cannot get on does not stop other tasks', async (t) => {
   const { db } = t.context;
   await setupCatalog(db, { A: { WH1: 10 } });
   // The lock sweeps once took turns on, held by another session: expiry goes on.
@@ -286,19 +286,15 @@ test('expiry depends on no lock another session can keep: sweeps run one at a ti
   const first = await reserve(db, 'held-lock', [{ sku: 'A', warehouse: 'WH1', qty: 1 }], '1 second');
   t.true(await waitForStatus(db, [first.id], 'EXPIRED', 10_000), 'expired while another session holds the old sweep lock');
 
-  // A sweep that cannot get on (the reservations table locked), and more sweeps queued behind
-  // it (the crontab adds one a minute): one runs, the others wait in the queue, other tasks run.
+  // A sweep that cannot get on (the reservations table locked): other tasks still run, and
+  // expiry goes on once the table is free.
   const stuck = await reserve(db, 'stuck', [{ sku: 'A', warehouse: 'WH1', qty: 1 }], '1 second');
   await holder.query('begin');
   await holder.query('lock table inventory.reservations in access exclusive mode');
-  await db.query(`select graphile_worker.add_job('expire_sweep', '{}', queue_name => 'expire_sweep') from generate_series(1, 5)`);
+  t.true(await waitFor(async () => (await jobsOf(db, 'expire_sweep')).some((j) => j.locked_at !== null), 10_000), 'a sweep is stuck on the table');
   await db.query(`select graphile_worker.add_job('unlock_dead_workers', '{}', job_key => 'probe')`);
   t.true(await waitFor(async () => (await jobsOf(db, 'unlock_dead_workers')).every((j) => j.key !== 'probe'), 10_000), 'another task ran meanwhile');
-  const { rows: [running] } = await db.query<{ n: number }>(
-    `select count(*)::int as n from graphile_worker.jobs where task_identifier = 'expire_sweep' and locked_at is not null`);
-  t.true(running!.n <= 1, `${running!.n} sweeps running at once`);
   await holder.query('rollback');
   t.true(await waitForStatus(db, [stuck.id], 'EXPIRED', 15_000), 'expired once the table is free');
-  t.true(await waitFor(async () => (await jobsOf(db, 'expire_sweep')).length <= 2, 15_000), 'the queued sweeps ran and are gone');
-  t.truthy(w);
+  t.is(await w.metric('stockroom_expiry_sweep_errors_total'), 0, 'the stuck sweep went on when it could (the timeout was not reached)');
 });
