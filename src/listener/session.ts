@@ -127,7 +127,17 @@ export class ReplicationSession {
     this.transaction = undefined; // a partial transaction is replayed next time
     await this.flush().catch(() => {});
     await this.flushing;
-    await this.acknowledge(this.appliedLsn);
+    // The last acknowledgement asks for a reply, and the connection closes once the reply comes
+    // (or after a second): the server has then read it, and the slot's position is ours.
+    const replied = new Promise<void>((resolve) => {
+      const timer = setTimeout(resolve, 1_000);
+      timer.unref();
+      this.service.once('heartbeat', () => {
+        clearTimeout(timer);
+        resolve();
+      });
+    });
+    if (this.appliedLsn > 0n && await this.service.acknowledge(formatLsn(this.appliedLsn - 1n), true)) await replied;
     await this.service.destroy();
     this.end();
   }
