@@ -56,6 +56,7 @@ const schema = z.object({
   JWT_SECRET: z.string().min(32, 'must be at least 32 characters').optional(),
   NODE_ENV: z.enum(['development', 'production', 'test']).default('development'),
   LOG_LEVEL: z.enum(['fatal', 'error', 'warn', 'info', 'debug', 'trace', 'silent']).default('info'),
+  LOG_FORMAT: z.enum(['auto', 'json', 'pretty']).default('auto'),
 });
 
 export interface Config {
@@ -97,6 +98,8 @@ export interface Config {
   };
   production: boolean;
   logLevel: string;
+  /** auto: readable lines on a terminal, JSON otherwise. */
+  logFormat: 'auto' | 'json' | 'pretty';
 }
 
 /** Reads .env (when present; real environment variables win), then validates. */
@@ -141,6 +144,7 @@ export function loadConfig(env: NodeJS.ProcessEnv = process.env, cwd = process.c
     },
     production: c.NODE_ENV === 'production',
     logLevel: c.LOG_LEVEL,
+    logFormat: c.LOG_FORMAT,
   };
 }
 

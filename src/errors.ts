@@ -28,6 +28,13 @@ export class ServiceUnavailableError extends StockroomError {
   }
 }
 
+/** An operator command found no embedded server running, and starts none for itself. */
+export class NothingRunningError extends StockroomError {
+  constructor(service: 'PostgreSQL' | 'Redis', dataDir: string) {
+    super('NOTHING_RUNNING', `Stockroom is not running (no embedded ${service} on ${dataDir}): start it with \`npm start\` (or \`npx stockroom start\`) in another terminal, or point DATABASE_URL and REDIS_URL at your servers`);
+  }
+}
+
 /** The command line asked for something that cannot be done as asked. */
 export class UsageError extends StockroomError {
   constructor(message: string) {

@@ -15,16 +15,17 @@ export interface CliContext {
   close(): Promise<void>;
 }
 
-export async function openCliContext(need: { redis: boolean }, logLevel?: string): Promise<CliContext> {
+/** need.start: start embedded servers that are not running (start, migrate, seed); other commands only use running ones. */
+export async function openCliContext(need: { redis: boolean; start?: boolean }, logLevel?: string): Promise<CliContext> {
   const config = loadConfig();
   // Commands print for people on stdout; logs stay quiet unless asked for.
-  const log = createLogger(logLevel ?? (process.env.LOG_LEVEL ? config.logLevel : 'warn'));
-  const services = await provideServices(config, log, need);
+  const log = createLogger(logLevel ?? (process.env.LOG_LEVEL ? config.logLevel : 'warn'), 'stockroom', config.logFormat);
+  const services = await provideServices(config, log, { redis: need.redis, start: need.start ?? false });
   return { config, log, services, close: () => services.stop() };
 }
 
 /** Runs a command body with a context, closing it however the body ends. */
-export async function withCliContext<T>(need: { redis: boolean }, body: (context: CliContext) => Promise<T>): Promise<T> {
+export async function withCliContext<T>(need: { redis: boolean; start?: boolean }, body: (context: CliContext) => Promise<T>): Promise<T> {
   const context = await openCliContext(need);
   try {
     return await body(context);

@@ -12,6 +12,8 @@ import { EXPIRE_SWEEP } from '../jobs/expire_sweep.ts';
 import { INCREMENTAL_SYNC } from '../jobs/incremental_sync.ts';
 import { UNLOCK_DEAD_WORKERS } from '../jobs/unlock_dead_workers.ts';
 import { VERIFY_COUNTERS } from '../jobs/verify_counters.ts';
+import { CRONTAB } from '../jobs/crontab.ts';
+import { lastTaskRuns, nextCronRun, nextQueuedRuns, type TaskRun } from '../jobs/task-runs.ts';
 import { withCliContext, type CliContext } from './context.ts';
 import { age } from './format.ts';
 import { printJson, printTable } from './output.ts';
@@ -38,29 +40,57 @@ async function withClient<T>(context: CliContext, body: (client: pg.Client) => P
   }
 }
 
-function render(d: Dashboard): string {
+/** A recurring task: its schedule (UTC), when it runs next, and how its last run went. */
+interface Recurring { task: string; schedule: string; nextRunAt: Date | null; lastRun: TaskRun | null }
+type Board = Dashboard & { recurring: Recurring[] };
+
+const SCHEDULES = new Map(CRONTAB.split('\n').map((line) => [line.split(/\s+/)[5]!, line.split(/\s+/).slice(0, 5).join(' ')]));
+
+/** The dashboard, with the recurring tasks' next and last runs. */
+async function board(client: pg.Client): Promise<Board> {
+  const dashboard = await jobsDashboard(client, TASKS);
+  const [last, queued] = [await lastTaskRuns(client), await nextQueuedRuns(client)];
+  const { parseCrontab } = await import('graphile-worker'); // loaded when needed: --help stays fast
+  const recurring = parseCrontab(CRONTAB).map((item): Recurring => {
+    // The crontab's next minute, or a job already waiting (the sweep's own chain) if sooner.
+    const candidates = [nextCronRun(item, dashboard.at), queued.get(item.task)].filter((d): d is Date => d !== undefined);
+    const next = candidates.length ? new Date(Math.min(...candidates.map((d) => d.getTime()))) : null;
+    return { task: item.task, schedule: SCHEDULES.get(item.task) ?? '', nextRunAt: next, lastRun: last.get(item.task) ?? null };
+  });
+  return { ...dashboard, recurring };
+}
+
+function render(d: Board): string {
   const lines: string[] = [];
   const table = (head: string[], rows: Array<Array<string | number>>) => {
     const widths = head.map((h, i) => Math.max(h.length, ...rows.map((r) => String(r[i] ?? '').length)));
     const line = (cells: Array<string | number>) => cells.map((c, i) => (typeof c === 'number' ? String(c).padStart(widths[i]!) : String(c).padEnd(widths[i]!))).join('  ');
     lines.push(line(head), widths.map((w) => '─'.repeat(w)).join('  '), ...rows.map(line));
   };
+  const since = (at: Date) => age((d.at.getTime() - at.getTime()) / 1000);
   lines.push(`jobs at ${d.at.toISOString()}`, '');
-  table(['task', 'queue', 'queued', 'scheduled', 'running', 'failed', 'perm. failed', 'oldest waiting'],
-    d.tasks.map((t) => [t.task, t.queue || '-', t.queued, t.scheduled, t.running, t.failed, t.permanentlyFailed, age(t.oldestWaitingSeconds) || '-']));
+  // "dead": failed for good (attempts used up); a job in a named queue shows it after the task.
+  table(['task', 'queued', 'later', 'running', 'failed', 'dead', 'oldest'],
+    d.tasks.map((t) => [t.queue ? `${t.task} (queue ${t.queue})` : t.task, t.queued, t.scheduled, t.running, t.failed, t.permanentlyFailed, age(t.oldestWaitingSeconds) || '-']));
+  lines.push('');
+  table(['recurring', 'schedule (UTC)', 'next run', 'last run'], d.recurring.map((r) => [
+    r.task, r.schedule,
+    r.nextRunAt ? (r.nextRunAt <= d.at ? 'due now' : `in ${age((r.nextRunAt.getTime() - d.at.getTime()) / 1000)}`) : '-',
+    r.lastRun ? `${since(r.lastRun.finishedAt)} ago, ${r.lastRun.succeeded ? 'ok' : 'FAILED'}` : 'never',
+  ]));
   lines.push('');
   if (d.failures.length) {
     table(['job', 'task', 'attempts', 'last error', 'next run'], d.failures.map((f) => [
-      f.id, f.task, `${f.attempts}/${f.maxAttempts}`, f.lastError.split('\n')[0]!.slice(0, 80),
-      f.attempts >= f.maxAttempts ? 'never (retry it)' : f.runAt.toISOString(),
+      f.id, f.task, `${f.attempts}/${f.maxAttempts}`, f.lastError.split('\n')[0]!.slice(0, 30),
+      f.attempts >= f.maxAttempts ? 'never (retry)' : `in ${age(Math.max(0, (f.runAt.getTime() - d.at.getTime()) / 1000))}`,
     ]));
   } else {
     lines.push('no failures');
   }
   lines.push('');
-  lines.push(d.workers.length
-    ? `workers: ${d.workers.map((w) => `${w.poolId} (${w.hostname} pid ${w.pid}, seen ${age(w.lastSeenSecondsAgo)} ago)`).join(', ')}`
-    : 'workers: none running (stockroom start --worker)');
+  lines.push(...(d.workers.length
+    ? ['workers:', ...d.workers.map((w) => `  ${w.poolId} (${w.hostname} pid ${w.pid}, seen ${age(w.lastSeenSecondsAgo)} ago)`)]
+    : ['workers: none running (stockroom start --worker)']));
   return `${lines.join('\n')}\n`;
 }
 
@@ -82,7 +112,7 @@ async function watch(client: pg.Client, intervalMs: number): Promise<void> {
   out.write('\x1b[?25l'); // hide the cursor while redrawing
   try {
     while (true) {
-      const frame = render(await jobsDashboard(client, TASKS));
+      const frame = render(await board(client));
       out.write(`\x1b[H\x1b[2J${frame}\n(q or Ctrl-C to quit; every ${intervalMs / 1000} s)\n`);
       const next = await Promise.race([stopped.then(() => 'stop'), new Promise((r) => setTimeout(r, intervalMs)).then(() => 'tick')]);
       if (next === 'stop') break;
@@ -130,6 +160,8 @@ export function registerJobs(program: Command): void {
   const jobs = program
     .command('jobs')
     .description('background jobs: counts by task and state, recent failures, workers')
+    // `jobs run x --json` is run's --json, not the dashboard's.
+    .enablePositionalOptions()
     .option('--watch', 'redraw every second until q or Ctrl-C')
     .option('--interval <seconds>', 'with --watch, seconds between redraws', (v) => Number(v), 1)
     .option('--json', 'print the dashboard as JSON')
@@ -139,9 +171,15 @@ export function registerJobs(program: Command): void {
       '  stockroom jobs reschedule 42 --at +10m', '  stockroom jobs run incremental_sync',
     ].join('\n'))
     .action(async (options: { watch?: boolean; interval: number; json?: boolean }) => {
+      if (options.watch && options.json) {
+        throw new UsageError('--watch redraws a screen for a person and --json prints one answer for a script: pick one (a script can run stockroom jobs --json in a loop)');
+      }
+      if (options.watch && !process.stdout.isTTY) {
+        throw new UsageError('--watch redraws a terminal, and stdout is not one: run stockroom jobs (or --json) instead');
+      }
       await withCliContext({ redis: false }, (context) => withClient(context, async (client) => {
         if (options.watch) return watch(client, Math.max(0.2, options.interval) * 1000);
-        const dashboard = await jobsDashboard(client, TASKS);
+        const dashboard = await board(client);
         if (options.json) printJson(dashboard);
         else process.stdout.write(render(dashboard));
       }));

@@ -11,10 +11,13 @@ import { registerSlot } from './slot.ts';
 import { registerSql } from './sql.ts';
 import { registerStart } from './start.ts';
 import { registerStock } from './stock.ts';
+import { registerToken } from './token.ts';
 
 const program = new Command('stockroom')
   .description('Stockroom: inventory in PostgreSQL with a Redis catalog cache kept in step by logical replication')
-  .showHelpAfterError()
+  // A usage error is one line, like the commands' own (the help is one --help away).
+  .configureOutput({ outputError: (text, write) => write(`stockroom: ${text.replace(/^error: /, '').trim()} (see --help)\n`) })
+  .enablePositionalOptions()
   .exitOverride();
 
 registerStart(program);
@@ -25,6 +28,7 @@ registerCache(program);
 registerJobs(program);
 registerSlot(program);
 registerStock(program);
+registerToken(program);
 registerBench(program);
 
 function explain(error: unknown): string {
@@ -38,7 +42,8 @@ try {
   await program.parseAsync(process.argv);
 } catch (error) {
   if (error instanceof CommanderError) {
-    process.exitCode = error.exitCode;
+    // Help and version are answers (0); anything else commander refuses is a usage error.
+    process.exitCode = error.exitCode === 0 ? 0 : 2;
 
   } else {
     process.stderr.write(`stockroom: ${explain(error)}\n`);

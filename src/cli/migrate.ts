@@ -11,7 +11,7 @@ export function registerMigrate(program: Command): void {
     .option('--json', 'print the result as JSON')
     .addHelpText('after', '\nExamples:\n  stockroom migrate\n  DATABASE_URL=postgres://me@db/stock stockroom migrate --json')
     .action(async (options: { json?: boolean }) => {
-      await withCliContext({ redis: false }, async ({ services, log }) => {
+      await withCliContext({ redis: false, start: true }, async ({ services, log }) => {
         await checkDatabase(services.databaseUrl, { logicalWal: false });
         const result = await migrate(services.databaseUrl, log);
         if (options.json) return printJson(result);

@@ -12,6 +12,13 @@ export function printTable(head: string[], rows: Array<Array<string | number | n
   process.stdout.write(`${table.toString()}\n`);
 }
 
+/** One thing's fields, a line each (fits a narrow terminal where a wide table would not). */
+export function printFields(fields: Array<[string, string | number | null | undefined]>): void {
+  const table = new Table({ style: { head: [], border: [] } });
+  for (const [name, value] of fields) table.push([name, value === null || value === undefined ? '' : String(value)]);
+  process.stdout.write(`${table.toString()}\n`);
+}
+
 export interface Progress {
   advance(by: number): void;
   done(summary: string): void;

@@ -23,7 +23,7 @@ export function registerSeed(program: Command): void {
     .option('--json', 'print the result as JSON')
     .addHelpText('after', '\nExamples:\n  stockroom seed --products 10000 --warehouses 20\n  stockroom seed --products 50 --warehouses 3 --units 10 --json')
     .action(async (options: { products: number; warehouses: number; units: number; lowStock: number; json?: boolean }) => {
-      await withCliContext({ redis: false }, async ({ services, log }) => {
+      await withCliContext({ redis: false, start: true }, async ({ services, log }) => {
         await checkDatabase(services.databaseUrl, { logicalWal: false });
         await migrate(services.databaseUrl, log);
         const pool = await createDatabasePool(services.databaseUrl, { applicationName: 'stockroom seed' });

@@ -19,7 +19,9 @@ export function registerSql(program: Command): void {
             `psql is not installed: install the PostgreSQL client (Debian/Ubuntu: apt-get install postgresql-client), or connect any client to ${redact(services.databaseUrl)}`);
         }
         const code = await new Promise<number>((resolve) => {
-          const child = spawn(psql, [services.databaseUrl, ...psqlArgs], { stdio: 'inherit' });
+          // Errors with their SQLSTATE (IV001 …), without the CONTEXT lines of the internal
+          // helpers a PL/pgSQL error passed through (a ~/.psqlrc may still say otherwise).
+          const child = spawn(psql, ['-v', 'VERBOSITY=verbose', '-v', 'SHOW_CONTEXT=never', services.databaseUrl, ...psqlArgs], { stdio: 'inherit' });
           // psql handles Ctrl-C itself (it cancels the running query); we only wait.
           const ignore = () => {};
           process.on('SIGINT', ignore);

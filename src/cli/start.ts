@@ -7,13 +7,10 @@ import type { Command } from 'commander';
 import { Registry, collectDefaultMetrics } from 'prom-client';
 import { redact } from '../config.ts';
 import { checkDatabase } from '../db/check.ts';
-import { migrate } from '../db/migrate.ts';
+import { jwtSecretOf } from '../dev-secret.ts';
 import { ConfigError } from '../errors.ts';
 import { startOpsServer } from '../http/ops-server.ts';
 import { Lifecycle } from '../lifecycle.ts';
-import { startApi } from '../graphql/server.ts';
-import { startWorkerRole } from '../jobs/worker.ts';
-import { startListener } from '../listener/role.ts';
 import { openCliContext } from './context.ts';
 
 interface StartOptions { api?: boolean; listener?: boolean; worker?: boolean }
@@ -30,9 +27,14 @@ export function registerStart(program: Command): void {
       '  DATABASE_URL=postgres://me@db/stock REDIS_URL=redis://cache:6379 stockroom start',
     ].join('\n'))
     .action(async (options: StartOptions) => {
+      // The roles' modules load here, not with the CLI: other commands (and --help) answer fast.
+      const [{ migrate }, { startApi }, { signToken }, { startListener }, { startWorkerRole }] = await Promise.all([
+        import('../db/migrate.ts'), import('../graphql/server.ts'), import('../graphql/auth.ts'),
+        import('../listener/role.ts'), import('../jobs/worker.ts'),
+      ]);
       const any = options.api || options.listener || options.worker;
       const roles = { api: any ? Boolean(options.api) : true, listener: any ? Boolean(options.listener) : true, worker: any ? Boolean(options.worker) : true };
-      const context = await openCliContext({ redis: true }, process.env.LOG_LEVEL ?? 'info');
+      const context = await openCliContext({ redis: true, start: true }, process.env.LOG_LEVEL ?? 'info');
       const { config, log, services } = context;
       const lifecycle = new Lifecycle(log);
       lifecycle.onStop('services', () => context.close());
@@ -74,12 +76,21 @@ export function registerStart(program: Command): void {
         throw error;
       }
       const shown = (fromEnv: string | undefined, url: string) => (fromEnv ? redact(url) : url);
+      // Outside production, a writer's token ready to paste (GraphiQL's headers, curl -H).
+      const secret = roles.api && !config.production ? jwtSecretOf(config) : undefined;
+      const lifetime = Math.min(12 * 3600, config.jwtMaxLifetimeSeconds);
+      const token = secret ? await signToken(secret.value, { role: 'stockroom_writer', sub: 'dev' }, lifetime) : undefined;
+      const bold = (text: string) => (process.stdout.isTTY ? `\x1b[1m${text}\x1b[0m` : text);
       process.stdout.write([
-        'Stockroom is running.',
+        bold('Stockroom is running.'),
         `  PostgreSQL  ${shown(config.databaseUrl, services.databaseUrl)}   (psql: npx stockroom sql)`,
         `  Redis       ${shown(config.redisUrl, services.redisUrl!)}`,
         `  HTTP        http://127.0.0.1:${port}  (${roles.api ? `/graphql${config.production ? '' : ', /graphiql'}, ` : ''}/health, /ready, /metrics)`,
         `  Roles       ${Object.entries(roles).filter(([, on]) => on).map(([name]) => name).join(', ')}`,
+        ...(token ? [
+          `  Token       a writer's, for ${lifetime / 3600} h (others: npx stockroom token --role reader|writer|admin):`,
+          `              {"Authorization": "Bearer ${token}"}`,
+        ] : []),
         'Press Ctrl-C to stop.',
         '',
       ].join('\n'));

@@ -4,7 +4,7 @@
 // Expired, forged and unsigned (alg: none) tokens, tokens without exp or
 // living longer than the configured maximum, and roles outside the list (or
 // disabled on this server), are refused before any SQL runs.
-import { errors as joseErrors, jwtVerify } from 'jose';
+import { SignJWT, errors as joseErrors, jwtVerify } from 'jose';
 import { API_ROLES, type ApiRole } from '../config.ts';
 
 export { API_ROLES, type ApiRole };
@@ -91,4 +91,12 @@ export async function authenticate(header: string | undefined, policy: AuthPolic
   if (verified.size >= MAX_VERIFIED) verified.clear();
   verified.set(token, { claims, expiresAtMs, policy });
   return claims;
+}
+
+/** A token this API accepts: HS256, the role, an optional subject (the ledger's actor), iat and exp. */
+export function signToken(secret: string, claims: { role: ApiRole; sub?: string }, lifetimeSeconds: number): Promise<string> {
+  const now = Math.floor(Date.now() / 1000);
+  const jwt = new SignJWT({ role: claims.role }).setProtectedHeader({ alg: 'HS256' }).setIssuedAt(now).setExpirationTime(now + lifetimeSeconds);
+  if (claims.sub) jwt.setSubject(claims.sub);
+  return jwt.sign(new TextEncoder().encode(secret));
 }

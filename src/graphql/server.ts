@@ -8,6 +8,7 @@ import { cacheKeys } from '../cache/keys.ts';
 import { createRedis } from '../cache/redis.ts';
 import { CacheWriter } from '../cache/writer.ts';
 import type { Config } from '../config.ts';
+import { jwtSecretOf } from '../dev-secret.ts';
 import { ConfigError } from '../errors.ts';
 import type { OpsServer } from '../http/ops-server.ts';
 import { slotConsumerCheck } from '../http/readiness.ts';
@@ -37,7 +38,8 @@ export async function startApi(deps: ApiDeps): Promise<void> {
   if (config.production && !config.jwtSecret) {
     throw new ConfigError('JWT_SECRET must be set when NODE_ENV=production (at least 32 characters): without it the API could only serve anonymous readers');
   }
-  if (!config.jwtSecret) log.warn('JWT_SECRET is not set: the API serves anonymous readers only and refuses every token');
+  const secret = jwtSecretOf(config);
+  if (secret && secret.source !== 'JWT_SECRET') log.info({ secret: secret.source }, 'JWT_SECRET is not set: tokens are signed with the development secret (stockroom token --role writer)');
 
   const onPoolError = (error: Error) => log.warn({ err: error.message }, 'api pool client error');
   const pools = makeRolePools(databaseUrl, config.api.statementTimeout, onPoolError);
@@ -69,7 +71,7 @@ export async function startApi(deps: ApiDeps): Promise<void> {
       pubsub: true,
     }),
     auth: {
-      secret: config.jwtSecret ? new TextEncoder().encode(config.jwtSecret) : undefined,
+      secret: secret ? new TextEncoder().encode(secret.value) : undefined,
       roles: new Set(config.api.roles), maxLifetimeSeconds: config.jwtMaxLifetimeSeconds,
     },
     production: config.production,

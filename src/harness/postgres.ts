@@ -9,7 +9,7 @@ import { randomBytes } from 'node:crypto';
 import { chownSync, existsSync, mkdirSync, openSync, closeSync, readFileSync, rmSync, unlinkSync, writeFileSync } from 'node:fs';
 import path from 'node:path';
 import pg from 'pg';
-import { ServiceUnavailableError } from '../errors.ts';
+import { NothingRunningError, ServiceUnavailableError } from '../errors.ts';
 import type { Logger } from '../log.ts';
 import {
   commandLineOf, freePort, isAlive, portIsFree, sleep, startWatchdog, stopChild, systemUser, tailOf,
@@ -18,6 +18,8 @@ import {
 export interface EmbeddedPostgresOptions {
   /** Directory holding the cluster, its credentials and its log. */
   dir: string;
+  /** Only use a server already running on the data directory: NothingRunningError when there is none. */
+  reuseOnly?: boolean;
   /** Keep the data on stop, and reuse a server already running on it. */
   persistent: boolean;
   /** Extra server settings (-c name=value). */
@@ -168,6 +170,7 @@ export async function startEmbeddedPostgres(options: EmbeddedPostgresOptions): P
     }
   }
 
+  if (options.reuseOnly) throw new NothingRunningError('PostgreSQL', dir);
   ownDirectory(dir, user);
   let password = saved?.password;
   if (!password || !existsSync(path.join(cluster, 'PG_VERSION'))) {

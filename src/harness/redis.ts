@@ -4,7 +4,7 @@ import { spawn } from 'node:child_process';
 import { existsSync, mkdirSync, openSync, closeSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
 import net from 'node:net';
 import path from 'node:path';
-import { ServiceUnavailableError } from '../errors.ts';
+import { NothingRunningError, ServiceUnavailableError } from '../errors.ts';
 import type { Logger } from '../log.ts';
 import { commandLineOf, findExecutable, freePort, isAlive, portIsFree, sleep, startWatchdog, stopChild, tailOf } from './processes.ts';
 
@@ -12,6 +12,8 @@ export interface PrivateRedisOptions {
   dir: string;
   persistent: boolean;
   log: Logger;
+  /** Only use a server already running on the data directory: NothingRunningError when there is none. */
+  reuseOnly?: boolean;
 }
 
 export interface RunningRedis {
@@ -48,6 +50,7 @@ export async function startPrivateRedis(options: PrivateRedisOptions): Promise<R
     log.debug({ port: saved.port }, 'using the private redis-server already running');
     return { port: saved.port, pid: saved.pid, url: `redis://127.0.0.1:${saved.port}`, owned: false, stop: async () => {} };
   }
+  if (options.reuseOnly) throw new NothingRunningError('Redis', options.dir);
 
   const binary = findExecutable('redis-server');
   if (!binary) {

@@ -15,7 +15,14 @@ export interface Services {
   stop(): Promise<void>;
 }
 
-export async function provideServices(config: Config, log: Logger, need: { redis: boolean }): Promise<Services> {
+/**
+ * need.start: start the embedded servers when they are not running (the
+ * default). Without it (operator commands that only look), a command uses
+ * servers already running and otherwise says that nothing runs, in one line,
+ * rather than starting and stopping servers for itself on each call.
+ */
+export async function provideServices(config: Config, log: Logger, need: { redis: boolean; start?: boolean }): Promise<Services> {
+  const reuseOnly = need.start === false;
   let postgres: RunningPostgres | undefined;
   let redis: RunningRedis | undefined;
   const stop = async () => {
@@ -25,11 +32,11 @@ export async function provideServices(config: Config, log: Logger, need: { redis
   try {
     if (!config.databaseUrl) {
       postgres = await startEmbeddedPostgres({
-        dir: path.join(config.dataDir, 'postgres'), persistent: true, database: 'stockroom', log,
+        dir: path.join(config.dataDir, 'postgres'), persistent: true, database: 'stockroom', log, reuseOnly,
       });
     }
     if (need.redis && !config.redisUrl) {
-      redis = await startPrivateRedis({ dir: path.join(config.dataDir, 'redis'), persistent: true, log });
+      redis = await startPrivateRedis({ dir: path.join(config.dataDir, 'redis'), persistent: true, log, reuseOnly });
     }
   } catch (error) {
     await stop();

@@ -11,21 +11,16 @@ import { CacheWriter } from '../cache/writer.ts';
 import type { Config } from '../config.ts';
 import type { Lifecycle } from '../lifecycle.ts';
 import type { Logger } from '../log.ts';
-import { EXPIRE_SWEEP, EXPIRE_SWEEP_CRON, expireSweepTask, scheduleSweep } from './expire_sweep.ts';
+import { CRONTAB } from './crontab.ts';
+import { EXPIRE_SWEEP, expireSweepTask, scheduleSweep } from './expire_sweep.ts';
 import { INCREMENTAL_SYNC, incrementalSyncTask } from './incremental_sync.ts';
 import { workerLogger } from './logger.ts';
 import { createJobMetrics } from './metrics.ts';
 import { UNLOCK_DEAD_WORKERS, unlockDeadWorkersTask } from './unlock_dead_workers.ts';
 import { VERIFY_COUNTERS, verifyCountersTask } from './verify_counters.ts';
+import { recordTaskRun } from './task-runs.ts';
 import { HEARTBEAT_MS, beat, forget, unlockDeadWorkers } from './worker-heartbeats.ts';
 
-/** Times are UTC. */
-export const CRONTAB = [
-  EXPIRE_SWEEP_CRON,
-  `* * * * * ${UNLOCK_DEAD_WORKERS} ?max=1`,
-  `*/5 * * * * ${INCREMENTAL_SYNC} ?max=1`,
-  `30 3 * * * ${VERIFY_COUNTERS} ?max=1`,
-].join('\n');
 
 export interface WorkerDeps {
   databaseUrl: string;
@@ -77,6 +72,17 @@ export async function startWorker(deps: WorkerDeps): Promise<Runner> {
       void beat(pool, poolId!).catch((error: unknown) => log.warn({ err: error }, 'worker heartbeat failed'));
     }, heartbeatMs);
     heartbeat.unref();
+  });
+
+  // Each job's end is its task's last run, for operators (stockroom jobs).
+  const started = new Map<string, Date>();
+  events.on('job:start', ({ job }: { job: { id: string } }) => started.set(job.id, new Date()));
+  events.on('job:complete', ({ job, error }: { job: { id: string; task_identifier: string }; error: unknown }) => {
+    const startedAt = started.get(job.id) ?? new Date();
+    started.delete(job.id);
+    void recordTaskRun(pool, {
+      task: job.task_identifier, startedAt, finishedAt: new Date(), succeeded: !error, error: error ? String((error as Error).message ?? error) : null,
+    }).catch((failure: unknown) => log.debug({ err: failure }, 'recording the task run failed'));
   });
 
   const runner = await run({

@@ -1,5 +1,9 @@
 import { spawn } from 'node:child_process';
+import { mkdtempSync, readFileSync, rmSync, statSync } from 'node:fs';
+import os from 'node:os';
+import path from 'node:path';
 import test from 'ava';
+import { jwtVerify } from 'jose';
 import pg from 'pg';
 import { readMigrations } from '../../src/db/migrate.ts';
 import { freePort } from '../../src/harness/processes.ts';
@@ -23,7 +27,7 @@ test('migrate --json on a blank database, then again', async (t) => {
   const env = cliEnv({ DATABASE_URL: database.url });
   const first = await runCli(['migrate', '--json'], env);
   t.is(first.code, 0, first.stderr);
-  t.deepEqual(JSON.parse(first.stdout), { applied: ['000001_inventory_schema.sql', '000002_jobs.sql', '000003_lean_reserve.sql', '000004_public_catalog.sql'], functionsApplied: true });
+  t.deepEqual(JSON.parse(first.stdout), { applied: ['000001_inventory_schema.sql', '000002_jobs.sql', '000003_lean_reserve.sql', '000004_public_catalog.sql', '000005_task_runs.sql'], functionsApplied: true });
   const second = await runCli(['migrate', '--json'], env);
   t.deepEqual(JSON.parse(second.stdout), { applied: [], functionsApplied: false });
 });
@@ -103,4 +107,45 @@ test('sql runs psql on the database', async (t) => {
   const result = await runCli(['sql', '--', '-At', '-c', 'select count(*) from inventory.products'], cliEnv({ DATABASE_URL: db.url }));
   t.is(result.code, 0, result.stderr);
   t.is(result.stdout.trim(), '0');
+  // An error of the SQL API: its SQLSTATE shown, and none of the helpers' CONTEXT lines.
+  const refused = await runCli(['sql', '--', '-c', `select inventory.reserve('o-1', '[{"sku": "NOPE", "warehouse": "WH1", "qty": 1}]')`], cliEnv({ DATABASE_URL: db.url }));
+  t.is(refused.code, 1);
+  t.regex(refused.stderr, /^ERROR: {2}IV004: unknown sku 'NOPE'/m);
+  t.notRegex(refused.stderr, /CONTEXT:/);
+});
+
+test('logs are JSON lines when stderr is no terminal, and readable lines with LOG_FORMAT=pretty', async (t) => {
+  for (const [format, check] of [['auto', /^\{"level":30,/m], ['pretty', /^\[\d\d:\d\d:\d\d\.\d{3}\] INFO: /m]] as const) {
+    const database = await createDatabase(`cli_log_${format}`, 'template0'); // blank: migrate logs what it applies
+    t.teardown(() => database.drop());
+    const result = await runCli(['migrate'], cliEnv({ DATABASE_URL: database.url, LOG_LEVEL: 'info', LOG_FORMAT: format }));
+    t.is(result.code, 0, result.stderr);
+    t.regex(result.stderr, check, `${format}: ${result.stderr.slice(0, 300)}`);
+    if (format === 'pretty') t.notRegex(result.stderr, /^\{/m, 'no JSON line');
+  }
+});
+
+test('token prints a token the API accepts for the role, as a header when asked; a role it does not know is a usage error', async (t) => {
+  const dataDir = mkdtempSync(path.join(os.tmpdir(), 'stockroom-token-'));
+  t.teardown(() => rmSync(dataDir, { recursive: true, force: true }));
+  const env = cliEnv({ STOCKROOM_DATA_DIR: dataDir, JWT_SECRET: '' });
+  const plain = await runCli(['token', '--role', 'reader', '--sub', 'ops', '--expires', '15m'], env);
+  t.is(plain.code, 0, plain.stderr);
+  const secret = readFileSync(path.join(dataDir, 'jwt-secret'), 'utf8').trim();
+  t.regex(secret, /^[0-9a-f]{64}$/, 'a development secret was made in the data directory');
+  t.is(statSync(path.join(dataDir, 'jwt-secret')).mode & 0o777, 0o600, 'readable by its owner only');
+  const { payload } = await jwtVerify(plain.stdout.trim(), new TextEncoder().encode(secret));
+  t.like(payload, { role: 'stockroom_reader', sub: 'ops' });
+  t.is(payload.exp! - payload.iat!, 900);
+  const header = await runCli(['token', '--header'], env);
+  t.regex(header.stdout, /^Authorization: Bearer [\w-]+\.[\w-]+\.[\w-]+\n$/);
+  t.is(readFileSync(path.join(dataDir, 'jwt-secret'), 'utf8').trim(), secret, 'the same secret the next time');
+  const json = await runCli(['token', '--role', 'stockroom_admin', '--json'], env);
+  t.like(JSON.parse(json.stdout), { role: 'stockroom_admin', sub: null, secret: path.join(dataDir, 'jwt-secret') });
+  const bad = await runCli(['token', '--role', 'postgres'], env);
+  t.is(bad.code, 2);
+  t.regex(bad.stderr, /^stockroom: --role postgres is none of public, reader, writer, admin\n$/);
+  const production = await runCli(['token'], cliEnv({ STOCKROOM_DATA_DIR: dataDir, JWT_SECRET: '', NODE_ENV: 'production' }));
+  t.is(production.code, 2);
+  t.regex(production.stderr, /JWT_SECRET is not set/);
 });
