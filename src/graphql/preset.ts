@@ -30,6 +30,66 @@ export interface PresetOptions {
   /** Only these operations are accepted (documentId → query text), when given. */
   persistedOperationsDirectory: string | undefined;
   extensions: GraphileConfig.Plugin;
+  /** Outside production: headers GraphiQL starts with (a development token), made for each page. */
+  graphiqlHeaders?: () => Promise<Record<string, string>>;
+}
+
+/** What GraphiQL opens on: a read of the catalog and a reservation, ready to run. */
+export const GRAPHIQL_EXAMPLE = `# Stockroom. Run a query with the play button; the Docs tab lists every field.
+# Reading the catalog needs no token. Reserving needs a writer's: the headers
+# below carry one (npx stockroom token --role writer prints another).
+
+query Stock {
+  cachedStock(skus: ["SKU-000001", "SKU-000002"]) {
+    sku
+    available
+    status
+    source
+    warehouses { warehouse available }
+  }
+  productBySku(sku: "SKU-000001") {
+    sku
+    name
+    stockLevels { nodes { onHand reserved available warehouse { code } } }
+  }
+}
+
+mutation Reserve {
+  reserve(
+    orderRef: "order-1"
+    lines: [{ sku: "SKU-000001", qty: 1 }]
+    ttlSeconds: 900
+    idempotencyKey: "order-1"
+  ) {
+    rowId
+    status
+    expiresAt
+    lines { nodes { qty stockLevel { product { sku } warehouse { code } } } }
+  }
+}
+`;
+
+/** GraphiQL opens on the Stockroom example, with the headers of options.graphiqlHeaders. */
+function makeGraphiqlPlugin(headers: PresetOptions['graphiqlHeaders']): GraphileConfig.Plugin {
+  return {
+    name: 'StockroomGraphiqlPlugin',
+    version: '1.0.0',
+    grafserv: {
+      middleware: {
+        async ruruHTML(next, event) {
+          const defaultHeaders = headers ? JSON.stringify(await headers(), null, 2) : undefined;
+          // (Ruru's own types list every client setting as required: hence the cast.)
+          event.config.clientConfig = {
+            ...event.config.clientConfig, defaultQuery: GRAPHIQL_EXAMPLE, defaultHeaders: defaultHeaders ?? event.config.clientConfig?.defaultHeaders,
+          } as typeof event.config.clientConfig;
+          // The page's parts were made from the config before this ran: made again from ours.
+          const { makeHTMLParts } = await import('postgraphile/grafserv/ruru/server');
+          event.htmlParts = makeHTMLParts(event.config);
+          return next();
+        },
+      },
+    },
+  };
 }
 
 /** Relations the tables declare only in comments (see migration 000001), named for people. */
@@ -48,6 +108,10 @@ const TagsPlugin = jsonPgSmartTags({
       'inventory.operation_keys': { tags: { behavior: '-*' } },
     },
     constraint: {
+      // Lookups by uuid pairs nobody has at hand: stock levels are read by sku (productBySku,
+      // stock, cachedStock), reservation lines through their reservation.
+      'inventory.stock_levels.stock_levels_pkey': { tags: { behavior: '-single' } },
+      'inventory.reservation_lines.reservation_lines_pkey': { tags: { behavior: '-single' } },
       'inventory.stock_levels.stock_levels_product_id_fkey': { tags: { fieldName: 'product', foreignFieldName: 'stockLevels' } },
       'inventory.stock_levels.stock_levels_warehouse_id_fkey': { tags: { fieldName: 'warehouse', foreignFieldName: 'stockLevels' } },
     },
@@ -55,7 +119,8 @@ const TagsPlugin = jsonPgSmartTags({
       'inventory.stock': { tags: { behavior: '-connection +list' } },
       'inventory.recently_updated': { tags: { behavior: '-connection +list' } },
       // These have typed, validated mutations in schema-extensions.ts instead.
-      ...Object.fromEntries(['reserve', 'confirm', 'release', 'extend', 'adjust', 'set_count', 'transfer']
+      // reserve_many is how the API combines reserve mutations, not a mutation of its own.
+      ...Object.fromEntries(['reserve', 'reserve_many', 'confirm', 'release', 'extend', 'adjust', 'set_count', 'transfer']
         .map((name) => [`inventory.${name}`, { tags: { behavior: '-*' } }])),
     },
   },
@@ -148,6 +213,7 @@ export function makePreset(options: PresetOptions): GraphileConfig.Preset {
       TagsPlugin, ListNamesPlugin, options.extensions,
       makeLimitsPlugin({ ...options.limits, production: options.production }),
       makeAuthPlugin(policy),
+      ...(options.production ? [] : [makeGraphiqlPlugin(options.graphiqlHeaders)]),
       ...(options.persistedOperationsDirectory ? [makePersistedGuard(options.persistedOperationsDirectory), PersistedPlugin] : []),
     ],
     pgServices: [options.pgService],

@@ -52,7 +52,9 @@ function validated<K extends keyof typeof inputs>(name: K, raw: unknown): z.infe
   if (parsed.success) return parsed.data as z.infer<(typeof inputs)[K]>;
   const issue = parsed.error.issues[0]!;
   const argument = issue.path.join('.');
-  throw new SafeError(`invalid argument ${argument}: ${issue.message}`, { code: 'INVALID_ARGUMENT', detail: { argument } });
+  // A line's index from 1, as the SQL API numbers lines, for a UI to point at it.
+  const line = issue.path[0] === 'lines' && typeof issue.path[1] === 'number' ? { line: issue.path[1] + 1 } : {};
+  throw new SafeError(`invalid argument ${argument}: ${issue.message}`, { code: 'INVALID_ARGUMENT', detail: { argument, ...line } });
 }
 
 export function createApiMetrics(registry: Registry) {
@@ -98,9 +100,11 @@ export function makeSchemaExtensions(deps: ExtensionDeps): GraphileConfig.Plugin
     return {
       typeDefs: gql`
         input ReserveLineInput {
+          "The product (1 to 128 characters)."
           sku: String!
-          "Leave out to allocate across warehouses (lower priority number first, then most available)."
+          "The warehouse code; leave out to allocate across warehouses (lower priority number first, then most available, split when one is not enough)."
           warehouse: String
+          "Units to hold: a positive whole number."
           qty: Int!
         }
         type WarehouseAvailability { warehouse: String! available: Int! version: String! }
@@ -120,20 +124,77 @@ export function makeSchemaExtensions(deps: ExtensionDeps): GraphileConfig.Plugin
           cachedStock(skus: [String!]!): [CachedStock]!
         }
         extend type Mutation {
-          "Hold stock for an order: all lines or none. INSUFFICIENT_STOCK lists every short line."
-          reserve(orderRef: String!, lines: [ReserveLineInput!]!, ttlSeconds: Int, idempotencyKey: String): Reservation!
+          "Hold stock for an order: all lines or none. INSUFFICIENT_STOCK lists every short line (detail.lines: sku, warehouse, requested, available); INVALID_ARGUMENT names the argument, and for a line its index (detail.line, from 1)."
+          reserve(
+            "The order this hold is for (1 to 200 characters): shown in the ledger and in events."
+            orderRef: String!
+            "What to hold: 1 to 1000 lines of sku, qty and optionally warehouse. Lines for the same sku and warehouse add up."
+            lines: [ReserveLineInput!]!
+            "Seconds until the hold expires unless confirmed (default 900, at most a year)."
+            ttlSeconds: Int
+            "Makes a retry safe: the same key with the same request returns the first reservation; with another request, IDEMPOTENCY_CONFLICT (1 to 200 characters)."
+            idempotencyKey: String
+          ): Reservation!
           "Final deduction of a HELD reservation; idempotent."
-          confirm(reservationId: UUID!): Reservation!
-          "Give the stock of a HELD reservation back (reason defaults to CANCELLED); idempotent."
-          release(reservationId: UUID!, reason: String): Reservation!
+          confirm(
+            "The reservation's rowId."
+            reservationId: UUID!
+          ): Reservation!
+          "Give the stock of a HELD reservation back; idempotent."
+          release(
+            "The reservation's rowId."
+            reservationId: UUID!
+            "Why: CANCELLED (the default), CUSTOMER_CANCELLED, PAYMENT_FAILED, FRAUD, ORDER_CHANGED, ADMIN or TTL_EXPIRED (records an expiry)."
+            reason: String
+          ): Reservation!
           "Keep a HELD reservation alive: it expires ttlSeconds from now."
-          extend(reservationId: UUID!, ttlSeconds: Int!): Reservation!
+          extend(
+            "The reservation's rowId."
+            reservationId: UUID!
+            "Seconds from now until it expires (at most a year)."
+            ttlSeconds: Int!
+          ): Reservation!
           "Receipt (delta > 0) or correction (delta < 0) of on_hand."
-          adjust(sku: String!, warehouse: String!, delta: Int!, reason: String!, idempotencyKey: String): StockLevel!
+          adjust(
+            "The product (1 to 128 characters)."
+            sku: String!
+            "The warehouse code (1 to 64 characters)."
+            warehouse: String!
+            "Units to add (receipt) or remove (correction; never below what is reserved); not 0."
+            delta: Int!
+            "Why, for the ledger: a PO number, damaged, … (1 to 500 characters)."
+            reason: String!
+            "Makes a retry safe: the same key with the same change applies it once (1 to 200 characters)."
+            idempotencyKey: String
+          ): StockLevel!
           "Cycle count; with expected, refused (STALE_COUNT) when on_hand moved since the count began."
-          setCount(sku: String!, warehouse: String!, counted: Int!, reason: String!, expected: Int): StockLevel!
+          setCount(
+            "The product (1 to 128 characters)."
+            sku: String!
+            "The warehouse code (1 to 64 characters)."
+            warehouse: String!
+            "Units counted on the shelf: the new on_hand (never below what is reserved)."
+            counted: Int!
+            "Why, for the ledger (1 to 500 characters)."
+            reason: String!
+            "The on_hand the count began with; a different one now means stock moved meanwhile (STALE_COUNT)."
+            expected: Int
+          ): StockLevel!
           "Move on_hand between warehouses; returns the source row, then the destination row."
-          transfer(sku: String!, fromWarehouse: String!, toWarehouse: String!, qty: Int!, reason: String!, idempotencyKey: String): [StockLevel!]!
+          transfer(
+            "The product (1 to 128 characters)."
+            sku: String!
+            "The warehouse the units leave (never below what is reserved there)."
+            fromWarehouse: String!
+            "The warehouse they arrive at (its stock row is made if needed)."
+            toWarehouse: String!
+            "Units to move: a positive whole number."
+            qty: Int!
+            "Why, for the ledger (1 to 500 characters)."
+            reason: String!
+            "Makes a retry safe: the same key with the same transfer moves once (1 to 200 characters)."
+            idempotencyKey: String
+          ): [StockLevel!]!
         }
         extend type Subscription {
           "Each change of the sku's stock rows, once it is in the cache, with the figures the cache holds."

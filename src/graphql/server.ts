@@ -15,7 +15,7 @@ import { slotConsumerCheck } from '../http/readiness.ts';
 import type { Lifecycle } from '../lifecycle.ts';
 import type { Logger } from '../log.ts';
 import { CachedStockReader, createCacheMetrics } from './cached-stock.ts';
-import { API_ROLES, type ApiRole } from './auth.ts';
+import { API_ROLES, signToken, type ApiRole } from './auth.ts';
 import { makePreset } from './preset.ts';
 import { ReserveCombiner, createCombinerMetrics } from './reserve-combiner.ts';
 import { makeRolePools, roleRoutedPgService, sessionPool } from './role-pools.ts';
@@ -75,6 +75,10 @@ export async function startApi(deps: ApiDeps): Promise<void> {
       roles: new Set(config.api.roles), maxLifetimeSeconds: config.jwtMaxLifetimeSeconds,
     },
     production: config.production,
+    // Outside production GraphiQL starts with a writer's token (8 h, within the maximum lifetime).
+    graphiqlHeaders: secret && !config.production
+      ? async () => ({ Authorization: `Bearer ${await signToken(secret.value, { role: 'stockroom_writer', sub: 'graphiql' }, Math.min(8 * 3600, config.jwtMaxLifetimeSeconds))}` })
+      : undefined,
     limits: { maxDepth: config.api.maxDepth, maxCost: config.api.maxCost, maxPageSize: config.api.maxPageSize, maxAliases: config.api.maxAliases },
     persistedOperationsDirectory: config.api.persistedOperationsDir,
     extensions: makeSchemaExtensions({
