@@ -35,9 +35,10 @@ export interface PresetOptions {
 }
 
 /** What GraphiQL opens on: a read of the catalog and a reservation, ready to run. */
-export const GRAPHIQL_EXAMPLE = `# Stockroom. Run a query with the play button; the Docs tab lists every field.
-# Reading the catalog needs no token. Reserving needs a writer's: the headers
-# below carry one (npx stockroom token --role writer prints another).
+export const GRAPHIQL_EXAMPLE = `# Stockroom: run an operation with the play button.
+# The catalog needs no token; reserving needs a writer's,
+# which the Headers below carry (npx stockroom token
+# --role writer prints another). Docs list every field.
 
 query Stock {
   cachedStock(skus: ["SKU-000001", "SKU-000002"]) {
