@@ -16,7 +16,7 @@ import { CRONTAB } from '../jobs/crontab.ts';
 import { lastTaskRuns, nextCronRun, nextQueuedRuns, type TaskRun } from '../jobs/task-runs.ts';
 import { withCliContext, type CliContext } from './context.ts';
 import { age } from './format.ts';
-import { printJson, printTable } from './output.ts';
+import { formatTable, printJson, printTable } from './output.ts';
 
 const TASKS = [EXPIRE_SWEEP, INCREMENTAL_SYNC, UNLOCK_DEAD_WORKERS, VERIFY_COUNTERS];
 
@@ -62,11 +62,7 @@ async function board(client: pg.Client): Promise<Board> {
 
 function render(d: Board): string {
   const lines: string[] = [];
-  const table = (head: string[], rows: Array<Array<string | number>>) => {
-    const widths = head.map((h, i) => Math.max(h.length, ...rows.map((r) => String(r[i] ?? '').length)));
-    const line = (cells: Array<string | number>) => cells.map((c, i) => (typeof c === 'number' ? String(c).padStart(widths[i]!) : String(c).padEnd(widths[i]!))).join('  ');
-    lines.push(line(head), widths.map((w) => '─'.repeat(w)).join('  '), ...rows.map(line));
-  };
+  const table = (head: string[], rows: Array<Array<string | number>>) => lines.push(formatTable(head, rows));
   const since = (at: Date) => age((d.at.getTime() - at.getTime()) / 1000);
   lines.push(`jobs at ${d.at.toISOString()}`, '');
   // "dead": failed for good (attempts used up); a job in a named queue shows it after the task.

@@ -1,22 +1,31 @@
 // Output for people (tables, progress bars on stderr) and for scripts (--json on stdout).
 import { SingleBar, Presets } from 'cli-progress';
-import Table from 'cli-table3';
 
 export function printJson(value: unknown): void {
   process.stdout.write(`${JSON.stringify(value, null, 2)}\n`);
 }
 
-export function printTable(head: string[], rows: Array<Array<string | number | null | undefined>>): void {
-  const table = new Table({ head, style: { head: [], border: [] } });
-  for (const row of rows) table.push(row.map((cell) => (cell === null || cell === undefined ? '' : String(cell))));
-  process.stdout.write(`${table.toString()}\n`);
+/**
+ * The one table style of every command: columns aligned, a rule under the
+ * head, numbers to the right; no box, so it fits narrow terminals and reads
+ * the same in a redrawn dashboard (jobs --watch) and in a pipe.
+ */
+export function formatTable(head: string[], rows: Array<Array<string | number | null | undefined>>): string {
+  const cells = rows.map((row) => row.map((cell) => (cell === null || cell === undefined ? '' : cell)));
+  const widths = head.map((h, i) => Math.max(h.length, ...cells.map((r) => String(r[i] ?? '').length)));
+  const line = (row: Array<string | number>) =>
+    row.map((cell, i) => (typeof cell === 'number' ? String(cell).padStart(widths[i]!) : String(cell).padEnd(widths[i]!))).join('  ').trimEnd();
+  return [line(head), widths.map((w) => '─'.repeat(w)).join('  '), ...cells.map(line)].join('\n');
 }
 
-/** One thing's fields, a line each (fits a narrow terminal where a wide table would not). */
+export function printTable(head: string[], rows: Array<Array<string | number | null | undefined>>): void {
+  process.stdout.write(`${formatTable(head, rows)}\n`);
+}
+
+/** One thing's fields, a line each: "name   value" (fits a narrow terminal where a wide table would not). */
 export function printFields(fields: Array<[string, string | number | null | undefined]>): void {
-  const table = new Table({ style: { head: [], border: [] } });
-  for (const [name, value] of fields) table.push([name, value === null || value === undefined ? '' : String(value)]);
-  process.stdout.write(`${table.toString()}\n`);
+  const width = Math.max(...fields.map(([name]) => name.length));
+  process.stdout.write(`${fields.map(([name, value]) => `${name.padEnd(width)}  ${value ?? ''}`.trimEnd()).join('\n')}\n`);
 }
 
 export interface Progress {
