@@ -8,6 +8,39 @@
 -- key, indexes), so nothing of graphile-worker is touched. Other shapes of
 -- request are not part of the reference and are refused.
 create schema bench_reference;
+
+-- The line check of that time (inventory._line_problem, since replaced by _line_check).
+create or replace function bench_reference._line_problem(p_line jsonb) returns text
+language plpgsql immutable
+as $$
+declare
+  v_qty numeric;
+begin
+  if jsonb_typeof(p_line) is distinct from 'object' then
+    return 'must be an object like {"sku": "A", "warehouse": "WH1", "qty": 2}';
+  end if;
+  if jsonb_typeof(p_line -> 'sku') is distinct from 'string' or btrim(p_line ->> 'sku') = '' then
+    return '"sku" must be a non-empty string';
+  end if;
+  if jsonb_typeof(p_line -> 'warehouse') not in ('string', 'null') or btrim(p_line ->> 'warehouse') = '' then
+    return '"warehouse" must be a non-empty string, or left out to allocate across warehouses';
+  end if;
+  if jsonb_typeof(p_line -> 'qty') is distinct from 'number' then
+    return format('"qty" must be a positive integer, got %s', coalesce((p_line -> 'qty')::text, 'nothing'));
+  end if;
+  v_qty := (p_line ->> 'qty')::numeric;
+  if v_qty <= 0 or v_qty > 2147483647 or v_qty <> trunc(v_qty) then
+    return format('"qty" must be a positive integer, got %s', p_line -> 'qty');
+  end if;
+  if (p_line - 'sku' - 'warehouse' - 'qty') <> '{}'::jsonb then
+    return format('unknown field(s) %s; a line has only "sku", "warehouse" and "qty"',
+      (select string_agg(quote_ident(k), ', ') from jsonb_object_keys(p_line - 'sku' - 'warehouse' - 'qty') k));
+  end if;
+  return null;
+end
+$$;
+comment on function bench_reference._line_problem(jsonb) is 'Internal: what is wrong with one reserve() line, or null';
+
 create table bench_reference.reservations (like inventory.reservations including all);
 alter table bench_reference.reservations alter column id set default gen_random_uuid();
 create table bench_reference.reservation_lines (like inventory.reservation_lines including all);
@@ -65,7 +98,7 @@ begin
     perform inventory._raise('IV005', 'the reference takes one line naming its warehouse');
   end if;
   v_line := reserve.lines -> 0;
-  v_problem := 'line 1: ' || inventory._line_problem(v_line);
+  v_problem := 'line 1: ' || bench_reference._line_problem(v_line);
   if v_problem is not null then
     perform inventory._raise('IV005', 'invalid reservation ' || v_problem);
   end if;
