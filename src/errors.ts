@@ -30,8 +30,10 @@ export class ServiceUnavailableError extends StockroomError {
 
 /** An operator command found no embedded server running, and starts none for itself. */
 export class NothingRunningError extends StockroomError {
-  constructor(service: 'PostgreSQL' | 'Redis', dataDir: string) {
-    super('NOTHING_RUNNING', `Stockroom is not running (no embedded ${service} on ${dataDir}): start it with \`npm start\` (or \`npx stockroom start\`) in another terminal, or point DATABASE_URL and REDIS_URL at your servers`);
+  constructor(service: 'PostgreSQL' | 'Redis', dataDir: string, orphanPid?: number) {
+    super('NOTHING_RUNNING', orphanPid === undefined
+      ? `Stockroom is not running (no embedded ${service} on ${dataDir}): start it with \`npm start\` (or \`npx stockroom start\`) in another terminal, or point DATABASE_URL and REDIS_URL at your servers`
+      : `Stockroom is not running: the embedded ${service} on ${dataDir} (pid ${orphanPid}) was left by an earlier run that is gone; \`npm start\` takes it over (or stop it: kill ${orphanPid})`);
   }
 }
 

@@ -39,6 +39,7 @@ export function registerStart(program: Command): void {
       const lifecycle = new Lifecycle(log);
       lifecycle.onStop('services', () => context.close());
       lifecycle.handleSignals({ timeoutMs: 10_000 });
+      stopWithLauncher();
       // Stay up until a signal, even when no local child process keeps the event loop busy.
       const keepAlive = setInterval(() => {}, 1 << 30);
       lifecycle.onStop('keep-alive', () => clearInterval(keepAlive));
@@ -95,4 +96,27 @@ export function registerStart(program: Command): void {
         '',
       ].join('\n'));
     });
+}
+
+/**
+ * Started through npm or npx, Stockroom may run under a shell that npm
+ * signals instead of us (npx runs the command through `sh -c`): when that
+ * parent goes away, stop as on SIGTERM, rather than run on orphaned. And a
+ * launcher gone takes our stdout and stderr with it: writing to them then must
+ * not fail the stop.
+ */
+function stopWithLauncher(): void {
+  for (const stream of [process.stdout, process.stderr]) {
+    stream.on('error', (error: NodeJS.ErrnoException) => {
+      if (error.code !== 'EPIPE') throw error;
+    });
+  }
+  if (!process.env.npm_command) return;
+  const parent = process.ppid;
+  const watch = setInterval(() => {
+    if (process.ppid === parent) return;
+    clearInterval(watch);
+    process.kill(process.pid, 'SIGTERM');
+  }, 250);
+  watch.unref();
 }

@@ -10,6 +10,7 @@ import { chownSync, existsSync, mkdirSync, openSync, closeSync, readFileSync, rm
 import path from 'node:path';
 import pg from 'pg';
 import { NothingRunningError, ServiceUnavailableError } from '../errors.ts';
+import { clearOwner, liveOwner, recordOwner, takeOver } from './ownership.ts';
 import type { Logger } from '../log.ts';
 import {
   commandLineOf, freePort, isAlive, portIsFree, sleep, startWatchdog, stopChild, systemUser, tailOf,
@@ -156,12 +157,18 @@ export async function startEmbeddedPostgres(options: EmbeddedPostgresOptions): P
       const url = connectionUrl(saved.password, running.port, database);
       for (let attempt = 0; attempt < 20; attempt++) {
         if (await answers(url)) {
-          log.debug({ port: running.port, pid: running.pid }, 'using the embedded PostgreSQL already running');
-          return {
-            port: running.port, pid: running.pid, owned: false,
-            url: (db = database) => connectionUrl(saved.password, running.port, db),
-            stop: async () => {},
-          };
+          const urlOf = (db = database) => connectionUrl(saved.password, running.port, db);
+          const owner = liveOwner(dir);
+          if (owner !== undefined) {
+            log.debug({ port: running.port, pid: running.pid, owner }, 'using the embedded PostgreSQL of the Stockroom already running');
+            return { port: running.port, pid: running.pid, owned: false, url: urlOf, stop: async () => {} };
+          }
+          if (options.reuseOnly) throw new NothingRunningError('PostgreSQL', dir, running.pid);
+          log.warn({ pid: running.pid, port: running.port, dir },
+            `found an embedded PostgreSQL (pid ${running.pid}) left running on ${dir} by an earlier run: taking it over (it stops when this Stockroom stops)`);
+          const stop = takeOver(dir, running.pid, [{ signal: 'SIGINT', waitMs: 20_000 }, { signal: 'SIGQUIT', waitMs: 5_000 }, { signal: 'SIGKILL', waitMs: 5_000 }]);
+          if (database !== 'postgres') await createDatabaseIfMissing(urlOf('postgres'), database);
+          return { port: running.port, pid: running.pid, owned: true, url: urlOf, stop };
         }
         await sleep(250);
       }
@@ -213,6 +220,7 @@ export async function startEmbeddedPostgres(options: EmbeddedPostgresOptions): P
     await sleep(100);
   }
   if (database !== 'postgres') await createDatabaseIfMissing(url('postgres'), database);
+  if (persistent) recordOwner(dir);
   log.info({ port, dir }, 'embedded PostgreSQL started');
 
   let stopped: Promise<void> | undefined;
@@ -222,7 +230,8 @@ export async function startEmbeddedPostgres(options: EmbeddedPostgresOptions): P
       // SIGINT is Postgres's fast shutdown; SIGQUIT its immediate one.
       await stopChild(child, [{ signal: 'SIGINT', waitMs: 20_000 }, { signal: 'SIGQUIT', waitMs: 5_000 }, { signal: 'SIGKILL', waitMs: 5_000 }]);
       dismissWatchdog();
-      if (!persistent) rmSync(dir, { recursive: true, force: true });
+      if (persistent) clearOwner(dir);
+      else rmSync(dir, { recursive: true, force: true });
       log.info({ port }, 'embedded PostgreSQL stopped');
     })()),
   };

@@ -5,6 +5,7 @@ import { existsSync, mkdirSync, openSync, closeSync, readFileSync, rmSync, write
 import net from 'node:net';
 import path from 'node:path';
 import { NothingRunningError, ServiceUnavailableError } from '../errors.ts';
+import { clearOwner, liveOwner, recordOwner, takeOver } from './ownership.ts';
 import type { Logger } from '../log.ts';
 import { commandLineOf, findExecutable, freePort, isAlive, portIsFree, sleep, startWatchdog, stopChild, tailOf } from './processes.ts';
 
@@ -47,10 +48,22 @@ export async function startPrivateRedis(options: PrivateRedisOptions): Promise<R
   const saved = existsSync(stateFile) ? (JSON.parse(readFileSync(stateFile, 'utf8')) as { pid: number; port: number }) : undefined;
 
   if (persistent && saved && isAlive(saved.pid) && commandLineOf(saved.pid).includes('redis-server') && (await redisAnswers(saved.port))) {
-    log.debug({ port: saved.port }, 'using the private redis-server already running');
-    return { port: saved.port, pid: saved.pid, url: `redis://127.0.0.1:${saved.port}`, owned: false, stop: async () => {} };
+    const found = { port: saved.port, pid: saved.pid, url: `redis://127.0.0.1:${saved.port}` };
+    const owner = liveOwner(dir);
+    if (owner !== undefined) {
+      log.debug({ port: saved.port, owner }, 'using the private redis-server of the Stockroom already running');
+      return { ...found, owned: false, stop: async () => {} };
+    }
+    if (options.reuseOnly) throw new NothingRunningError('Redis', dir, saved.pid);
+    log.warn({ pid: saved.pid, port: saved.port, dir },
+      `found a redis-server (pid ${saved.pid}) left running on ${dir} by an earlier run: taking it over (it stops when this Stockroom stops)`);
+    const stopServer = takeOver(dir, saved.pid, [{ signal: 'SIGTERM', waitMs: 10_000 }, { signal: 'SIGKILL', waitMs: 5_000 }]);
+    return { ...found, owned: true, stop: async () => {
+      await stopServer();
+      rmSync(stateFile, { force: true });
+    } };
   }
-  if (options.reuseOnly) throw new NothingRunningError('Redis', options.dir);
+  if (options.reuseOnly) throw new NothingRunningError('Redis', dir);
 
   const binary = findExecutable('redis-server');
   if (!binary) {
@@ -81,6 +94,7 @@ export async function startPrivateRedis(options: PrivateRedisOptions): Promise<R
     await sleep(50);
   }
   writeFileSync(stateFile, JSON.stringify({ pid: child.pid, port }));
+  if (persistent) recordOwner(dir);
   log.info({ port, dir }, 'private redis-server started');
 
   let stopped: Promise<void> | undefined;
@@ -89,8 +103,12 @@ export async function startPrivateRedis(options: PrivateRedisOptions): Promise<R
     stop: () => (stopped ??= (async () => {
       await stopChild(child, [{ signal: 'SIGTERM', waitMs: 10_000 }, { signal: 'SIGKILL', waitMs: 5_000 }]);
       dismissWatchdog();
-      if (persistent) rmSync(stateFile, { force: true });
-      else rmSync(dir, { recursive: true, force: true });
+      if (persistent) {
+        rmSync(stateFile, { force: true });
+        clearOwner(dir);
+      } else {
+        rmSync(dir, { recursive: true, force: true });
+      }
       log.info({ port }, 'private redis-server stopped');
     })()),
   };
