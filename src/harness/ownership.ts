@@ -32,10 +32,11 @@ function ownerOf(dir: string): number | undefined {
   }
 }
 
-/** The pid of the live Stockroom process that owns dir's servers, if there is one (not this process). */
+/** The pid of the live Stockroom process that owns dir's servers (this one, perhaps), if there is one. */
 export function liveOwner(dir: string): number | undefined {
   const pid = ownerOf(dir);
-  if (pid === undefined || pid === process.pid || !isAlive(pid)) return undefined;
+  if (pid === process.pid) return pid;
+  if (pid === undefined || !isAlive(pid)) return undefined;
   return /stockroom|node/.test(commandLineOf(pid)) ? pid : undefined;
 }
 
