@@ -13,7 +13,8 @@ grant execute on function
 to stockroom_public;
 
 grant execute on function
-  inventory.movement_history(text, text, text, timestamptz, timestamptz)
+  inventory.movement_history(text, text, text, timestamptz, timestamptz),
+  inventory.reservation_holds(uuid)
 to stockroom_reader;
 
 grant execute on function

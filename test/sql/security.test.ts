@@ -24,6 +24,7 @@ const PUBLIC_FUNCTIONS = [
 const READER_FUNCTIONS = [
   ...PUBLIC_FUNCTIONS,
   'movement_history(text,text,text,timestamp with time zone,timestamp with time zone)',
+  'reservation_holds(uuid)',
 ].sort();
 const WRITER_FUNCTIONS = [
   ...READER_FUNCTIONS,
