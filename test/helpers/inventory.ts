@@ -39,3 +39,16 @@ export async function queryOne<R extends Record<string, any> = Record<string, an
   if (rows.length !== 1) throw new Error(`expected one row, got ${rows.length}: ${text}`);
   return rows[0] as R;
 }
+
+/**
+ * A stock row's last_movement_at in microseconds, as PostgreSQL keeps it: a
+ * Date has milliseconds only, and two changes within one millisecond would
+ * look simultaneous.
+ */
+export async function movedAt(db: Queryable, sku: string, warehouse: string): Promise<bigint> {
+  const { us } = await queryOne<{ us: string }>(db, `
+    select (extract(epoch from s.last_movement_at) * 1000000)::bigint::text as us
+    from inventory.stock_levels s join inventory.products p on p.id = s.product_id join inventory.warehouses w on w.id = s.warehouse_id
+    where p.sku = $1 and w.code = $2`, [sku, warehouse]);
+  return BigInt(us);
+}
