@@ -119,4 +119,6 @@ function stopWithLauncher(): void {
     process.kill(process.pid, 'SIGTERM');
   }, 250);
   watch.unref();
+  // Already stopping on a signal of its own: a launcher that leaves meanwhile must not count as a second one.
+  for (const signal of ['SIGINT', 'SIGTERM'] as const) process.once(signal, () => clearInterval(watch));
 }
