@@ -12,9 +12,7 @@ begin
     perform inventory._raise('IV005', format('%s must be a non-empty text', p_argument),
       jsonb_build_object('argument', p_argument));
   end if;
-  if length(p_value) > inventory._max_length(p_kind) then
-    perform inventory._raise_error(inventory._length_error(p_value, p_argument, p_kind));
-  end if;
+  perform inventory._check_length(p_value, p_argument, p_kind);
 end
 $$;
 comment on function inventory._require_text(text, text, text) is 'Internal: IV005 for a missing, blank or over-long text argument';

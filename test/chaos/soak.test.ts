@@ -46,9 +46,7 @@ test('chaos soak: mixed traffic through worker kills, walsender terminations, a 
     await db.close();
     temp.remove();
   });
-  const did: string[] = [];
   const step = (what: string) => {
-    did.push(what);
     t.log(`${((Date.now() - startedAt) / 1000).toFixed(1)} s: ${what}`);
   };
   const startedAt = Date.now();
@@ -174,5 +172,4 @@ test('chaos soak: mixed traffic through worker kills, walsender terminations, a 
   t.deepEqual(await invariantViolations(db), [], 'the ledger still adds up after the expiries');
   step(`checked the ledger, and the events of the ${movements} movements since Redis restarted: ledger invariants, no overdue hold, Redis = PostgreSQL, one event pair per movement`);
   t.true(consumer.alive, 'the consumer survived it all');
-  t.is(did.length, 10);
 });

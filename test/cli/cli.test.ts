@@ -1,7 +1,8 @@
-import { spawn } from 'node:child_process';
-import { mkdtempSync, readFileSync, rmSync, statSync } from 'node:fs';
+import { spawn, spawnSync } from 'node:child_process';
+import { existsSync, mkdtempSync, readFileSync, rmSync, statSync } from 'node:fs';
 import os from 'node:os';
 import path from 'node:path';
+import { fileURLToPath } from 'node:url';
 import test from 'ava';
 import { jwtVerify } from 'jose';
 import pg from 'pg';
@@ -122,6 +123,25 @@ test('logs are JSON lines when stderr is no terminal, and readable lines with LO
     t.is(result.code, 0, result.stderr);
     t.regex(result.stderr, check, `${format}: ${result.stderr.slice(0, 300)}`);
     if (format === 'pretty') t.notRegex(result.stderr, /^\{/m, 'no JSON line');
+  }
+});
+
+test('./stockroom runs the CLI on the project\'s Node from anywhere (the launcher the README names)', async (t) => {
+  const launcher = fileURLToPath(new URL('../../stockroom', import.meta.url));
+  const result = spawnSync(launcher, ['--help'], { cwd: os.tmpdir(), env: { PATH: '/usr/bin:/bin', HOME: process.env.HOME }, encoding: 'utf8' });
+  t.is(result.status, 0, result.stderr);
+  t.regex(result.stdout, /^Usage: stockroom \[options\] \[command\]/);
+  t.is(result.stderr, '', 'no warning');
+});
+
+test('with nothing running and no DATABASE_URL, read-only commands say so in one line and start no server', async (t) => {
+  const env = cliEnv({});
+  for (const args of [['jobs', '--json'], ['slot'], ['stock', 'A'], ['cache', 'verify']]) {
+    const result = await runCli(args, env);
+    t.is(result.code, 1, args.join(' '));
+    t.true(isOneLineError(result.stderr), result.stderr);
+    t.regex(result.stderr, /^stockroom: Stockroom is not running \(no embedded PostgreSQL on .*\): start it with `npm start`/, args.join(' '));
+    t.false(existsSync(path.join(env.STOCKROOM_DATA_DIR!, 'postgres', 'cluster')), `${args.join(' ')} made no cluster`);
   }
 });
 

@@ -10,10 +10,10 @@ import os from 'node:os';
 import path from 'node:path';
 import { fileURLToPath } from 'node:url';
 import test, { type ExecutionContext } from 'ava';
-import pg from 'pg';
 import { isAlive } from '../../src/harness/processes.ts';
 import { waitFor } from '../helpers/cache.ts';
 import { CLI } from './run-cli.ts';
+import { queryUrl } from '../helpers/database.ts';
 
 const ROOT = fileURLToPath(new URL('../../', import.meta.url));
 const NODE_BIN = path.join(ROOT, 'node_modules', '.bin');
@@ -69,15 +69,6 @@ async function nothingLeft(t: ExecutionContext, dataDir: string, pids: number[],
   t.true(gone, `${what}: still running after 10 s:\n${leftovers(dataDir, pids).join('\n')}`);
 }
 
-async function query(url: string, text: string): Promise<pg.QueryResult> {
-  const client = new pg.Client({ connectionString: url });
-  await client.connect();
-  try {
-    return await client.query(text);
-  } finally {
-    await client.end();
-  }
-}
 
 /** The pid of the Stockroom process itself (`node bin/stockroom.js start`) under a launcher. */
 function stockroomPid(): number[] {
@@ -105,7 +96,7 @@ test.serial('SIGTERM to the npm start process stops every role and the embedded 
   t.timeout(180_000);
   const dataDir = tempDataDir(t, 'npm');
   const first = await start(t, 'npm', ['start', '--silent'], dataDir);
-  await query(first.databaseUrl, `select inventory.upsert_product('KEEP-1', 'kept across restarts')`);
+  await queryUrl(first.databaseUrl, `select inventory.upsert_product('KEEP-1', 'kept across restarts')`);
   const pids = [first.child.pid!, ...stockroomPid(), ...serverPids(dataDir)];
   t.is(serverPids(dataDir).filter((pid) => isAlive(pid)).length, 2, 'PostgreSQL and Redis run on the data directory');
   first.child.kill('SIGTERM');
@@ -113,7 +104,7 @@ test.serial('SIGTERM to the npm start process stops every role and the embedded 
   await nothingLeft(t, dataDir, pids, 'npm start after SIGTERM');
 
   const second = await start(t, 'npm', ['start', '--silent'], dataDir);
-  const { rows } = await query(second.databaseUrl, `select name from inventory.products where sku = 'KEEP-1'`);
+  const { rows } = await queryUrl(second.databaseUrl, `select name from inventory.products where sku = 'KEEP-1'`);
   t.deepEqual(rows, [{ name: 'kept across restarts' }], 'nothing lost');
   t.notRegex(second.stderr(), /taking it over/, 'nothing was left to take over');
   second.child.kill('SIGTERM');
@@ -136,7 +127,7 @@ test.serial('kill -9 of the Stockroom process: its watchdogs stop the embedded s
   t.timeout(180_000);
   const dataDir = tempDataDir(t, 'kill9');
   const first = await start(t, path.join(NODE_BIN, 'node'), [CLI, 'start'], dataDir);
-  await query(first.databaseUrl, `select inventory.upsert_product('KEEP-2', 'kept')`);
+  await queryUrl(first.databaseUrl, `select inventory.upsert_product('KEEP-2', 'kept')`);
   const firstServers = serverPids(dataDir);
   first.child.kill('SIGKILL');
   await first.exited;
@@ -158,7 +149,7 @@ test.serial('kill -9 of the Stockroom process: its watchdogs stop the embedded s
   const said = third.stderr().split('\n').filter((line) => /taking it over/.test(line));
   t.is(said.length, 2, `one line per server taken over:\n${third.stderr()}`);
   t.regex(said.join('\n'), /found an embedded PostgreSQL \(pid \d+\) left running on .* by an earlier run: taking it over/);
-  const { rows } = await query(third.databaseUrl, `select count(*)::int as n from inventory.products where sku = 'KEEP-2'`);
+  const { rows } = await queryUrl(third.databaseUrl, `select count(*)::int as n from inventory.products where sku = 'KEEP-2'`);
   t.deepEqual(rows, [{ n: 1 }]);
   third.child.kill('SIGTERM');
   t.is(await third.exited, 0, third.stderr());

@@ -2,11 +2,11 @@ import { existsSync, mkdtempSync, chmodSync, rmSync, writeFileSync } from 'node:
 import os from 'node:os';
 import path from 'node:path';
 import test from 'ava';
-import pg from 'pg';
 import { startEmbeddedPostgres } from '../../src/harness/postgres.ts';
 import { isAlive } from '../../src/harness/processes.ts';
 import { createLogger } from '../../src/log.ts';
 import { spawnFixture, waitUntilGone } from './processes.ts';
+import { queryUrl } from '../helpers/database.ts';
 
 const log = createLogger('silent');
 const settings = { fsync: 'off', shared_buffers: '32MB' };
@@ -21,20 +21,11 @@ function tempDir(): string {
   return path.join(dir, 'pg');
 }
 
-async function query(url: string, sql: string): Promise<pg.QueryResult> {
-  const client = new pg.Client({ connectionString: url });
-  await client.connect();
-  try {
-    return await client.query(sql);
-  } finally {
-    await client.end();
-  }
-}
 
 test('a throwaway server runs with logical WAL and leaves nothing behind', async (t) => {
   const dir = tempDir();
   const server = await startEmbeddedPostgres({ dir, persistent: false, log, settings });
-  const { rows } = await query(server.url(), `select current_setting('wal_level') as wal_level`);
+  const { rows } = await queryUrl(server.url(), `select current_setting('wal_level') as wal_level`);
   t.is(rows[0].wal_level, 'logical');
   await server.stop();
   t.false(isAlive(server.pid), 'postmaster gone');
@@ -44,7 +35,7 @@ test('a throwaway server runs with logical WAL and leaves nothing behind', async
 test('a persistent server keeps its data, and a second start finds it running', async (t) => {
   const dir = tempDir();
   const first = await startEmbeddedPostgres({ dir, persistent: true, log, settings, database: 'stockroom' });
-  await query(first.url(), 'create table kept (x int); insert into kept values (42)');
+  await queryUrl(first.url(), 'create table kept (x int); insert into kept values (42)');
   const second = await startEmbeddedPostgres({ dir, persistent: true, log, settings, database: 'stockroom' });
   t.false(second.owned);
   t.is(second.port, first.port);
@@ -56,7 +47,7 @@ test('a persistent server keeps its data, and a second start finds it running', 
   const again = await startEmbeddedPostgres({ dir, persistent: true, log, settings, database: 'stockroom' });
   t.true(again.owned);
   t.is(again.port, first.port, 'the same port as last time, so URLs stay valid');
-  const { rows } = await query(again.url(), 'select x from kept');
+  const { rows } = await queryUrl(again.url(), 'select x from kept');
   t.deepEqual(rows, [{ x: 42 }]);
   await again.stop();
 });

@@ -80,3 +80,14 @@ export function useDatabase(test: TestFn<DatabaseContext>): void {
 }
 
 export type { ExecutionContext };
+
+/** One statement on a connection of its own to a URL (a server a test started itself), closed after. */
+export async function queryUrl(url: string, text: string): Promise<pg.QueryResult> {
+  const client = new pg.Client({ connectionString: url });
+  await client.connect();
+  try {
+    return await client.query(text);
+  } finally {
+    await client.end();
+  }
+}
