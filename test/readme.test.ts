@@ -1,66 +1,220 @@
-// The README's walkthrough runs as written: its SQL block, in order, through
-// psql on a fresh database (ON_ERROR_STOP: any error fails the test), then the
-// GraphQL requests of its curl block against the API, the reserve with a
-// token from `stockroom token`. So the README cannot drift from what works.
-import { spawnSync } from 'node:child_process';
-import { mkdtempSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
+// The README runs as written. Every `sh` and `sql` block, in order, as a
+// newcomer would type it in the project: a fresh `npm start` (embedded
+// servers, a new data directory), then each command through bash with npx,
+// the SQL walkthrough through `npx stockroom sql`, the curl requests against
+// the API that start serves. Each must exit 0 and, where the README says what
+// it shows, show it. A command the test cannot run here (Docker, a terminal
+// screen, a benchmark of minutes) is listed below with the reason; a listed
+// command that is no longer in the README fails the test too, so the list
+// cannot outlive what it excuses.
+import { spawn, spawnSync, type ChildProcess } from 'node:child_process';
+import { chmodSync, mkdtempSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
 import os from 'node:os';
 import path from 'node:path';
-import test from 'ava';
-import { findExecutable } from '../src/harness/processes.ts';
-import { JWT_SECRET, startTestApi } from './helpers/api.ts';
-import { openTestDatabase } from './helpers/database.ts';
+import { fileURLToPath } from 'node:url';
+import test, { type ExecutionContext } from 'ava';
+import { waitFor } from './helpers/cache.ts';
+import pg from 'pg';
 import { invariantViolations } from './helpers/invariants.ts';
-import { stockOf } from './helpers/inventory.ts';
-import { cliEnv, runCli } from './cli/run-cli.ts';
 
-const README = readFileSync(new URL('../README.md', import.meta.url), 'utf8');
+const ROOT = fileURLToPath(new URL('../', import.meta.url));
+const README = readFileSync(path.join(ROOT, 'README.md'), 'utf8');
 
-/** The first fenced block of a language after a heading. */
-function blockAfter(heading: string, language: string): string {
-  const from = README.indexOf(heading);
-  if (from < 0) throw new Error(`README has no heading ${heading}`);
-  const match = new RegExp('```' + language + '\\n([\\s\\S]*?)```').exec(README.slice(from));
-  if (!match) throw new Error(`README has no ${language} block after ${heading}`);
-  return match[1]!;
+/** Commands not run as they stand, by their text (without the trailing # comment). */
+const NOT_RUN: Record<string, string> = {
+  'npm install && npm start': 'the test runs `npm start` itself, on the dependencies `npm ci` installed',
+  'npm test': 'the suite this test is part of',
+  'npx stockroom jobs --watch': 'a terminal screen; test/cli/operator.test.ts drives it',
+  'npx stockroom bench reserve --seconds 10': 'minutes long; benchmarks are run by hand (bench/)',
+  'JWT_SECRET=$(openssl rand -hex 32) docker compose up --build': 'needs Docker',
+  'curl localhost:5678/ready': 'part of the Docker block (the compose stack)',
+  'docker compose exec app node bin/stockroom.js seed --products 1000 --warehouses 5': 'needs Docker',
+  'docker compose exec app node bin/stockroom.js slot': 'needs Docker',
+  'docker compose exec postgres psql -U stockroom': 'needs Docker',
+  'npm run bench:reserve': 'minutes long; benchmarks are run by hand',
+  'npm run bench:cdc': 'minutes long; benchmarks are run by hand',
+  'npm run bench:expiry': 'minutes long; benchmarks are run by hand',
+  'npm run bench:api': 'minutes long; benchmarks are run by hand',
+  'npm run bench:reserve -- --seconds 10 --json': 'minutes long; benchmarks are run by hand',
+  "npm run bench:reserve -- --only 'hot row' --attribute": 'minutes long; benchmarks are run by hand',
+};
+
+/** Commands that serve until stopped: each must come up (its banner) and stop cleanly on SIGTERM. */
+const SERVES = /^npx stockroom start\b/;
+
+/** What some commands must show, beyond exiting 0. */
+const SHOWS: Array<[RegExp, RegExp]> = [
+  [/^npx stockroom migrate --json$/, /"applied"|"pending"|\[/],
+  [/GET catalog:stock:SKU-1:available$/, /^\d+\s*$/],
+  [/XREAD COUNT 10 STREAMS stock-events 0$/, /warehouse\.stock\.updated/],
+  [/^npx stockroom slot$/, /\bok\b/],
+  [/^npx stockroom slot --json/, /"status"/],
+  [/^npx stockroom stock SKU-1$/, /WH1/],
+  [/^curl .*productBySku/, /"sku":"SKU-1"/],
+  [/^curl .*reserve\(/, /"status":"HELD"/],
+];
+
+interface Block { language: string; heading: string; text: string }
+
+function blocks(): Block[] {
+  const found: Block[] = [];
+  for (const match of README.matchAll(/^```(\w*)\n([\s\S]*?)^```/gm)) {
+    const language = match[1]!;
+    if (language !== 'sh' && language !== 'sql') continue;
+    const headings = [...README.slice(0, match.index).matchAll(/^#+ (.*)$/gm)];
+    found.push({ language, heading: headings.at(-1)?.[1] ?? '(top)', text: match[2]! });
+  }
+  return found;
 }
 
-test('the README walkthrough: its SQL runs in order without an error, and its GraphQL requests answer', async (t) => {
-  const psql = findExecutable('psql');
-  if (!psql) return t.fail('psql is needed to run the README\'s SQL');
-  const db = await openTestDatabase('readme');
-  const dir = mkdtempSync(path.join(os.tmpdir(), 'stockroom-readme-'));
-  t.teardown(async () => {
-    await db.close();
-    rmSync(dir, { recursive: true, force: true });
+/** A shell block's commands: lines joined across `\` and across an open single quote; comments dropped. */
+function commands(text: string): string[] {
+  const result: string[] = [];
+  let current = '';
+  for (const line of text.split('\n')) {
+    if (current === '' && (line.trim() === '' || line.trim().startsWith('#'))) continue;
+    current += (current ? '\n' : '') + line;
+    const quotes = (current.match(/'/g) ?? []).length;
+    if (quotes % 2 === 0 && !current.endsWith('\\')) {
+      result.push(current);
+      current = '';
+    }
+  }
+  if (current) result.push(current);
+  return result;
+}
+
+/** The command without its trailing comment (a # after two spaces, outside quotes, as the README writes them). */
+function withoutComment(command: string): string {
+  return command.replace(/\s{2,}#[^'"\n]*$/, '').trim();
+}
+
+interface Run { code: number | null; stdout: string; stderr: string }
+
+function bash(command: string, env: NodeJS.ProcessEnv, timeoutMs = 120_000): Run {
+  const run = spawnSync('bash', ['-c', command], { cwd: ROOT, env, encoding: 'utf8', timeout: timeoutMs, input: '' });
+  return { code: run.status, stdout: run.stdout ?? '', stderr: (run.stderr ?? '') + (run.error ? String(run.error) : '') };
+}
+
+interface Serving { child: ChildProcess; output: () => string; exited: Promise<number | null> }
+
+async function serve(t: ExecutionContext, command: string, env: NodeJS.ProcessEnv): Promise<Serving> {
+  const child = spawn('bash', ['-c', `exec ${command}`], { cwd: ROOT, env, stdio: ['ignore', 'pipe', 'pipe'] });
+  let out = '';
+  child.stdout!.on('data', (d) => (out += d));
+  child.stderr!.on('data', (d) => (out += d));
+  const exited = new Promise<number | null>((resolve) => child.once('exit', (code) => resolve(code)));
+  t.teardown(() => {
+    if (child.exitCode === null && child.signalCode === null) child.kill('SIGKILL');
   });
+  await waitFor(() => out.includes('Press Ctrl-C to stop.') || child.exitCode !== null, 90_000, 50);
+  return { child, output: () => out, exited };
+}
 
-  const sql = blockAfter('## The SQL API', 'sql');
-  const file = path.join(dir, 'walkthrough.sql');
-  writeFileSync(file, sql);
-  // As `stockroom sql` runs psql: errors with their SQLSTATE, no helpers' CONTEXT.
-  const run = spawnSync(psql, ['-X', '-q', '-v', 'ON_ERROR_STOP=1', '-v', 'VERBOSITY=verbose', '-v', 'SHOW_CONTEXT=never', '-f', file, db.url], { encoding: 'utf8' });
-  t.is(run.status, 0, `the README's SQL failed:\n${run.stderr}`);
-  t.notRegex(run.stderr, /ERROR/);
-  t.regex(run.stdout, /SKU-1\s*\|\s*WH1\s*\|\s*5/, 'what order-77 holds, by sku and warehouse');
-  // 40 received, order-77's 5 confirmed, counted 37 (expected 35), 5 moved to WH2.
-  t.like(await stockOf(db, 'SKU-1', 'WH1'), { on_hand: 32 });
-  t.like(await stockOf(db, 'SKU-1', 'WH2'), { on_hand: 5 });
-  t.deepEqual(await invariantViolations(db), []);
+async function stop(serving: Serving): Promise<number | null> {
+  serving.child.kill('SIGTERM');
+  const timeout = new Promise<'timeout'>((resolve) => setTimeout(() => resolve('timeout'), 15_000));
+  const code = await Promise.race([serving.exited, timeout]);
+  return code === 'timeout' ? null : code;
+}
 
-  const api = await startTestApi(db.url, { label: 'readme' });
-  t.teardown(() => api.stop());
-  const curl = blockAfter('### Who may do what', 'sh');
-  const payloads = [...curl.matchAll(/-d '([\s\S]*?)'(?:\n|$)/g)].map((m) => JSON.parse(m[1]!) as { query: string; variables?: Record<string, unknown> });
-  t.is(payloads.length, 2, 'a query without a token and a reserve with one');
-  const token = await runCli(['token', '--role', 'writer', '--sub', 'checkout'], cliEnv({ JWT_SECRET }));
-  t.is(token.code, 0, token.stderr);
-  const [query, reserve] = payloads;
-  const read = await api.graphql<{ productBySku: { sku: string } }>(query!.query, query!.variables);
-  t.is(read.errors, undefined, JSON.stringify(read.errors));
-  t.is(read.data?.productBySku.sku, 'SKU-1');
-  const reserved = await api.graphql<{ reserve: { status: string; lines: { nodes: unknown[] } } }>(reserve!.query, reserve!.variables, { token: token.stdout.trim() });
-  t.is(reserved.errors, undefined, JSON.stringify(reserved.errors));
-  t.is(reserved.data?.reserve.status, 'HELD', 'a new reservation, not an earlier one returned for a reused idempotency key');
-  t.deepEqual(await invariantViolations(db), []);
+test('the README runs as written: every shell, SQL and curl block in order against a fresh npm start', async (t) => {
+  t.timeout(300_000);
+  const dataDir = mkdtempSync(path.join(os.tmpdir(), 'stockroom-readme-'));
+  chmodSync(dataDir, 0o755); // PostgreSQL runs as its own user when we are root
+  t.teardown(() => rmSync(dataDir, { recursive: true, force: true }));
+  // A user's environment in the project: no DATABASE_URL or REDIS_URL, a free HTTP port.
+  const env: NodeJS.ProcessEnv = { PATH: process.env.PATH, HOME: process.env.HOME, STOCKROOM_DATA_DIR: dataDir, PORT: '0', LOG_LEVEL: 'warn' };
+
+  const all = blocks();
+  const seen = new Set<string>();
+  let main: Serving | undefined;
+  let databaseUrl = '';
+  let port = '';
+  let ran = 0;
+  try {
+    for (const block of all) {
+      if (block.language === 'sql') {
+        // As a DBA would paste it into psql: `npx stockroom sql`, stopping at the first error.
+        const file = path.join(dataDir, 'walkthrough.sql');
+        writeFileSync(file, block.text);
+        const run = bash(`npx stockroom sql -- -X -q -v ON_ERROR_STOP=1 -f ${file}`, env);
+        t.is(run.code, 0, `the SQL of "${block.heading}" failed:\n${run.stderr}`);
+        t.notRegex(run.stderr, /ERROR/, `the SQL of "${block.heading}"`);
+        t.regex(run.stdout, /SKU-1\s*\|\s*WH1\s*\|\s*5/, 'what order-77 holds, by sku and warehouse');
+        ran++;
+        continue;
+      }
+      for (const command of commands(block.text)) {
+        const bare = withoutComment(command);
+        const began = Date.now();
+        const done = () => {
+          ran += 1;
+          t.log(`ran in ${((Date.now() - began) / 1000).toFixed(1)} s: ${bare.split('\n')[0]}`);
+        };
+        seen.add(bare);
+        if (bare === 'npm install && npm start') {
+          // The start the rest of the README runs against, as `npm start`.
+          main = await serve(t, 'npm start', env);
+          const banner = main.output();
+          t.true(banner.includes('Press Ctrl-C to stop.'), `npm start did not come up:\n${banner}`);
+          databaseUrl = /PostgreSQL {2}(postgres:\/\/\S+)/.exec(banner)![1]!;
+          port = /HTTP {8}http:\/\/127\.0\.0\.1:(\d+)/.exec(banner)![1]!;
+          // The README says to use "the Redis URL npm start printed".
+          env.REDIS_URL = /Redis {7}(redis:\/\/\S+)/.exec(banner)![1]!;
+          done();
+          continue;
+        }
+        if (bare in NOT_RUN) {
+          t.log(`not run: ${bare} (${NOT_RUN[bare]})`);
+          continue;
+        }
+        if (!main) return t.fail(`"${bare}" comes before the README starts Stockroom`);
+        const runnable = command.replaceAll('localhost:5678', `localhost:${port}`);
+        if (SERVES.test(bare)) {
+          // Another Stockroom beside the first, on the same servers: it comes up and stops cleanly.
+          const other = await serve(t, withoutComment(runnable), env);
+          t.true(other.output().includes('Press Ctrl-C to stop.'), `${bare} did not come up:\n${other.output()}`);
+          t.is(await stop(other), 0, `${bare} stops with exit 0 on SIGTERM:\n${other.output()}`);
+          done();
+          continue;
+        }
+        const assignment = /^([A-Z_]+)=(\$\(.*\))$/.exec(bare);
+        if (assignment) {
+          const run = bash(`${assignment[1]}=${assignment[2]} && printf %s "$${assignment[1]}"`, env);
+          t.is(run.code, 0, `${bare}\n${run.stderr}`);
+          t.true(run.stdout.length > 0, `${bare} set ${assignment[1]}`);
+          env[assignment[1]!] = run.stdout;
+          done();
+          continue;
+        }
+        const shows = SHOWS.find(([pattern]) => pattern.test(bare))?.[1];
+        // What the change stream writes arrives a moment after the commit: a reader retries briefly.
+        let run = bash(runnable, env);
+        if (shows) await waitFor(() => shows.test(run.stdout) || ((run = bash(runnable, env)), false), 10_000, 200);
+        t.is(run.code, 0, `${bare} exited ${run.code}:\n${run.stdout}\n${run.stderr}`);
+        if (shows) t.regex(run.stdout, shows, bare);
+        if (/^curl /.test(bare)) t.notRegex(run.stdout, /"errors"/, `${bare}\n${run.stdout}`);
+        done();
+      }
+    }
+
+    t.deepEqual(Object.keys(NOT_RUN).filter((command) => !seen.has(command)), [], 'every excused command is still in the README');
+    t.true(ran >= 20, `the README's commands ran (${ran})`);
+    // What the walkthrough did adds up: 40 received, order-77's 5 confirmed, counted 37
+    // (expected 35), 5 moved to WH2; the GraphQL reserve then holds 5 more.
+    const db = new pg.Client({ connectionString: databaseUrl });
+    await db.connect();
+    try {
+      const { rows } = await db.query(
+        `select w.code, s.on_hand from inventory.stock_levels s join inventory.products p on p.id = s.product_id
+         join inventory.warehouses w on w.id = s.warehouse_id where p.sku = 'SKU-1' order by w.code`);
+      t.deepEqual(rows, [{ code: 'WH1', on_hand: 32 }, { code: 'WH2', on_hand: 5 }]);
+      t.deepEqual(await invariantViolations(db), []);
+    } finally {
+      await db.end();
+    }
+  } finally {
+    if (main) t.is(await stop(main), 0, `npm start stops with exit 0 on SIGTERM:\n${main.output()}`);
+  }
 });

@@ -16,7 +16,7 @@ import { registerToken } from './token.ts';
 const program = new Command('stockroom')
   .description('Stockroom: inventory in PostgreSQL with a Redis catalog cache kept in step by logical replication')
   // A usage error is one line, like the commands' own (the help is one --help away).
-  .configureOutput({ outputError: (text, write) => write(`stockroom: ${text.replace(/^error: /, '').trim()} (see --help)\n`) })
+  .configureOutput({ outputError: (text, write) => write(`stockroom: ${text.replace(/^error: /, '').trim().replace(/\s*\n\s*/g, ' ')} (see --help)\n`) })
   .enablePositionalOptions()
   .exitOverride();
 

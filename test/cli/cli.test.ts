@@ -48,6 +48,13 @@ test('seed creates products × warehouses with their receipts, and adds only wha
   t.like(JSON.parse(again.stdout), { products: 10, warehouses: 0, stockRows: 30 });
 });
 
+test('a misspelled command is one usage line with the suggestion, exit 2', async (t) => {
+  const result = await runCli(['stok', 'SKU-1'], cliEnv({}));
+  t.is(result.code, 2);
+  t.true(isOneLineError(result.stderr), result.stderr);
+  t.regex(result.stderr, /unknown command 'stok' \(Did you mean stock\?\)/);
+});
+
 test('seed refuses a bad count with a usage error', async (t) => {
   const result = await runCli(['seed', '--products', 'lots'], cliEnv({}));
   t.not(result.code, 0);
