@@ -20,6 +20,7 @@ import type { CachedStock, CachedStockReader } from './cached-stock.ts';
 import { stockChannel } from './channels.ts';
 import { confirmedStockChanges } from './stock-changes.ts';
 import { ReserveRefusal, type ReserveCombiner } from './reserve-combiner.ts';
+import { withRefusedLines } from './refused-lines.ts';
 
 const sku = z.string().trim().min(1).max(128);
 const code = z.string().trim().min(1).max(64);
@@ -124,7 +125,7 @@ export function makeSchemaExtensions(deps: ExtensionDeps): GraphileConfig.Plugin
           cachedStock(skus: [String!]!): [CachedStock]!
         }
         extend type Mutation {
-          "Hold stock for an order: all lines or none. INSUFFICIENT_STOCK lists every short line (detail.lines: sku, warehouse, requested, available); INVALID_ARGUMENT names the argument, and for a line its index (detail.line, from 1)."
+          "Hold stock for an order: all lines or none. INSUFFICIENT_STOCK lists every short line (detail.lines: sku, warehouse, requested, available, and inputLines: the positions of the lines it sums, from 1); NOT_FOUND lists unknown skus and warehouses and the lines naming them (detail.lines); INVALID_ARGUMENT names the argument, and for a line its position (detail.line, from 1)."
           reserve(
             "The order this hold is for (1 to 200 characters): shown in the ledger and in events."
             orderRef: String!
@@ -244,6 +245,8 @@ export function makeSchemaExtensions(deps: ExtensionDeps): GraphileConfig.Plugin
                   const id = await deps.combiner.reserve({ ...input, actor: claims.sub ?? claims.role });
                   outcome = 'reserved';
                   return id;
+                } catch (error) {
+                  throw error instanceof ReserveRefusal ? withRefusedLines(error, input.lines) : error;
                 } finally {
                   metrics.reserveLatency.observe({ outcome }, (performance.now() - started) / 1000);
                 }

@@ -76,6 +76,25 @@ test('reserve refused for short stock is INSUFFICIENT_STOCK listing every short 
   t.like(await stockOf(db, 'SHORT', 'WH1'), { reserved: 0 });
 });
 
+test('a refused reserve says which of its lines are at fault: inputLines per short row (repeated lines summed), lines for unknown names', async (t) => {
+  const short = await api.graphql(RESERVE, {
+    orderRef: 'gql-which', lines: [
+      { sku: 'RES', warehouse: 'WH1', qty: 1 }, { sku: 'SHORT', warehouse: 'WH1', qty: 1 }, { sku: 'SHORT', qty: 50 },
+      { sku: 'SHORT', warehouse: 'WH1', qty: 2 }],
+  }, { token: writer });
+  const detail = errorOf(t, short, 'INSUFFICIENT_STOCK').extensions!.detail as { lines: Array<{ sku: string; warehouse: string | null; requested: number; inputLines: number[] }> };
+  const byRow = Object.fromEntries(detail.lines.map((l) => [`${l.sku}@${l.warehouse ?? 'any'}`, [l.requested, l.inputLines]]));
+  t.deepEqual(byRow['SHORT@any'], [50, [3]], 'the line left to allocation');
+  t.deepEqual(byRow['SHORT@WH1'], [3, [2, 4]], 'two lines of one row (2 available), summed, point at both');
+  t.false('RES@WH1' in byRow, 'a line that fits is not named');
+
+  const unknown = await api.graphql(RESERVE, {
+    orderRef: 'gql-which-2', lines: [{ sku: 'RES', warehouse: 'WH1', qty: 1 }, { sku: 'NOPE', warehouse: 'WH1', qty: 1 }, { sku: 'RES', warehouse: 'WH9', qty: 1 }],
+  }, { token: writer });
+  const missing = errorOf(t, unknown, 'NOT_FOUND').extensions!.detail as { unknown_skus: string[]; unknown_warehouses: string[]; lines: number[] };
+  t.deepEqual(missing, { unknown_skus: ['NOPE'], unknown_warehouses: ['WH9'], lines: [2, 3] });
+});
+
 test('reserve with an idempotency key returns the first result; the same key with another payload is IDEMPOTENCY_CONFLICT', async (t) => {
   const variables = { orderRef: 'gql-idem', lines: [{ sku: 'IDEM', warehouse: 'WH1', qty: 2 }], key: 'idem-key-1' };
   const first = await api.graphql<{ reserve: Reservation }>(RESERVE, variables, { token: writer });
