@@ -6,7 +6,8 @@
 // LSN, so a replay after a crash appends nothing twice. Events published late
 // from the ledger, for the gap a lost slot left (src/listener/backfill.ts),
 // are built here too and carry the extension attribute "backfilled": true.
-import { streamId, type Lsn } from '../listener/lsn.ts';
+import { streamId, type Lsn } from './lsn.ts';
+import { availableOf } from './row.ts';
 import type { StreamEvent } from './writer.ts';
 
 export interface Movement {
@@ -76,7 +77,6 @@ const TYPED: Record<string, string> = {
   TRANSFER_IN: 'warehouse.stock.transferred',
 };
 
-const availableOf = (onHand: number, reserved: number, safetyStock: number) => Math.max(onHand - reserved - safetyStock, 0);
 
 /** A CloudEvent as JSON text; `data` is passed serialized, so one movement's data is serialized once for all its events. */
 function cloudEvent(type: string, id: string, subject: string, time: string, dataJson: string, backfilled: boolean): string {

@@ -15,14 +15,16 @@ export interface CacheKeys {
   lowStock(sku: string): string;
   /** The product document other services cache; deleted on every change. */
   product(sku: string): string;
-  /** Hash code → "version:on_hand:reserved:available:low_stock_threshold", the version guard and the source of the totals. */
+  /** Hash code → "version:on_hand:reserved:available:low_stock_threshold" (row.ts), the version guard and the source of the totals. */
   rows(sku: string): string;
+  /** One sku's keys in the order the scripts take them: rows, total, available, status, low_stock, product. */
+  skuKeys(sku: string): string[];
   /** Commit LSN of the last change applied. */
   position: string;
   /** Which database and slot this cache mirrors (system identifier, database, slot). */
   source: string;
-  /** Token of the rebuild under way; gone if Redis lost its data meanwhile. */
-  rebuilding: string;
+  /** Hash of the rebuilds under way (token → start time); a token gone means Redis lost its data meanwhile. */
+  rebuilds: string;
   /** Added to commit LSNs to make stream entry ids, so they stay above entries of an earlier source. */
   streamOffset: string;
   /** JSON: when the slot the cache streams from was created, and why (first start, or a slot loss). */
@@ -44,20 +46,13 @@ export function cacheKeys(prefix: string): CacheKeys {
     lowStock: (sku) => `${stock(sku)}:low_stock`,
     product: (sku) => `${prefix}product:${sku}`,
     rows: (sku) => `${stock(sku)}:rows`,
+    skuKeys: (sku) => [`${stock(sku)}:rows`, `${stock(sku)}:total`, `${stock(sku)}:available`, `${stock(sku)}:status`, `${stock(sku)}:low_stock`, `${prefix}product:${sku}`],
     position: `${prefix}meta:position`,
     source: `${prefix}meta:source`,
     streamOffset: `${prefix}meta:stream_offset`,
-    rebuilding: `${prefix}meta:rebuilding`,
+    rebuilds: `${prefix}meta:rebuilds`,
     slotCreated: `${prefix}meta:slot_created`,
     slotLoss: `${prefix}meta:slot_loss`,
     slotRecovery: `${prefix}meta:slot_recovery`,
   };
-}
-
-export type StockStatus = 'in_stock' | 'low_stock' | 'out_of_stock';
-
-/** SPEC.md: out_of_stock at Σ available 0, low_stock at or below Σ thresholds, else in_stock. */
-export function stockStatus(available: number, threshold: number): StockStatus {
-  if (available <= 0) return 'out_of_stock';
-  return available <= threshold ? 'low_stock' : 'in_stock';
 }

@@ -4,8 +4,16 @@
 // stream harmless: a replayed change older than the snapshot is refused, a
 // newer one applies. Writes are guarded too, so a rebuild can run while the
 // consumer streams.
+// Every rebuild, whoever runs it (the consumer, the resync listener, `stockroom
+// cache rebuild`), is guarded the same way: it holds a token in Redis from
+// before its first write until it ends, and a Redis that lost its data
+// meanwhile (restarted without persistence, flushed) has lost the token too.
+// The rebuild then throws RebuildInterruptedError instead of reporting a
+// cache it did not make whole.
 import pg from 'pg';
-import type { CacheWriter, RowState } from './writer.ts';
+import type { Lsn } from './lsn.ts';
+import { countRows, loadProductPage } from './loader.ts';
+import type { CacheWriter } from './writer.ts';
 
 export interface RebuildOptions {
   databaseUrl: string;
@@ -15,11 +23,34 @@ export interface RebuildOptions {
   /** Products per round trip to Redis. */
   productsPerBatch?: number;
   onProgress?: (rowsDone: number, rowsTotal: number) => void;
+  /** Work that belongs to the rebuild (the slot-loss backfill): run after the rows, before the rebuild ends. */
+  beforeComplete?: () => Promise<void>;
+  /**
+   * The consumer's rebuild marks the cache complete for its source, at a
+   * position (read when the rebuild ends), in the same step as it ends.
+   */
+  complete?: { source: string; position: () => Lsn };
 }
 
 export interface RebuildResult { rows: number; skus: number; stale: number; seconds: number }
 
+export class RebuildInterruptedError extends Error {
+  constructor() {
+    super('Redis lost its data during the rebuild (restarted without persistence, or flushed); rebuild again');
+    this.name = 'RebuildInterruptedError';
+  }
+}
+
 export async function rebuildCache(options: RebuildOptions): Promise<RebuildResult> {
+  const token = await options.writer.beginRebuild();
+  const result = await writeEveryRow(options);
+  await options.beforeComplete?.();
+  const complete = options.complete && { source: options.complete.source, position: options.complete.position() };
+  if (!(await options.writer.completeRebuild(token, complete))) throw new RebuildInterruptedError();
+  return result;
+}
+
+async function writeEveryRow(options: RebuildOptions): Promise<RebuildResult> {
   const started = performance.now();
   const perBatch = options.productsPerBatch ?? 250;
   const client = new pg.Client({ connectionString: options.databaseUrl, application_name: 'stockroom cache rebuild' });
@@ -29,28 +60,16 @@ export async function rebuildCache(options: RebuildOptions): Promise<RebuildResu
   try {
     await client.query('begin isolation level repeatable read read only');
     if (options.snapshotName) await client.query(`set transaction snapshot ${pg.escapeLiteral(options.snapshotName)}`);
-    const total = Number((await client.query<{ n: string }>('select count(*) as n from inventory.stock_levels')).rows[0]!.n);
+    const total = await countRows(client);
     options.onProgress?.(0, total);
-    let after = '00000000-0000-0000-0000-000000000000';
+    let after = '';
     let writing: Promise<void> = Promise.resolve();
     for (;;) {
-      const { rows } = await client.query<{
-        product_id: string; sku: string; code: string | null; version: string; on_hand: number; reserved: number;
-        safety_stock: number; low_stock_threshold: number;
-      }>(`
-        with batch as (select id, sku from inventory.products where id > $1 order by id limit $2)
-        select b.id as product_id, b.sku, w.code, s.version::text, s.on_hand, s.reserved, s.safety_stock, s.low_stock_threshold
-        from batch b
-        left join inventory.stock_levels s on s.product_id = b.id
-        left join inventory.warehouses w on w.id = s.warehouse_id
-        order by b.id`, [after, perBatch]);
-      if (rows.length === 0) break;
-      after = rows.at(-1)!.product_id; // products without stock rows come as one row with no warehouse
-      const states: RowState[] = rows.filter((r) => r.code !== null).map((r) => ({
-        sku: r.sku, warehouse: r.code!, version: r.version, onHand: r.on_hand, reserved: r.reserved,
-        available: Math.max(r.on_hand - r.reserved - r.safety_stock, 0), lowStockThreshold: r.low_stock_threshold,
-      }));
-      result.skus += new Set(states.map((s) => s.sku)).size;
+      const page = await loadProductPage(client, after, perBatch);
+      if (page.last === undefined) break;
+      after = page.last;
+      const states = [...page.skus.values()].flat();
+      result.skus += [...page.skus.values()].filter((rows) => rows.length > 0).length;
       // Read the next batch from Postgres while Redis applies this one.
       const previous = writing;
       writing = (async () => {

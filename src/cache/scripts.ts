@@ -1,45 +1,66 @@
-// Lua run atomically inside Redis. One script applies a batch of stock row
-// states and stream events in one round trip:
-// - a row state is written only when its version is >= the one stored (a
-//   replay or a stale write never moves a key backwards; an equal version
-//   rewrites the same values, which repairs a key edited by hand);
-// - each touched sku's total, available, status and low_stock are recomputed
-//   from its rows hash, and its product key deleted;
-// - each event is appended with an explicit id derived from its transaction's
-//   commit LSN; an id at or below the stream's top is a replay and is skipped;
-// - the position is recorded last.
-// It returns counts, whether the cache had lost its data, and which rows (by
-// 1-based index) it wrote, so only real changes are announced.
-// Status and low_stock follow SPEC.md (see stockStatus in keys.ts).
+// Lua run atomically inside Redis, and the one way Stockroom runs it. Every
+// key a script touches comes from the caller in KEYS (built by keys.ts), never
+// from names made inside the script: Redis (and a Redis Cluster, which routes
+// a call by its keys) then knows what the script touches. The encoding of a
+// rows-hash entry and the status rule come from row.ts.
+import type { Redis } from 'ioredis';
+import { LUA_ROW_FUNCTIONS } from './row.ts';
 
-/** Key names are built inside the script from the prefix, so it runs on one Redis (not a cluster). */
-export const APPLY_SCRIPT = `
-local prefix = ARGV[1]
-local stream = ARGV[2]
-local maxlen = ARGV[3]
-local position = ARGV[4]
-local rowCount = tonumber(ARGV[5])
-local sourceKey = prefix .. 'meta:source'
-local lost = (redis.call('EXISTS', sourceKey) == 0) and 1 or 0
+export interface Script { name: string; lua: string }
+
+/**
+ * Runs a script by its hash, loading it when Redis does not have it yet (new,
+ * restarted, flushed): ioredis's defineCommand does that (EVALSHA, then EVAL
+ * on NOSCRIPT).
+ */
+export function runScript(redis: Redis, script: Script, keys: readonly string[], args: ReadonlyArray<string | number>): Promise<unknown> {
+  const commands = redis as unknown as Record<string, (...values: Array<string | number>) => Promise<unknown>>;
+  if (typeof commands[script.name] !== 'function') redis.defineCommand(script.name, { lua: script.lua });
+  return commands[script.name]!.call(redis, keys.length, ...keys, ...args);
+}
+
+/**
+ * Applies a batch of stock row states and stream events in one round trip:
+ * - a row state is written only when its version is >= the one stored (a
+ *   replay or a stale write never moves a key backwards; an equal version
+ *   rewrites the same values, which repairs a key edited by hand);
+ * - each touched sku's total, available, status and low_stock are recomputed
+ *   from its rows hash, and its product key deleted;
+ * - each event is appended with an explicit id derived from its transaction's
+ *   commit LSN; an id at or below the stream's top is a replay and is skipped;
+ * - the position is recorded last.
+ * Returns counts, whether the cache had lost its data (no source marker), and
+ * which rows (1-based) it wrote, so only real changes are announced.
+ *
+ * KEYS: source, stream, position; then per sku (in the order of ARGV's sku
+ * indexes) rows, total, available, status, low_stock, product; then per row
+ * its warehouse key.
+ * ARGV: maxlen, position ('' for none), sku count, row count; per row: sku
+ * index (1-based), warehouse code, version, encoded entry (row.ts); event
+ * count; per event: stream id, type, CloudEvents id, subject, body.
+ */
+export const APPLY: Script = {
+  name: 'stockroomApply',
+  lua: `${LUA_ROW_FUNCTIONS}
+local maxlen, position = ARGV[1], ARGV[2]
+local skuCount, rowCount = tonumber(ARGV[3]), tonumber(ARGV[4])
+local lost = (redis.call('EXISTS', KEYS[1]) == 0) and 1 or 0
+local function skuKey(sku, n) return KEYS[3 + 6 * (sku - 1) + n] end
 
 local applied, stale = 0, 0
 local appliedRows = {}
-local touched, touchedList = {}, {}
-local i = 6
+local touched = {}
+local a = 5
 for r = 1, rowCount do
-  local sku, code, version = ARGV[i], ARGV[i + 1], tonumber(ARGV[i + 2])
-  local value = ARGV[i + 2] .. ':' .. ARGV[i + 3] .. ':' .. ARGV[i + 4] .. ':' .. ARGV[i + 5] .. ':' .. ARGV[i + 6]
-  i = i + 7
-  local rowsKey = prefix .. 'stock:' .. sku .. ':rows'
-  local current = redis.call('HGET', rowsKey, code)
+  local sku, code, version, entry = tonumber(ARGV[a]), ARGV[a + 1], tonumber(ARGV[a + 2]), ARGV[a + 3]
+  a = a + 4
+  local current = redis.call('HGET', skuKey(sku, 1), code)
   local currentVersion = current and tonumber(string.match(current, '^(%d+):')) or -1
   if version >= currentVersion then
-    redis.call('HSET', rowsKey, code, value)
-    redis.call('SET', prefix .. 'stock:' .. sku .. ':warehouse:' .. code, ARGV[i - 2])
-    if not touched[sku] then
-      touched[sku] = true
-      touchedList[#touchedList + 1] = sku
-    end
+    redis.call('HSET', skuKey(sku, 1), code, entry)
+    local _, available = decodeRow(entry)
+    redis.call('SET', KEYS[3 + 6 * skuCount + r], available)
+    touched[sku] = true
     applied = applied + 1
     appliedRows[#appliedRows + 1] = r
   else
@@ -47,31 +68,33 @@ for r = 1, rowCount do
   end
 end
 
-for _, sku in ipairs(touchedList) do
-  local base = prefix .. 'stock:' .. sku
-  local total, available, threshold = 0, 0, 0
-  for _, row in ipairs(redis.call('HVALS', base .. ':rows')) do
-    local _, onHand, _, avail, low = string.match(row, '^(%d+):(%d+):(%d+):(%d+):(%d+)$')
-    total = total + tonumber(onHand)
-    available = available + tonumber(avail)
-    threshold = threshold + tonumber(low)
+for sku = 1, skuCount do
+  if touched[sku] then
+    local total, available, threshold = 0, 0, 0
+    for _, entry in ipairs(redis.call('HVALS', skuKey(sku, 1))) do
+      local onHand, avail, low = decodeRow(entry)
+      if onHand then
+        total = total + onHand
+        available = available + avail
+        threshold = threshold + low
+      end
+    end
+    local status = statusOf(available, threshold)
+    redis.call('SET', skuKey(sku, 2), total)
+    redis.call('SET', skuKey(sku, 3), available)
+    redis.call('SET', skuKey(sku, 4), status)
+    redis.call('SET', skuKey(sku, 5), status == 'low_stock' and '1' or '0')
+    redis.call('DEL', skuKey(sku, 6))
   end
-  local status = 'in_stock'
-  if available <= 0 then status = 'out_of_stock' elseif available <= threshold then status = 'low_stock' end
-  redis.call('SET', base .. ':total', total)
-  redis.call('SET', base .. ':available', available)
-  redis.call('SET', base .. ':status', status)
-  redis.call('SET', base .. ':low_stock', status == 'low_stock' and '1' or '0')
-  redis.call('DEL', prefix .. 'product:' .. sku)
 end
 
-local eventCount = tonumber(ARGV[i])
-i = i + 1
+local eventCount = tonumber(ARGV[a])
+a = a + 1
 local appended, duplicates = 0, 0
 for _ = 1, eventCount do
-  local id, eventType, eventId, subject, body = ARGV[i], ARGV[i + 1], ARGV[i + 2], ARGV[i + 3], ARGV[i + 4]
-  i = i + 5
-  local ok = redis.pcall('XADD', stream, 'MAXLEN', '~', maxlen, id,
+  local id, eventType, eventId, subject, body = ARGV[a], ARGV[a + 1], ARGV[a + 2], ARGV[a + 3], ARGV[a + 4]
+  a = a + 5
+  local ok = redis.pcall('XADD', KEYS[2], 'MAXLEN', '~', maxlen, id,
     'type', eventType, 'id', eventId, 'subject', subject, 'event', body)
   if type(ok) == 'table' and ok.err then
     if string.find(ok.err, 'equal or smaller', 1, true) then
@@ -85,16 +108,91 @@ for _ = 1, eventCount do
 end
 
 if position ~= '' then
-  redis.call('SET', prefix .. 'meta:position', position)
+  redis.call('SET', KEYS[3], position)
 end
 return { applied, stale, appended, duplicates, lost, appliedRows }
-`;
+`,
+};
 
-/** KEYS: rebuilding token, source, position; ARGV: token, source, position. 1 when marked complete. */
-export const COMPLETE_REBUILD_SCRIPT = `
-if redis.call('GET', KEYS[1]) ~= ARGV[1] then return 0 end
-redis.call('DEL', KEYS[1])
+/**
+ * Rewrites rows-hash entries that are ahead of PostgreSQL (a version the
+ * database never committed: edited by hand, or left from another source),
+ * each only if it still holds exactly what the caller saw, so a change the
+ * stream applied meanwhile is never undone; then recomputes the sku's keys as
+ * APPLY does. KEYS: rows, total, available, status, low_stock, product of one
+ * sku, then per row its warehouse key. ARGV: per row: code, entry seen,
+ * entry to write. Returns how many were rewritten.
+ */
+export const REPLACE_AHEAD: Script = {
+  name: 'stockroomReplaceAhead',
+  lua: `${LUA_ROW_FUNCTIONS}
+local replaced = 0
+for r = 1, (#ARGV / 3) do
+  local code, seen, entry = ARGV[3 * r - 2], ARGV[3 * r - 1], ARGV[3 * r]
+  if redis.call('HGET', KEYS[1], code) == seen then
+    redis.call('HSET', KEYS[1], code, entry)
+    local _, available = decodeRow(entry)
+    redis.call('SET', KEYS[6 + r], available)
+    replaced = replaced + 1
+  end
+end
+if replaced > 0 then
+  local total, available, threshold = 0, 0, 0
+  for _, value in ipairs(redis.call('HVALS', KEYS[1])) do
+    local onHand, avail, low = decodeRow(value)
+    if onHand then
+      total, available, threshold = total + onHand, available + avail, threshold + low
+    end
+  end
+  local status = statusOf(available, threshold)
+  redis.call('SET', KEYS[2], total)
+  redis.call('SET', KEYS[3], available)
+  redis.call('SET', KEYS[4], status)
+  redis.call('SET', KEYS[5], status == 'low_stock' and '1' or '0')
+  redis.call('DEL', KEYS[6])
+end
+return replaced
+`,
+};
+
+/** KEYS: rows hashes. Returns each hash as "field\0value\0field\0value…" ('' when missing): cheaper to parse than HGETALL replies. */
+export const READ_ROWS: Script = {
+  name: 'stockroomReadRows',
+  lua: `
+local out = {}
+for i, key in ipairs(KEYS) do
+  out[i] = table.concat(redis.call('HGETALL', key), '\\0')
+end
+return out
+`,
+};
+
+/** KEYS: rebuilds hash, source, position; ARGV: token, source, position. 1 when the token survived and the cache is marked complete. */
+export const COMPLETE_REBUILD: Script = {
+  name: 'stockroomCompleteRebuild',
+  lua: `
+if redis.call('HDEL', KEYS[1], ARGV[1]) == 0 then return 0 end
 redis.call('SET', KEYS[2], ARGV[2])
 redis.call('SET', KEYS[3], ARGV[3])
 return 1
-`;
+`,
+};
+
+/** KEYS: lease; ARGV: token, ms. 1 when the token still held it and its expiry was pushed back. */
+export const RENEW_LEASE: Script = {
+  name: 'stockroomRenewLease',
+  lua: `
+if redis.call('GET', KEYS[1]) ~= ARGV[1] then return 0 end
+redis.call('PEXPIRE', KEYS[1], ARGV[2])
+return 1
+`,
+};
+
+/** KEYS: lease; ARGV: token. Deletes the lease only when the token holds it. */
+export const RELEASE_LEASE: Script = {
+  name: 'stockroomReleaseLease',
+  lua: `
+if redis.call('GET', KEYS[1]) == ARGV[1] then redis.call('DEL', KEYS[1]) end
+return 1
+`,
+};

@@ -3,9 +3,11 @@
 // the skus that differ by rewriting their rows (version-guarded, so safe
 // beside a running consumer).
 import pg from 'pg';
-import { stockStatus, type CacheKeys } from './keys.ts';
-import type { CacheWriter, RowState } from './writer.ts';
+import type { CacheKeys } from './keys.ts';
+import { countRows, loadProductPage } from './loader.ts';
 import type { Redis } from './redis.ts';
+import { encodeRow, skuTotals, type RowState } from './row.ts';
+import type { CacheWriter } from './writer.ts';
 
 export interface Mismatch { sku: string; key: string; postgres: string | null; redis: string | null }
 
@@ -33,8 +35,6 @@ export interface VerifyOptions {
   onProgress?: (rowsDone: number, rowsTotal: number) => void;
 }
 
-interface Row { sku: string; code: string; version: string; on_hand: number; reserved: number; safety_stock: number; low_stock_threshold: number }
-
 export async function verifyCache(options: VerifyOptions): Promise<VerifyResult> {
   const started = performance.now();
   const { redis, keys } = options;
@@ -46,37 +46,22 @@ export async function verifyCache(options: VerifyOptions): Promise<VerifyResult>
   try {
     // One snapshot: the comparison is against one consistent state of Postgres.
     await client.query('begin isolation level repeatable read read only');
-    const total = Number((await client.query<{ n: string }>(
-      `select count(*) as n from inventory.stock_levels s join inventory.products p on p.id = s.product_id
-       where $1::text is null or p.sku = $1`, [options.sku ?? null])).rows[0]!.n);
+    const total = await countRows(client, options.sku);
     options.onProgress?.(0, total);
     let after = '';
     for (;;) {
-      const { rows } = await client.query<Row>(`
-        with batch as (
-          select id, sku from inventory.products
-          where sku > $1 and ($2::text is null or sku = $2) order by sku limit 250)
-        select b.sku, w.code, s.version::text, s.on_hand, s.reserved, s.safety_stock, s.low_stock_threshold
-        from batch b
-        left join inventory.stock_levels s on s.product_id = b.id
-        left join inventory.warehouses w on w.id = s.warehouse_id
-        order by b.sku, w.code`, [after, options.sku ?? null]);
-      if (rows.length === 0) break;
-      after = rows.at(-1)!.sku;
-      const bySku = new Map<string, Row[]>();
-      for (const row of rows) {
-        const list = bySku.get(row.sku) ?? [];
-        if (row.code !== null) list.push(row);
-        bySku.set(row.sku, list);
-      }
-      const drifted = await compareBatch(redis, keys, bySku, (m) => {
+      const page = await loadProductPage(client, after, 250, options.sku);
+      if (page.last === undefined) break;
+      after = page.last;
+      const drifted = await compareSkus(redis, keys, page.skus, (m) => {
         if (result.mismatches.length < keep) result.mismatches.push(m);
       });
-      result.skus += bySku.size;
-      result.rows += rows.filter((r) => r.code !== null).length;
+      const rows = [...page.skus.values()].flat();
+      result.skus += page.skus.size;
+      result.rows += rows.length;
       result.driftedSkus += drifted.length;
       if (options.fix && drifted.length) {
-        await options.writer.apply(drifted.flatMap((sku) => bySku.get(sku)!.map(toState)), []);
+        await options.writer.apply(drifted.flatMap((sku) => page.skus.get(sku)!), []);
         result.fixedSkus += drifted.length;
       }
       options.onProgress?.(result.rows, total);
@@ -89,41 +74,30 @@ export async function verifyCache(options: VerifyOptions): Promise<VerifyResult>
   return result;
 }
 
-function toState(r: Row): RowState {
-  return {
-    sku: r.sku, warehouse: r.code, version: r.version, onHand: r.on_hand, reserved: r.reserved,
-    available: Math.max(r.on_hand - r.reserved - r.safety_stock, 0), lowStockThreshold: r.low_stock_threshold,
-  };
-}
-
-/** Compares a batch of skus; reports each mismatch and returns the skus that have any. */
-async function compareBatch(redis: Redis, keys: CacheKeys, bySku: Map<string, Row[]>, report: (m: Mismatch) => void): Promise<string[]> {
+/**
+ * Compares skus with what PostgreSQL has for them (rows by sku; [] for a
+ * product without stock rows, which has no keys): every key SPEC.md defines
+ * and each rows-hash entry. Reports each mismatch and returns the skus that
+ * have any.
+ */
+export async function compareSkus(redis: Redis, keys: CacheKeys, bySku: ReadonlyMap<string, readonly RowState[]>, report: (m: Mismatch) => void): Promise<string[]> {
   const expected: Array<{ sku: string; key: string; value: string | null }> = [];
-  const hashes: Array<{ sku: string; rows: Row[] }> = [];
   for (const [sku, rows] of bySku) {
-    let total = 0;
-    let available = 0;
-    let threshold = 0;
-    for (const r of rows) {
-      const state = toState(r);
-      expected.push({ sku, key: keys.warehouse(sku, r.code), value: String(state.available) });
-      total += r.on_hand;
-      available += state.available;
-      threshold += r.low_stock_threshold;
-    }
-    const status = stockStatus(available, threshold);
-    const none = rows.length === 0; // a product without stock rows has no keys
+    for (const r of rows) expected.push({ sku, key: keys.warehouse(sku, r.warehouse), value: String(r.available) });
+    const none = rows.length === 0;
+    const totals = skuTotals(rows);
     expected.push(
-      { sku, key: keys.total(sku), value: none ? null : String(total) },
-      { sku, key: keys.available(sku), value: none ? null : String(available) },
-      { sku, key: keys.status(sku), value: none ? null : status },
-      { sku, key: keys.lowStock(sku), value: none ? null : status === 'low_stock' ? '1' : '0' },
+      { sku, key: keys.total(sku), value: none ? null : String(totals.total) },
+      { sku, key: keys.available(sku), value: none ? null : String(totals.available) },
+      { sku, key: keys.status(sku), value: none ? null : totals.status },
+      { sku, key: keys.lowStock(sku), value: none ? null : totals.lowStock },
     );
-    hashes.push({ sku, rows });
   }
+  if (expected.length === 0) return [];
+  const skus = [...bySku.keys()];
   const pipeline = redis.pipeline();
   pipeline.mget(...expected.map((e) => e.key));
-  for (const h of hashes) pipeline.hgetall(keys.rows(h.sku));
+  for (const sku of skus) pipeline.hgetall(keys.rows(sku));
   const replies = (await pipeline.exec()) ?? [];
   const values = replies[0]?.[1] as Array<string | null>;
   const drifted = new Set<string>();
@@ -133,14 +107,13 @@ async function compareBatch(redis: Redis, keys: CacheKeys, bySku: Map<string, Ro
       report({ sku: e.sku, key: e.key, postgres: e.value, redis: values[i] ?? null });
     }
   });
-  hashes.forEach((h, i) => {
+  skus.forEach((sku, i) => {
     const cached = (replies[i + 1]?.[1] ?? {}) as Record<string, string>;
-    for (const r of h.rows) {
-      const s = toState(r);
-      const want = `${s.version}:${s.onHand}:${s.reserved}:${s.available}:${s.lowStockThreshold}`;
-      if (cached[r.code] !== want) {
-        drifted.add(h.sku);
-        report({ sku: h.sku, key: `${keys.rows(h.sku)} ${r.code}`, postgres: want, redis: cached[r.code] ?? null });
+    for (const r of bySku.get(sku)!) {
+      const want = encodeRow(r);
+      if (cached[r.warehouse] !== want) {
+        drifted.add(sku);
+        report({ sku, key: `${keys.rows(sku)} ${r.warehouse}`, postgres: want, redis: cached[r.warehouse] ?? null });
       }
     }
   });

@@ -1,22 +1,14 @@
-// Writes stock row states and stream events to Redis through the apply
-// script (see scripts.ts): one round trip per batch, atomic, idempotent.
-import { createHash, randomUUID } from 'node:crypto';
+// Writes stock row states and stream events to Redis through the APPLY
+// script (see scripts.ts): one round trip per batch, atomic, idempotent. Also
+// keeps the cache's bookkeeping (position, source, rebuild tokens, the slot's
+// history) and its reads (`reader`).
+import { randomUUID } from 'node:crypto';
 import type { Redis } from 'ioredis';
-import { formatLsn, parseLsn, type Lsn } from '../listener/lsn.ts';
+import { formatLsn, parseLsn, type Lsn } from './lsn.ts';
 import type { CacheKeys } from './keys.ts';
-import { APPLY_SCRIPT, COMPLETE_REBUILD_SCRIPT } from './scripts.ts';
-
-/** One stock row as the cache keeps it. */
-export interface RowState {
-  sku: string;
-  warehouse: string;
-  /** Decimal text: int8 from Postgres. */
-  version: string;
-  onHand: number;
-  reserved: number;
-  available: number;
-  lowStockThreshold: number;
-}
+import { CacheReader } from './reader.ts';
+import { encodeRow, type CachedRowValue, type RowState } from './row.ts';
+import { APPLY, COMPLETE_REBUILD, RELEASE_LEASE, RENEW_LEASE, REPLACE_AHEAD, runScript } from './scripts.ts';
 
 /** One entry for the events stream. */
 export interface StreamEvent {
@@ -28,17 +20,6 @@ export interface StreamEvent {
   subject: string;
   /** The CloudEvent, serialized. */
   body: string;
-}
-
-/** A row as read back from Redis. */
-export interface CachedRow {
-  version: string;
-  onHand: number;
-  reserved: number;
-  available: number;
-  lowStockThreshold: number;
-  /** The plain warehouse key, which a person or another program may have changed. */
-  warehouseKey: number | undefined;
 }
 
 export interface ApplyResult {
@@ -95,44 +76,30 @@ export interface StreamTailEntry {
   body: string;
 }
 
-const SHA = createHash('sha1').update(APPLY_SCRIPT).digest('hex');
-
-/** KEYS: lease; ARGV: token, ms. 1 when the token still held it and its expiry was pushed back. */
-const RENEW_LEASE_SCRIPT = `
-if redis.call('GET', KEYS[1]) ~= ARGV[1] then return 0 end
-redis.call('PEXPIRE', KEYS[1], ARGV[2])
-return 1
-`;
-
-/** KEYS: lease; ARGV: token. Deletes the lease only when the token holds it. */
-const RELEASE_LEASE_SCRIPT = `
-if redis.call('GET', KEYS[1]) == ARGV[1] then redis.call('DEL', KEYS[1]) end
-return 1
-`;
-
 export class CacheWriter {
   readonly keys: CacheKeys;
   private readonly redis: Redis;
   private readonly stream: { name: string; maxLength: number };
 
+  readonly reader: CacheReader;
+
   constructor(redis: Redis, keys: CacheKeys, stream: { name: string; maxLength: number }) {
     this.redis = redis;
     this.keys = keys;
     this.stream = stream;
+    this.reader = new CacheReader(redis, keys);
   }
 
   async apply(rows: readonly RowState[], events: readonly StreamEvent[], position?: Lsn): Promise<ApplyResult> {
-    const args: Array<string | number> = [this.keys.prefix, this.stream.name, this.stream.maxLength, position === undefined ? '' : formatLsn(position), rows.length];
-    for (const r of rows) args.push(r.sku, r.warehouse, r.version, r.onHand, r.reserved, r.available, r.lowStockThreshold);
+    const skus = [...new Set(rows.map((r) => r.sku))];
+    const skuIndex = new Map(skus.map((sku, i) => [sku, i + 1]));
+    const keys = [this.keys.source, this.stream.name, this.keys.position, ...skus.flatMap((sku) => this.keys.skuKeys(sku)),
+      ...rows.map((r) => this.keys.warehouse(r.sku, r.warehouse))];
+    const args: Array<string | number> = [this.stream.maxLength, position === undefined ? '' : formatLsn(position), skus.length, rows.length];
+    for (const r of rows) args.push(skuIndex.get(r.sku)!, r.warehouse, r.version, encodeRow(r));
     args.push(events.length);
     for (const e of events) args.push(e.streamId, e.type, e.id, e.subject, e.body);
-    let reply: unknown;
-    try {
-      reply = await this.redis.evalsha(SHA, 0, ...args);
-    } catch (error) {
-      if (!String((error as Error).message).startsWith('NOSCRIPT')) throw error;
-      reply = await this.redis.eval(APPLY_SCRIPT, 0, ...args);
-    }
+    const reply = await runScript(this.redis, APPLY, keys, args);
     const [applied, stale, appended, duplicates, lost, appliedIndexes] = reply as [number, number, number, number, number, number[]];
     return {
       applied, stale, appended, duplicates, lost: lost === 1,
@@ -140,26 +107,16 @@ export class CacheWriter {
     };
   }
 
-  /** What Redis holds for some rows (rows-hash entry and warehouse key), in order; undefined where nothing is cached. */
-  async readRows(rows: ReadonlyArray<{ sku: string; warehouse: string }>): Promise<Array<CachedRow | undefined>> {
-    if (rows.length === 0) return [];
-    const pipeline = this.redis.pipeline();
-    for (const r of rows) {
-      pipeline.hget(this.keys.rows(r.sku), r.warehouse);
-      pipeline.get(this.keys.warehouse(r.sku, r.warehouse));
-    }
-    const replies = (await pipeline.exec()) ?? [];
-    return rows.map((_, i) => {
-      const [hashError, entry] = replies[2 * i] ?? [];
-      const [keyError, key] = replies[2 * i + 1] ?? [];
-      if (hashError || keyError) throw hashError ?? keyError;
-      if (typeof entry !== 'string') return undefined;
-      const [version, onHand, reserved, available, lowStockThreshold] = entry.split(':');
-      return {
-        version: version!, onHand: Number(onHand), reserved: Number(reserved), available: Number(available),
-        lowStockThreshold: Number(lowStockThreshold), warehouseKey: typeof key === 'string' ? Number(key) : undefined,
-      };
-    });
+  /**
+   * Rewrites one sku's rows-hash entries that are ahead of PostgreSQL (which
+   * the version guard of apply would keep), each only if Redis still holds
+   * exactly the entry seen; returns how many were rewritten.
+   */
+  async replaceAhead(sku: string, rows: ReadonlyArray<{ state: RowState; seen: CachedRowValue }>): Promise<number> {
+    if (rows.length === 0) return 0;
+    const keys = [...this.keys.skuKeys(sku), ...rows.map((r) => this.keys.warehouse(sku, r.state.warehouse))];
+    const args = rows.flatMap((r) => [r.state.warehouse, encodeRow(r.seen), encodeRow(r.state)]);
+    return (await runScript(this.redis, REPLACE_AHEAD, keys, args)) as number;
   }
 
   /** Records how far the cache is applied, without other changes (an idle acknowledgement). */
@@ -212,14 +169,19 @@ export class CacheWriter {
   /** Starts a rebuild: returns a token that a loss of Redis's data during the rebuild takes with it. */
   async beginRebuild(): Promise<string> {
     const token = randomUUID();
-    await this.redis.set(this.keys.rebuilding, token);
+    await this.redis.hset(this.keys.rebuilds, token, new Date().toISOString());
     return token;
   }
 
-  /** Marks the cache complete, if the rebuild's token survived (Redis kept what was written); atomically. */
-  async completeRebuild(token: string, source: string, position: Lsn): Promise<boolean> {
-    const done = await this.redis.eval(COMPLETE_REBUILD_SCRIPT, 3, this.keys.rebuilding, this.keys.source, this.keys.position,
-      token, source, formatLsn(position));
+  /**
+   * Ends a rebuild: true if its token survived (Redis kept what was written).
+   * With a source and position, also marks the cache complete for them, in
+   * the same step.
+   */
+  async completeRebuild(token: string, complete?: { source: string; position: Lsn }): Promise<boolean> {
+    if (!complete) return (await this.redis.hdel(this.keys.rebuilds, token)) === 1;
+    const done = await runScript(this.redis, COMPLETE_REBUILD, [this.keys.rebuilds, this.keys.source, this.keys.position],
+      [token, complete.source, formatLsn(complete.position)]);
     return done === 1;
   }
 
@@ -246,11 +208,11 @@ export class CacheWriter {
 
   /** Pushes the lease's expiry back; false when the token no longer holds it. */
   async renewRecoveryLease(token: string, ms: number): Promise<boolean> {
-    return (await this.redis.eval(RENEW_LEASE_SCRIPT, 1, this.keys.slotRecovery, token, ms)) === 1;
+    return (await runScript(this.redis, RENEW_LEASE, [this.keys.slotRecovery], [token, ms])) === 1;
   }
 
   async releaseRecoveryLease(token: string): Promise<void> {
-    await this.redis.eval(RELEASE_LEASE_SCRIPT, 1, this.keys.slotRecovery, token);
+    await runScript(this.redis, RELEASE_LEASE, [this.keys.slotRecovery], [token]);
   }
 
   /**

@@ -1,6 +1,7 @@
 // `stockroom cache rebuild|verify`: operator commands on the Redis catalog cache.
 import type { Command } from 'commander';
-import { rebuildCache } from '../cache/rebuild.ts';
+import { rebuildCache, RebuildInterruptedError } from '../cache/rebuild.ts';
+import { ServiceUnavailableError } from '../errors.ts';
 import { verifyCache } from '../cache/verify.ts';
 import { checkDatabase } from '../db/check.ts';
 import { openCliCache, withCliContext } from './context.ts';
@@ -33,7 +34,10 @@ export function registerCache(program: Command): void {
         const cli = openCliCache(context);
         try {
           const reporter = progressReporter('rebuilding', 'stock rows');
-          const result = await rebuildCache({ databaseUrl: context.services.databaseUrl, writer: cli.writer, onProgress: reporter.onProgress });
+          const result = await rebuildCache({ databaseUrl: context.services.databaseUrl, writer: cli.writer, onProgress: reporter.onProgress })
+            .catch((error: unknown) => {
+              throw error instanceof RebuildInterruptedError ? new ServiceUnavailableError(error.message) : error;
+            });
           reporter.done(`rebuilt ${result.rows} stock rows of ${result.skus} skus in ${result.seconds.toFixed(2)} s (${result.stale} already newer in Redis)`);
           if (options.json) printJson({ ...result, seconds: Number(result.seconds.toFixed(3)) });
         } finally {

@@ -36,7 +36,7 @@ export function registerStock(program: Command): void {
         }
         const cache = openCliCache(context);
         try {
-          const cached = await cache.writer.readRows(rows.map((r) => ({ sku, warehouse: r.warehouse })));
+          const cached = await cache.writer.reader.rows(rows.map((r) => ({ sku, warehouse: r.warehouse })));
           const [total, available, status, lowStock] = await cache.redis.mget(
             cache.keys.total(sku), cache.keys.available(sku), cache.keys.status(sku), cache.keys.lowStock(sku));
           const warehouses = rows.map((r, i) => ({

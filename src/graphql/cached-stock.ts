@@ -15,12 +15,12 @@
 // readTimeoutMs) every sku is answered from Postgres, marked `database`, and
 // nothing is written back; ioredis reconnects in the background and the next
 // request after it is back reads the cache again.
-import { createHash } from 'node:crypto';
 import { Counter, type Registry } from 'prom-client';
 import type pg from 'pg';
-import { stockStatus, type CacheKeys, type StockStatus } from '../cache/keys.ts';
+import { loadSkus } from '../cache/loader.ts';
 import type { Redis } from '../cache/redis.ts';
-import type { CacheWriter, RowState } from '../cache/writer.ts';
+import { skuTotals, type StockStatus } from '../cache/row.ts';
+import type { CacheWriter } from '../cache/writer.ts';
 
 export interface WarehouseAvailability { warehouse: string; available: number; version: string }
 
@@ -36,20 +36,8 @@ export interface CachedStock {
   warehouses?: WarehouseAvailability[];
 }
 
-/** KEYS: rows hashes. Returns each hash as "field\0value\0field\0value…" ('' when missing). */
-const ROWS_SCRIPT = `
-local out = {}
-for i, key in ipairs(KEYS) do
-  out[i] = table.concat(redis.call('HGETALL', key), '\\0')
-end
-return out
-`;
-const ROWS_SHA = createHash('sha1').update(ROWS_SCRIPT).digest('hex');
-
 /** ioredis connection states in which a read would wait for a reconnection. */
 const DOWN: ReadonlySet<string> = new Set(['reconnecting', 'close', 'end']);
-
-const STATUSES: ReadonlySet<string> = new Set<StockStatus>(['in_stock', 'low_stock', 'out_of_stock']);
 
 export function createCacheMetrics(registry: Registry) {
   const registers = [registry];
@@ -63,16 +51,15 @@ export function createCacheMetrics(registry: Registry) {
 export class CachedStockReader {
   private readonly inFlight = new Map<string, Promise<CachedStock | null>>();
   private readonly redis: Redis;
-  private readonly keys: CacheKeys;
   private readonly pool: pg.Pool;
   private readonly writer: CacheWriter;
   private readonly metrics: ReturnType<typeof createCacheMetrics>;
   private readonly readTimeoutMs: number;
 
-  constructor(deps: { redis: Redis; keys: CacheKeys; pool: pg.Pool; writer: CacheWriter; metrics: ReturnType<typeof createCacheMetrics>; readTimeoutMs: number }) {
+  /** redis: the connection writer uses, watched for being down. */
+  constructor(deps: { redis: Redis; pool: pg.Pool; writer: CacheWriter; metrics: ReturnType<typeof createCacheMetrics>; readTimeoutMs: number }) {
     this.readTimeoutMs = deps.readTimeoutMs;
     this.redis = deps.redis;
-    this.keys = deps.keys;
     this.pool = deps.pool;
     this.writer = deps.writer;
     this.metrics = deps.metrics;
@@ -81,13 +68,11 @@ export class CachedStockReader {
   /** One entry per sku asked for, in order; null for a sku Postgres does not know either. */
   async getMany(skus: readonly string[]): Promise<Array<CachedStock | null>> {
     if (skus.length === 0) return [];
-    const keys = this.keys;
-    const values = await this.fromRedis(() => this.redis.mget(skus.flatMap((sku) => [keys.total(sku), keys.available(sku), keys.status(sku), keys.lowStock(sku)])));
-    if (values === undefined) return this.fallback(skus, false);
+    const cached = await this.fromRedis(() => this.writer.reader.skuKeys(skus));
+    if (cached === undefined) return this.fallback(skus, false);
     const results = skus.map((sku, i): CachedStock | undefined => {
-      const [total, available, status, lowStock] = values.slice(4 * i, 4 * i + 4);
-      if (total == null || available == null || status == null || lowStock == null || !STATUSES.has(status)) return undefined;
-      return { sku, total: Number(total), available: Number(available), status: status as StockStatus, lowStock: lowStock === '1', source: 'cache' };
+      const keys = cached[i];
+      return keys && { sku, ...keys, source: 'cache' };
     });
     const hits = results.filter((r) => r !== undefined).length;
     this.metrics.hits.inc(hits);
@@ -104,11 +89,13 @@ export class CachedStockReader {
     const read = new Map<string, WarehouseAvailability[]>();
     let reachable = true;
     if (unknown.length > 0) {
-      const keys = unknown.map((s) => this.keys.rows(s.sku));
-      const reply = await this.fromRedis(() => this.script(ROWS_SHA, ROWS_SCRIPT, keys.length, ...keys));
+      const reply = await this.fromRedis(() => this.writer.reader.rowsHashes(unknown.map((s) => s.sku)));
       reachable = reply !== undefined;
-      (reply as string[] | undefined)?.forEach((joined, i) => {
-        if (joined !== '') read.set(unknown[i]!.sku, parseRows(joined));
+      reply?.forEach((rows, i) => {
+        if (rows) {
+          read.set(unknown[i]!.sku, [...rows].map(([warehouse, row]) => ({ warehouse, available: row.available, version: row.version }))
+            .sort((a, b) => (a.warehouse < b.warehouse ? -1 : a.warehouse > b.warehouse ? 1 : 0)));
+        }
       });
     }
     // Gone between the two reads (evicted, flushed) or Redis gone meanwhile: ask Postgres, like any miss.
@@ -119,7 +106,7 @@ export class CachedStockReader {
 
   /** One row as the cache holds it (undefined when it has none or Redis is unreachable). */
   async rowOf(sku: string, warehouse: string): Promise<{ version: string; onHand: number; reserved: number; available: number } | undefined> {
-    const row = (await this.fromRedis(() => this.writer.readRows([{ sku, warehouse }])))?.[0];
+    const row = (await this.fromRedis(() => this.writer.reader.rows([{ sku, warehouse }])))?.[0];
     return row && { version: row.version, onHand: row.onHand, reserved: row.reserved, available: row.available };
   }
 
@@ -148,16 +135,6 @@ export class CachedStockReader {
     }
   }
 
-  /** Runs a script by its hash, loading it when Redis does not have it (new, restarted, flushed). */
-  private async script(sha: string, source: string, keyCount: number, ...args: string[]): Promise<unknown> {
-    try {
-      return await this.redis.evalsha(sha, keyCount, ...args);
-    } catch (error) {
-      if (!String((error as Error).message).startsWith('NOSCRIPT')) throw error;
-      return this.redis.eval(source, keyCount, ...args);
-    }
-  }
-
   /**
    * Stock of skus the cache lacks, from Postgres in one query for those no
    * other request is loading already (single flight per sku), written back.
@@ -176,42 +153,20 @@ export class CachedStockReader {
   }
 
   private async load(skus: readonly string[], writeBack: boolean): Promise<Map<string, CachedStock>> {
-    const { rows } = await this.pool.query<{ sku: string; code: string; version: string; on_hand: number; reserved: number; available: number; low_stock_threshold: number }>(`
-      select p.sku, w.code, s.version::text, s.on_hand, s.reserved, greatest(s.on_hand - s.reserved - s.safety_stock, 0) as available, s.low_stock_threshold
-      from inventory.products p
-      join inventory.stock_levels s on s.product_id = p.id
-      join inventory.warehouses w on w.id = s.warehouse_id
-      where p.sku = any($1::text[]) order by p.sku, w.code`, [skus]);
+    const loaded = await loadSkus(this.pool, skus);
     const result = new Map<string, CachedStock>();
-    if (rows.length === 0) return result;
-    const states: RowState[] = rows.map((r) => ({
-      sku: r.sku, warehouse: r.code, version: r.version, onHand: r.on_hand, reserved: r.reserved, available: r.available, lowStockThreshold: r.low_stock_threshold,
-    }));
+    const states = [...loaded.values()].flat();
+    if (states.length === 0) return result;
     // Written back for the next reader; a Redis that fails meanwhile does not fail the answer.
     if (writeBack && this.redis.status === 'ready') await this.writer.apply(states, []).catch(() => {});
-    const rowsBySku = Map.groupBy(rows, (r) => r.sku);
-    for (const [sku, skuRows] of rowsBySku) {
-      const total = skuRows.reduce((n, r) => n + r.on_hand, 0);
-      const available = skuRows.reduce((n, r) => n + r.available, 0);
-      const status = stockStatus(available, skuRows.reduce((n, r) => n + r.low_stock_threshold, 0));
+    for (const [sku, rows] of loaded) {
+      if (rows.length === 0) continue; // a product without stock rows has no keys: as unknown as before
+      const { total, available, status } = skuTotals(rows);
       result.set(sku, {
         sku, total, available, status, lowStock: status === 'low_stock',
-        warehouses: skuRows.map((r) => ({ warehouse: r.code, available: r.available, version: r.version })), source: 'database',
+        warehouses: rows.map((r) => ({ warehouse: r.warehouse, available: r.available, version: r.version })), source: 'database',
       });
     }
     return result;
   }
-}
-
-/** "code\0version:on_hand:reserved:available:threshold\0…" → warehouses in code order. */
-function parseRows(joined: string): WarehouseAvailability[] {
-  const parts = joined.split('\0');
-  const warehouses: WarehouseAvailability[] = [];
-  for (let i = 0; i + 1 < parts.length; i += 2) {
-    const value = parts[i + 1]!;
-    const first = value.indexOf(':');
-    const available = value.split(':')[3];
-    warehouses.push({ warehouse: parts[i]!, version: value.slice(0, first), available: Number(available) });
-  }
-  return warehouses.sort((a, b) => (a.warehouse < b.warehouse ? -1 : a.warehouse > b.warehouse ? 1 : 0));
 }

@@ -17,7 +17,7 @@ import { Histogram, type Registry } from 'prom-client';
 import { z } from 'zod';
 import type { ApiRole } from './auth.ts';
 import type { CachedStock, CachedStockReader } from './cached-stock.ts';
-import { stockChannel } from './channels.ts';
+import { stockChannel } from '../db/channels.ts';
 import { confirmedStockChanges } from './stock-changes.ts';
 import { ReserveRefusal, type ReserveCombiner } from './reserve-combiner.ts';
 import { withRefusedLines } from './refused-lines.ts';

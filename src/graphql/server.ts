@@ -58,7 +58,7 @@ export async function startApi(deps: ApiDeps): Promise<void> {
   const redis = createRedis(redisUrl, log, 'stockroom-api');
   const keys = cacheKeys(config.cachePrefix);
   const cache = new CachedStockReader({
-    redis, keys, pool, metrics: createCacheMetrics(registry), readTimeoutMs: config.api.cacheReadTimeoutMs,
+    redis, pool, metrics: createCacheMetrics(registry), readTimeoutMs: config.api.cacheReadTimeoutMs,
     writer: new CacheWriter(redis, keys, { name: config.stream, maxLength: config.streamMaxLength }),
   });
   const preset = makePreset({

@@ -7,7 +7,7 @@
 // true; a notification overtaken by a newer change is dropped (the newer one
 // has its own notification).
 import type { GrafastSubscriber } from 'postgraphile/grafast';
-import { stockChannel } from './channels.ts';
+import { stockChannel } from '../db/channels.ts';
 
 export interface StockChange { sku: string; warehouse: string; onHand: number; reserved: number; available: number; version: string }
 

@@ -2,11 +2,19 @@
 // pages through the stock rows changed since a watermark kept in Postgres
 // (minus an overlap, for transactions that committed after their change's
 // clock time), compares each with Redis, and rewrites and counts the ones
-// that drifted. Rows changed in the last few seconds are left to the stream:
-// there, a difference is latency, not drift.
+// that drifted; then checks the per-sku keys of those skus against their rows
+// hash. Rows changed in the last few seconds are left to the stream: there, a
+// difference is latency, not drift.
+// A rows-hash entry ahead of PostgreSQL (a version the database never
+// committed) is kept by the version guard of every ordinary write; it is
+// rewritten only after PostgreSQL, read again after Redis was, confirms that
+// it has no such version, and only if Redis still holds exactly that entry.
 import type { Task } from 'graphile-worker';
 import type pg from 'pg';
-import type { CacheWriter, RowState } from '../cache/writer.ts';
+import { CACHE_ROW_COLUMNS, loadSkus, toRowState } from '../cache/loader.ts';
+import type { CachedRow } from '../cache/reader.ts';
+import { sameRow, skuTotals, type RowState } from '../cache/row.ts';
+import type { CacheWriter } from '../cache/writer.ts';
 import type { JobMetrics } from './metrics.ts';
 
 export const INCREMENTAL_SYNC = 'incremental_sync';
@@ -24,8 +32,8 @@ export const DEFAULT_SYNC: SyncOptions = { overlapSeconds: 60, graceSeconds: 10,
 export interface SyncResult { checked: number; drifted: number; watermark: string }
 
 interface ChangedRow {
-  sku: string; warehouse: string; on_hand: number; reserved: number; available: number;
-  version: string; last_movement_at: Date; cursor: string; low_stock_threshold: number;
+  sku: string; warehouse: string; version: string; on_hand: number; reserved: number; safety_stock: number;
+  low_stock_threshold: number; cursor: string;
 }
 
 export async function incrementalSync(client: Pick<pg.Pool, 'query'>, writer: CacheWriter, options: SyncOptions = DEFAULT_SYNC): Promise<SyncResult> {
@@ -40,8 +48,7 @@ export async function incrementalSync(client: Pick<pg.Pool, 'query'>, writer: Ca
   let after: string | null = null;
   for (;;) {
     const { rows }: { rows: ChangedRow[] } = await client.query(`
-      select r.sku, r.warehouse, r.on_hand, r.reserved, r.available, r.version::text, r.last_movement_at, r.cursor,
-             s.low_stock_threshold
+      select ${CACHE_ROW_COLUMNS}, r.cursor
       from inventory.recently_updated($1::timestamptz, null, $2, $3) r
       join inventory.products p on p.sku = r.sku
       join inventory.warehouses w on w.code = r.warehouse
@@ -51,11 +58,7 @@ export async function incrementalSync(client: Pick<pg.Pool, 'query'>, writer: Ca
     if (rows.length === 0) break;
     after = rows.at(-1)!.cursor;
     result.checked += rows.length;
-    const drifted = await driftedRows(writer, rows);
-    if (drifted.length) {
-      await writer.apply(drifted, []);
-      result.drifted += drifted.length;
-    }
+    result.drifted += await repairRows(client, writer, rows.map(toRowState));
     if (rows.length < options.pageSize) break;
   }
   await client.query(`
@@ -64,21 +67,57 @@ export async function incrementalSync(client: Pick<pg.Pool, 'query'>, writer: Ca
   return result;
 }
 
-/** The rows whose Redis state (rows hash and warehouse key) differs from Postgres. */
-async function driftedRows(writer: CacheWriter, rows: ChangedRow[]): Promise<RowState[]> {
-  const cached = await writer.readRows(rows.map((r) => ({ sku: r.sku, warehouse: r.warehouse })));
+/** Whether the cache holds this row exactly: its rows-hash entry, and the warehouse key beside it. */
+function holds(cached: CachedRow | undefined, expected: RowState): boolean {
+  return sameRow(cached, expected) && cached!.warehouseKey === expected.available;
+}
+
+/** Repairs what differs in Redis for these rows and their skus' keys; returns how many rows and skus it repaired. */
+async function repairRows(db: Pick<pg.Pool, 'query'>, writer: CacheWriter, rows: RowState[]): Promise<number> {
+  const cached = await writer.reader.rows(rows);
   const drifted: RowState[] = [];
-  rows.forEach((r, i) => {
-    const expected: RowState = {
-      sku: r.sku, warehouse: r.warehouse, version: r.version, onHand: r.on_hand, reserved: r.reserved,
-      available: r.available, lowStockThreshold: r.low_stock_threshold,
-    };
+  const ahead = new Map<string, Array<{ state: RowState; seen: CachedRow }>>();
+  rows.forEach((row, i) => {
     const have = cached[i];
-    const same = have && have.version === expected.version && have.onHand === expected.onHand && have.reserved === expected.reserved
-      && have.available === expected.available && have.lowStockThreshold === expected.lowStockThreshold && have.warehouseKey === expected.available;
-    if (!same) drifted.push(expected);
+    if (holds(have, row)) return;
+    if (have && BigInt(have.version) > BigInt(row.version)) {
+      ahead.set(row.sku, [...(ahead.get(row.sku) ?? []), { state: row, seen: have }]);
+    } else {
+      drifted.push(row);
+    }
   });
-  return drifted;
+  let repaired = 0;
+  if (drifted.length) repaired += (await writer.apply(drifted, [])).applied;
+  if (ahead.size) {
+    // Read again now: a change committed since the page was read may have reached Redis legitimately.
+    const now = await loadSkus(db, [...ahead.keys()]);
+    for (const [sku, entries] of ahead) {
+      const current = new Map((now.get(sku) ?? []).map((r) => [r.warehouse, r]));
+      const bogus = entries.flatMap(({ state, seen }) => {
+        const latest = current.get(state.warehouse);
+        return latest && BigInt(latest.version) < BigInt(seen.version) ? [{ state: latest, seen }] : [];
+      });
+      repaired += await writer.replaceAhead(sku, bogus);
+    }
+  }
+  return repaired + await repairSkuKeys(writer, [...new Set(rows.map((r) => r.sku))]);
+}
+
+/** Per-sku keys (total, available, status, low_stock) that disagree with the sku's rows hash: rewritten from it. */
+async function repairSkuKeys(writer: CacheWriter, skus: string[]): Promise<number> {
+  const [keys, hashes] = await Promise.all([writer.reader.skuKeys(skus), writer.reader.rowsHashes(skus)]);
+  const wrong = skus.filter((_, i) => {
+    const rows = hashes[i];
+    if (!rows) return false; // nothing cached for the sku: its rows were just repaired, or it has none
+    const want = skuTotals(rows.values());
+    const have = keys[i];
+    return !have || have.total !== want.total || have.available !== want.available || have.status !== want.status
+      || (have.lowStock ? '1' : '0') !== want.lowStock;
+  });
+  if (wrong.length === 0) return 0;
+  // Rewriting a sku's own entries (an equal version rewrites) recomputes its keys from the hash.
+  await writer.apply(wrong.flatMap((sku, i) => [...hashes[skus.indexOf(sku)]!].map(([warehouse, row]) => ({ sku, warehouse, ...row }))), []);
+  return wrong.length;
 }
 
 export function incrementalSyncTask(writer: CacheWriter, metrics: JobMetrics): Task {

@@ -41,7 +41,7 @@
 import pg from 'pg';
 import { eventFacts, movementEvents, movementFromRow, type MovementRow } from '../cache/events.ts';
 import type { CacheWriter, SlotCreatedRecord, StreamEvent } from '../cache/writer.ts';
-import type { Lsn } from './lsn.ts';
+import type { Lsn } from '../cache/lsn.ts';
 
 /** The default margin: the longest a transaction writing movements is assumed to stay open. */
 export const DEFAULT_BACKFILL_MARGIN_MS = 10 * 60_000;

@@ -17,13 +17,14 @@
 // (it waits for it, never steals it).
 import { randomUUID } from 'node:crypto';
 import type pg from 'pg';
-import { rebuildCache } from '../cache/rebuild.ts';
-import type { CacheWriter, RowState, SlotCreatedRecord, SlotLossReason, SlotLossRecord } from '../cache/writer.ts';
-import { stockChannel } from '../graphql/channels.ts';
+import { rebuildCache, RebuildInterruptedError } from '../cache/rebuild.ts';
+import type { CacheWriter, SlotCreatedRecord, SlotLossReason, SlotLossRecord } from '../cache/writer.ts';
+import type { RowState } from '../cache/row.ts';
+import { stockChannel } from '../db/channels.ts';
 import type { Logger } from '../log.ts';
 import { backfillGap, DEFAULT_BACKFILL_MARGIN_MS, gapWindow, publishedMovements } from './backfill.ts';
 import { Catalog } from './catalog.ts';
-import { formatLsn, type Lsn } from './lsn.ts';
+import { formatLsn, type Lsn } from '../cache/lsn.ts';
 import type { ListenerMetrics } from './metrics.ts';
 import {
   createSlotWithSnapshot, dropSlot, ensurePublication, inspectSlot, sourceIdentity, type CreatedSlot, type SlotState,
@@ -204,11 +205,10 @@ export class CacheConsumer {
           if ((await writer.readSource()) !== this.source) await writer.clear();
           this.streamIdOffset = await writer.claimStream(created.consistentPoint);
           metrics.rebuilds.inc({ reason: 'new slot' });
-          const token = await writer.beginRebuild();
-          const result = await rebuildCache({ databaseUrl, writer, snapshotName: created.snapshotName });
-          if (!(await writer.completeRebuild(token, this.source, created.consistentPoint))) {
-            throw new Error('redis lost its data during the rebuild; rebuilding again');
-          }
+          const result = await rebuildCache({
+            databaseUrl, writer, snapshotName: created.snapshotName,
+            complete: { source: this.source, position: () => created.consistentPoint },
+          });
           await writer.writeSlotCreated(slotCreated(slot, createdAt, created, 'first start'));
           this.log.info({ rows: result.rows, seconds: result.seconds.toFixed(2) }, 'cache built');
         } finally {
@@ -232,11 +232,7 @@ export class CacheConsumer {
         this.streamIdOffset = await writer.claimStream(confirmed);
       }
       metrics.rebuilds.inc({ reason });
-      const token = await writer.beginRebuild();
-      const result = await rebuildCache({ databaseUrl, writer });
-      if (!(await writer.completeRebuild(token, this.source, confirmed))) {
-        throw new Error('redis lost its data during the rebuild; rebuilding again');
-      }
+      const result = await rebuildCache({ databaseUrl, writer, complete: { source: this.source, position: () => confirmed } });
       this.log.info({ rows: result.rows, stale: result.stale, seconds: result.seconds.toFixed(2) }, 'cache rebuilt');
       this.streamIdOffset = await writer.readStreamOffset();
       return confirmed;
@@ -337,36 +333,38 @@ export class CacheConsumer {
         const base = created.consistentPoint - 1n;
         this.streamIdOffset = await writer.claimStream(base);
         metrics.rebuilds.inc({ reason: `slot ${reason}` });
-        const token = await writer.beginRebuild();
-        const rebuilt = await rebuildCache({ databaseUrl, writer, snapshotName: created.snapshotName });
-        check();
         let backfill = { candidates: 0, movements: 0, events: 0 };
         let tailRead = 0;
-        if (record.windowFrom !== null) {
-          const from = new Date(record.windowFrom);
-          const published = await publishedMovements(writer, from, marginMs);
-          tailRead = published.read;
-          backfill = await backfillGap({
-            databaseUrl, snapshotName: created.snapshotName, writer, from, published: published.ids,
-            baseStreamLsn: base + this.streamIdOffset, beforeBatch: check,
-            onBatch: async ({ movements, events }) => {
-              for (const event of events) {
-                metrics.backfilledEvents.inc({ type: event.type });
-                metrics.eventsProcessed.inc({ type: event.type });
-                if (event.type === 'warehouse.stock.adjusted') metrics.adjustments.inc();
-              }
-              // Counted as it goes, so a recovery resumed after a crash adds to what was done.
-              record.backfilledMovements += movements;
-              record.backfilledEvents += events.length;
-              await writer.writeSlotLoss(record);
-            },
-          });
-        } else {
-          this.log.error({ slot, basis: record.windowBasis }, 'cannot tell which movements of the gap lack events; none were backfilled');
-        }
-        if (!(await writer.completeRebuild(token, this.source, created.consistentPoint))) {
-          throw new Error('redis lost its data during the rebuild; rebuilding again');
-        }
+        const rebuilt = await rebuildCache({
+          databaseUrl, writer, snapshotName: created.snapshotName,
+          complete: { source: this.source, position: () => created.consistentPoint },
+          // The gap's events are published in the same snapshot, before the cache is marked whole.
+          beforeComplete: async () => {
+            check();
+            if (record.windowFrom !== null) {
+              const from = new Date(record.windowFrom);
+              const published = await publishedMovements(writer, from, marginMs);
+              tailRead = published.read;
+              backfill = await backfillGap({
+                databaseUrl, snapshotName: created.snapshotName, writer, from, published: published.ids,
+                baseStreamLsn: base + this.streamIdOffset, beforeBatch: check,
+                onBatch: async ({ movements, events }) => {
+                  for (const event of events) {
+                    metrics.backfilledEvents.inc({ type: event.type });
+                    metrics.eventsProcessed.inc({ type: event.type });
+                    if (event.type === 'warehouse.stock.adjusted') metrics.adjustments.inc();
+                  }
+                  // Counted as it goes, so a recovery resumed after a crash adds to what was done.
+                  record.backfilledMovements += movements;
+                  record.backfilledEvents += events.length;
+                  await writer.writeSlotLoss(record);
+                },
+              });
+            } else {
+              this.log.error({ slot, basis: record.windowBasis }, 'cannot tell which movements of the gap lack events; none were backfilled');
+            }
+          },
+        });
         await writer.writeSlotCreated(slotCreated(slot, createdAt, created, reason));
         record = { ...record, state: 'done', finishedAt: new Date().toISOString() };
         await writer.writeSlotLoss(record);
@@ -425,12 +423,16 @@ export class CacheConsumer {
         // Until the marker is set, every apply reports the loss again; a loss *during* the
         // rebuild takes the token with it, and the rebuild then starts over.
         for (let attempt = 1; !this.stopping.signal.aborted; attempt++) {
-          const token = await writer.beginRebuild();
-          const result = await rebuildCache({ databaseUrl: this.options.databaseUrl, writer });
-          // The session keeps the position; the marker says the cache is whole again.
-          if (await writer.completeRebuild(token, this.source, this.session?.appliedLsn ?? 0n)) {
+          try {
+            // The session keeps the position; the marker says the cache is whole again.
+            const result = await rebuildCache({
+              databaseUrl: this.options.databaseUrl, writer,
+              complete: { source: this.source, position: () => this.session?.appliedLsn ?? 0n },
+            });
             this.log.info({ rows: result.rows, stale: result.stale, seconds: result.seconds.toFixed(2) }, 'cache rebuilt');
             return;
+          } catch (error) {
+            if (!(error instanceof RebuildInterruptedError)) throw error;
           }
           this.log.warn({ attempt }, 'redis lost its data again during the rebuild; rebuilding again');
           this.options.metrics.rebuilds.inc({ reason: 'redis lost its data during a rebuild' });

@@ -2,7 +2,7 @@
 // (when Postgres has invalidated it) replaced here.
 import pg from 'pg';
 import { ServiceUnavailableError } from '../errors.ts';
-import { parseLsn, type Lsn } from './lsn.ts';
+import { parseLsn, type Lsn } from '../cache/lsn.ts';
 
 /** The tables whose changes reach the cache. */
 export const PUBLISHED_TABLES = ['inventory.products', 'inventory.warehouses', 'inventory.stock_levels', 'inventory.movements'];

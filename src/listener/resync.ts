@@ -8,7 +8,8 @@
 import pgListen, { type Subscriber } from 'pg-listen';
 import type pg from 'pg';
 import { z } from 'zod';
-import type { CacheWriter, RowState } from '../cache/writer.ts';
+import type { CacheWriter } from '../cache/writer.ts';
+import { loadSkus } from '../cache/loader.ts';
 import type { Logger } from '../log.ts';
 import type { ListenerMetrics } from './metrics.ts';
 
@@ -109,17 +110,8 @@ export class ResyncListener {
  * rewrites the keys, which is what repairs a key someone edited by hand.
  */
 export async function resyncSku(pool: pg.Pool, writer: CacheWriter, sku: string): Promise<'rewritten' | 'unknown'> {
-  const { rows } = await pool.query<{ code: string; version: string; on_hand: number; reserved: number; safety_stock: number; low_stock_threshold: number }>(`
-    select w.code, s.version::text, s.on_hand, s.reserved, s.safety_stock, s.low_stock_threshold
-    from inventory.products p
-    join inventory.stock_levels s on s.product_id = p.id
-    join inventory.warehouses w on w.id = s.warehouse_id
-    where p.sku = $1`, [sku]);
+  const rows = (await loadSkus(pool, [sku])).get(sku) ?? [];
   if (rows.length === 0) return 'unknown';
-  const states: RowState[] = rows.map((r) => ({
-    sku, warehouse: r.code, version: r.version, onHand: r.on_hand, reserved: r.reserved,
-    available: Math.max(r.on_hand - r.reserved - r.safety_stock, 0), lowStockThreshold: r.low_stock_threshold,
-  }));
-  await writer.apply(states, []);
+  await writer.apply(rows, []);
   return 'rewritten';
 }

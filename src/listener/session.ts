@@ -17,10 +17,11 @@
 // - a failed Redis write stops the session before the library can hand us
 //   (and we acknowledge) a later transaction.
 import { LogicalReplicationService, PgoutputPlugin, type Pgoutput } from 'pg-logical-replication';
-import type { CacheWriter, RowState, StreamEvent } from '../cache/writer.ts';
+import type { CacheWriter, StreamEvent } from '../cache/writer.ts';
+import type { RowState } from '../cache/row.ts';
 import type { Logger } from '../log.ts';
 import type { Catalog } from './catalog.ts';
-import { formatLsn, parseLsn, type Lsn } from './lsn.ts';
+import { formatLsn, parseLsn, type Lsn } from '../cache/lsn.ts';
 import type { ListenerMetrics } from './metrics.ts';
 import { ReplicatedTransaction } from './transaction.ts';
 

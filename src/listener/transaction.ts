@@ -3,9 +3,10 @@
 // of each movement it wrote.
 import type { Pgoutput } from 'pg-logical-replication';
 import { movementEvents, movementFromRow, type Movement, type MovementRow, type RowPolicy } from '../cache/events.ts';
-import type { RowState, StreamEvent } from '../cache/writer.ts';
+import type { StreamEvent } from '../cache/writer.ts';
+import { rowState, type RowState } from '../cache/row.ts';
 import type { Catalog } from './catalog.ts';
-import { parseLsn, type Lsn } from './lsn.ts';
+import { parseLsn, type Lsn } from '../cache/lsn.ts';
 
 export class ReplicatedTransaction {
   /** Start LSN of the commit record: unique per transaction and increasing in commit order. */
@@ -42,14 +43,13 @@ export class ReplicatedTransaction {
         const reserved = row.reserved as number;
         const safetyStock = row.safety_stock as number;
         this.policies.set(rowKey, { safetyStock, lowStockThreshold: row.low_stock_threshold as number });
-        this.rows.set(rowKey, {
+        this.rows.set(rowKey, rowState({
           sku: catalog.sku(row.product_id),
           warehouse: catalog.code(row.warehouse_id),
           version: String(row.version),
-          onHand, reserved,
-          available: Math.max(onHand - reserved - safetyStock, 0),
+          onHand, reserved, safetyStock,
           lowStockThreshold: row.low_stock_threshold as number,
-        });
+        }));
         this.changes++;
         break;
       }

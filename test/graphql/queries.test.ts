@@ -160,7 +160,7 @@ test('cachedStock fallback: the missing skus in one PostgreSQL query, and each s
   });
   const keys = cacheKeys(names.prefix);
   const reader = new CachedStockReader({
-    redis, keys, pool, metrics: createCacheMetrics(new Registry()), writer: new CacheWriter(redis, keys, { name: names.stream, maxLength: 1000 }), readTimeoutMs: 1000,
+    redis, pool, metrics: createCacheMetrics(new Registry()), writer: new CacheWriter(redis, keys, { name: names.stream, maxLength: 1000 }), readTimeoutMs: 1000,
   });
   try {
     const answers = await Promise.all([

@@ -9,7 +9,7 @@ import path from 'node:path';
 import test, { type ExecutionContext } from 'ava';
 import { cacheKeys } from '../../src/cache/keys.ts';
 import { CacheWriter } from '../../src/cache/writer.ts';
-import { stockChannel } from '../../src/graphql/channels.ts';
+import { stockChannel } from '../../src/db/channels.ts';
 import { testRedis } from '../helpers/cache.ts';
 import { startTestApi, subscribe, token, unsignedToken, type GraphQLResponse, type TestApi } from '../helpers/api.ts';
 import { openTestDatabase } from '../helpers/database.ts';

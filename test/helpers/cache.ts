@@ -2,7 +2,7 @@
 // defines the keys; reads the events stream.
 import { randomBytes } from 'node:crypto';
 import { Redis } from 'ioredis';
-import { stockStatus } from '../../src/cache/keys.ts';
+import { stockStatus } from '../../src/cache/row.ts';
 import type { Queryable } from './invariants.ts';
 import { testServers } from './environment.ts';
 

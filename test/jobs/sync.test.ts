@@ -130,7 +130,7 @@ test('rows changed within the grace period are left to the stream', async (t) =>
   t.deepEqual(await cacheMismatches(db, cache.redis, cache.names.prefix), []);
 });
 
-test.failing('a rows-hash entry whose version is ahead of Postgres is repaired, not only counted', async (t) => {
+test('a rows-hash entry whose version is ahead of Postgres is repaired, not only counted', async (t) => {
   const { db } = t.context;
   await setupCatalog(db, CATALOG);
   const cache = await cacheFor(t, db);
@@ -145,9 +145,8 @@ test.failing('a rows-hash entry whose version is ahead of Postgres is repaired, 
   t.is(await cache.redis.get(cache.keys.warehouse('C', 'WH1')), '3');
 });
 
-// driftedRows compares only the rows hash and the warehouse keys; the per-sku keys SPEC.md
-// defines (total, available, status, low_stock) are not compared, so drift there is never repaired.
-test.failing('drift in the per-sku keys (available, status) of changed rows is repaired and counted', async (t) => {
+// The per-sku keys are checked against the sku's rows hash, so drift in them alone is repaired too.
+test('drift in the per-sku keys (available, status) of changed rows is repaired and counted', async (t) => {
   const { db } = t.context;
   await setupCatalog(db, CATALOG);
   const cache = await cacheFor(t, db);

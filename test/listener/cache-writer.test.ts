@@ -5,8 +5,9 @@
 import test, { type ExecutionContext } from 'ava';
 import type { Redis } from 'ioredis';
 import { cacheKeys } from '../../src/cache/keys.ts';
-import { CacheWriter, type RowState, type StreamEvent } from '../../src/cache/writer.ts';
-import { parseLsn } from '../../src/listener/lsn.ts';
+import { CacheWriter, type StreamEvent } from '../../src/cache/writer.ts';
+import { decodeRow, encodeRow, stockStatus, type RowState } from '../../src/cache/row.ts';
+import { parseLsn } from '../../src/cache/lsn.ts';
 import { readStream, testRedis, uniqueNames } from '../helpers/cache.ts';
 
 interface Fixture {
@@ -278,4 +279,20 @@ test('clear() takes the prefix literally (glob characters in it match only thems
   t.is(await f.get('stock:A:warehouse:WH1'), null);
   t.is(await neighbour.get('stock:A:warehouse:WH1'), '5');
   t.is(await lookalike.get('stock:A:warehouse:WH1'), '5');
+});
+
+test('the status the apply script writes is stockStatus of row.ts, at every boundary, and entries round-trip through encodeRow', async (t) => {
+  const f = fixture(t, 'cw_status_rule');
+  const cases: Array<[available: number, threshold: number]> = [[0, 0], [0, 5], [1, 0], [1, 1], [4, 5], [5, 5], [6, 5], [100, 99]];
+  const rows = cases.map(([available, threshold], i) => row(`S${i}`, 'WH1', 1, available + 3, 3, available, threshold));
+  await f.writer.apply(rows, []);
+  for (const [i, [available, threshold]] of cases.entries()) {
+    const keys = await f.skuKeys(`S${i}`);
+    const status = stockStatus(available, threshold);
+    t.is(keys.status, status, `available ${available}, threshold ${threshold}`);
+    t.is(keys.lowStock, status === 'low_stock' ? '1' : '0');
+    t.is(await f.redis.hget(f.writer.keys.rows(`S${i}`), 'WH1'), encodeRow(rows[i]!));
+  }
+  t.deepEqual(decodeRow(encodeRow(rows[3]!)), { version: '1', onHand: 4, reserved: 3, available: 1, lowStockThreshold: 1 });
+  t.is(decodeRow('1:2:3'), undefined, 'a hand-edited entry is no entry');
 });

@@ -11,7 +11,7 @@ import path from 'node:path';
 import { createInterface } from 'node:readline';
 import type pg from 'pg';
 import { isAlive } from '../../src/harness/processes.ts';
-import { parseLsn } from '../../src/listener/lsn.ts';
+import { parseLsn } from '../../src/cache/lsn.ts';
 import type { StreamEntry } from '../helpers/cache.ts';
 import type { Queryable } from '../helpers/invariants.ts';
 import { CLI } from '../cli/run-cli.ts';

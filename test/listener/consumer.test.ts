@@ -9,7 +9,7 @@ import type pg from 'pg';
 import { EVENT_SOURCE } from '../../src/cache/events.ts';
 import { findExecutable, freePort } from '../../src/harness/processes.ts';
 import { redisAnswers } from '../../src/harness/redis.ts';
-import { parseLsn } from '../../src/listener/lsn.ts';
+import { parseLsn } from '../../src/cache/lsn.ts';
 import { openTestDatabase, type TestDatabase } from '../helpers/database.ts';
 import { cacheMismatches, eventProblems, readStream, testRedis, waitFor, waitForCache, type StreamEntry } from '../helpers/cache.ts';
 import type { Queryable } from '../helpers/invariants.ts';

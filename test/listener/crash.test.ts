@@ -6,7 +6,7 @@
 // warehouse.stock.updated and one typed event, and the slot holds no WAL.
 // Random choices are seeded: the seed is logged, STOCKROOM_TEST_SEED replays it.
 import test, { type ExecutionContext } from 'ava';
-import { parseLsn } from '../../src/listener/lsn.ts';
+import { parseLsn } from '../../src/cache/lsn.ts';
 import { eventProblems, readStream, testRedis, uniqueNames, waitFor, waitForCache } from '../helpers/cache.ts';
 import { openTestDatabase } from '../helpers/database.ts';
 import { testServers } from '../helpers/environment.ts';

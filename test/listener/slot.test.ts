@@ -5,7 +5,7 @@
 // consumer keeps the slot from retaining WAL.
 import test, { type ExecutionContext } from 'ava';
 import type { Redis } from 'ioredis';
-import { parseLsn } from '../../src/listener/lsn.ts';
+import { parseLsn } from '../../src/cache/lsn.ts';
 import { PUBLISHED_TABLES } from '../../src/listener/replication-setup.ts';
 import { openTestDatabase, type TestDatabase } from '../helpers/database.ts';
 import { cacheMismatches, eventProblems, readStream, testRedis, uniqueNames, waitFor, waitForCache } from '../helpers/cache.ts';
