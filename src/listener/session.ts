@@ -61,9 +61,6 @@ const MAX_FLUSHES_IN_FLIGHT = 2;
 
 const emptyBatch = (): Batch => ({ rows: [], events: [], endLsn: undefined, commitTimes: [], transactions: 0 });
 
-/** The library's private queue state: the only way to know nothing received is still unhandled. */
-interface ServiceInternals { _messageQueue?: unknown[]; _processing?: boolean }
-
 export class ReplicationSession {
   private readonly options: SessionOptions;
   private readonly log: Logger;
@@ -78,6 +75,8 @@ export class ReplicationSession {
   private stopping = false;
   private settle: { resolve: () => void; reject: (error: Error) => void } | undefined;
   private pingTimer: NodeJS.Timeout | undefined;
+  /** Messages whose handler is running (0 or 1: flow control hands them over one at a time). */
+  private handling = 0;
   /** Everything before this is in Redis (and acknowledged, or about to be). */
   appliedLsn: Lsn;
   /** When the replication stream started, if it did. */
@@ -145,6 +144,7 @@ export class ReplicationSession {
 
   private async onData(lsn: string, message: Pgoutput.Message): Promise<void> {
     if (this.failure || this.stopping) return;
+    this.handling++;
     try {
       switch (message.tag) {
         case 'begin':
@@ -176,6 +176,8 @@ export class ReplicationSession {
       }
     } catch (error) {
       this.fail(error as Error);
+    } finally {
+      this.handling--;
     }
   }
 
@@ -247,10 +249,14 @@ export class ReplicationSession {
     return this.flushing;
   }
 
+  /**
+   * Nothing received is still unhandled. With flow control the library queues
+   * what it receives and hands it to onData one message at a time, going from
+   * one message to the next without yielding to the event loop; so, seen from
+   * a later turn of the loop, no handler running means an empty queue.
+   */
   private idle(): boolean {
-    const internals = this.service as unknown as ServiceInternals;
-    const queueEmpty = Array.isArray(internals._messageQueue) && internals._messageQueue.length === 0 && internals._processing === false;
-    return queueEmpty && !this.transaction && this.flushesInFlight === 0 && this.batch.rows.length === 0 && this.batch.endLsn === undefined;
+    return this.handling === 0 && !this.transaction && this.flushesInFlight === 0 && this.batch.rows.length === 0 && this.batch.endLsn === undefined;
   }
 
   /**
@@ -260,6 +266,12 @@ export class ReplicationSession {
    * shutdown of Postgres (which waits for that acknowledgement) does not hang.
    */
   private onHeartbeat(lsn: string, shouldRespond: boolean): void {
+    // A keepalive comes straight from the socket, possibly right behind data still queued:
+    // decide on a later turn of the event loop, when the queue has had its turn (see idle()).
+    setImmediate(() => this.afterHeartbeat(lsn, shouldRespond));
+  }
+
+  private afterHeartbeat(lsn: string, shouldRespond: boolean): void {
     if (this.failure || this.stopping) return;
     const serverLsn = parseLsn(lsn);
     if (this.idle() && serverLsn > this.appliedLsn) {
@@ -279,9 +291,7 @@ export class ReplicationSession {
 
   /** Still idle once our turn in the flush chain comes (only this heartbeat's own flush in flight)? */
   private idleAfter(serverLsn: Lsn): boolean {
-    const internals = this.service as unknown as ServiceInternals;
-    return serverLsn > this.appliedLsn && !this.transaction && this.batch.rows.length === 0 && this.batch.endLsn === undefined
-      && Array.isArray(internals._messageQueue) && internals._messageQueue.length === 0 && internals._processing === false;
+    return serverLsn > this.appliedLsn && this.handling === 0 && !this.transaction && this.batch.rows.length === 0 && this.batch.endLsn === undefined;
   }
 
   /** Asks an idle server for a keepalive (reply requested), which onHeartbeat then acknowledges. */

@@ -70,10 +70,19 @@ async function nothingLeft(t: ExecutionContext, dataDir: string, pids: number[],
 }
 
 
-/** The pid of the Stockroom process itself (`node bin/stockroom.js start`) under a launcher. */
-function stockroomPid(): number[] {
+/**
+ * The pid of the Stockroom process itself (`node bin/stockroom.js start`) under a launcher, on this data
+ * directory (other tests may run a Stockroom of their own meanwhile): read from each candidate's environment.
+ */
+function stockroomPid(dataDir: string): number[] {
   const lines = execFileSync('ps', ['-eww', '-o', 'pid=,args='], { encoding: 'utf8' }).split('\n');
-  return lines.filter((l) => /node\S* \S*bin\/stockroom\.js start/.test(l)).map((l) => Number(l.trim().split(/\s+/)[0]));
+  return lines.filter((l) => /node\S* \S*bin\/stockroom\.js start/.test(l)).map((l) => Number(l.trim().split(/\s+/)[0])).filter((pid) => {
+    try {
+      return readFileSync(`/proc/${pid}/environ`, 'utf8').split('\0').includes(`STOCKROOM_DATA_DIR=${dataDir}`);
+    } catch {
+      return false; // gone, or not ours to read
+    }
+  });
 }
 
 function tempDataDir(t: ExecutionContext, label: string): string {
@@ -97,7 +106,7 @@ test.serial('SIGTERM to the npm start process stops every role and the embedded 
   const dataDir = tempDataDir(t, 'npm');
   const first = await start(t, 'npm', ['start', '--silent'], dataDir);
   await queryUrl(first.databaseUrl, `select inventory.upsert_product('KEEP-1', 'kept across restarts')`);
-  const pids = [first.child.pid!, ...stockroomPid(), ...serverPids(dataDir)];
+  const pids = [first.child.pid!, ...stockroomPid(dataDir), ...serverPids(dataDir)];
   t.is(serverPids(dataDir).filter((pid) => isAlive(pid)).length, 2, 'PostgreSQL and Redis run on the data directory');
   first.child.kill('SIGTERM');
   t.is(await first.exited, 0, first.stderr());
@@ -117,7 +126,7 @@ test.serial('SIGTERM to npx stockroom start stops everything within 10 s', async
   t.timeout(120_000);
   const dataDir = tempDataDir(t, 'npx');
   const started = await start(t, 'npx', ['stockroom', 'start'], dataDir);
-  const pids = [started.child.pid!, ...stockroomPid(), ...serverPids(dataDir)];
+  const pids = [started.child.pid!, ...stockroomPid(dataDir), ...serverPids(dataDir)];
   started.child.kill('SIGTERM');
   t.is(await started.exited, 0, started.stderr());
   await nothingLeft(t, dataDir, pids, 'npx stockroom start after SIGTERM');

@@ -88,7 +88,7 @@ test.serial('requests combined in one call keep their own answers: reserved, sho
   const expected = { ok: 'OK', short: 'INSUFFICIENT_STOCK', unknown: 'NOT_FOUND', invalid: 'NOT_FOUND', reused: 'IDEMPOTENCY_CONFLICT', retry: 'OK' };
   for (const { kind, r } of responses) t.is(codeOf(r), expected[kind], `${kind}: ${r.errors?.[0]?.message ?? 'reserved'}`);
   const short = responses.find((x) => x.kind === 'short')!;
-  t.deepEqual(short.r.errors![0]!.extensions?.detail, { order_ref: 'mix-1', lines: [{ sku: 'SHORT', warehouse: 'WH1', requested: 5, available: 1 }] },
+  t.deepEqual(short.r.errors![0]!.extensions?.detail, { order_ref: 'mix-1', lines: [{ sku: 'SHORT', warehouse: 'WH1', requested: 5, available: 1, inputLines: [1] }] },
     'the detail names its own order and line');
   t.true(responses.filter((x) => x.kind === 'retry').every((x) => x.r.data?.reserve.rowId === first.data!.reserve.rowId), 'a retry gets the first reservation');
   t.like(await stockOf(db, 'MIX', 'WH1'), { reserved: 9 }, 'the first keyed one and the 8 ok ones');
