@@ -25,6 +25,7 @@ import { seed } from '../src/db/seed.ts';
 import { printTable } from '../src/cli/output.ts';
 import { parseLsn } from '../src/cache/lsn.ts';
 import { startConsumerProcess } from './lib/consumer-process.ts';
+import { startCpuMeter } from './lib/cpu.ts';
 import { closeClients, openClients } from './lib/load.ts';
 import { startBenchServices } from './lib/services.ts';
 import { round, summarize } from './lib/stats.ts';
@@ -180,12 +181,15 @@ try {
   const drainer = startConsumerProcess(env);
   await drainer.streaming;
   const drainStarted = performance.now();
+  // On 2 cores the consumer, PostgreSQL (its walsender decoding) and Redis share the machine: each one's CPU.
+  const drainCpu = startCpuMeter({ consumer: drainer.child.pid!, postgres: services.postgresPid, redis: services.redisPid! });
   for (;;) {
     const position = await redis.get(`${PREFIX}meta:position`);
     if (position && parseLsn(position) >= target) break;
     await new Promise((r) => setTimeout(r, 20));
   }
   const drainSeconds = (performance.now() - drainStarted) / 1000;
+  const drainCpuSeconds = drainCpu.stop();
   await drainer.stop();
   // Baseline: the writer alone, the same number of row states in the consumer's batch size.
   const states: RowState[] = stockRows.slice(0, 2000).map((r, i) => ({
@@ -200,6 +204,10 @@ try {
   report.drain = {
     changes: backlog, seconds: round(drainSeconds, 2), perSecond: Math.round(backlog / drainSeconds),
     writerOnlyPerSecond: Math.round(backlog / writerSeconds), ratio: round(writerSeconds / drainSeconds, 2),
+    cpuMicrosPerChange: Object.fromEntries(Object.entries(drainCpuSeconds).filter(([name]) => name !== 'bench')
+      .map(([name, cpu]) => [name, Math.round((cpu * 1e6) / backlog)])),
+    cpuShare: Object.fromEntries(Object.entries(drainCpuSeconds).filter(([name]) => name !== 'bench')
+      .map(([name, cpu]) => [name, round(cpu / drainSeconds, 2)])),
   };
   process.stderr.write(`drain: ${backlog} changes in ${drainSeconds.toFixed(2)} s\n`);
 
@@ -210,12 +218,14 @@ try {
   } else {
     printTable(['rate /s', 'achieved /s', 'cdc p50 ms', 'cdc p99 ms', 'dual-write p50 ms', 'dual-write p99 ms', 'p99 ratio', 'measured'],
       latency.map((l) => [l.rate, l.cdc.achieved, l.cdc.p50, l.cdc.p99, l.dualWrite.p50, l.dualWrite.p99, l.p99Ratio, `${l.cdc.measured}${l.cdc.unmatched ? ` (${l.cdc.unmatched} unmatched)` : ''}`]));
-    const d = report.drain as { changes: number; seconds: number; perSecond: number; writerOnlyPerSecond: number; ratio: number };
+    const d = report.drain as { changes: number; seconds: number; perSecond: number; writerOnlyPerSecond: number; ratio: number; cpuMicrosPerChange: Record<string, number>; cpuShare: Record<string, number> };
     const r = report.rebuild as { rows: number; seconds: number; baselineReadSeconds: number; ratio: number };
     printTable(['measure', 'value', 'baseline', 'ratio', 'target'], [
-      ['drain of backlog', `${d.perSecond} changes/s (${d.changes} in ${d.seconds} s)`, `writer alone ${d.writerOnlyPerSecond}/s`, d.ratio, '≥ 20,000/s'],
+      ['drain of backlog', `${d.perSecond} adjusts/s (${d.changes} in ${d.seconds} s)`, `writer alone ${d.writerOnlyPerSecond}/s`, d.ratio, '≥ 15,000/s (must)'],
       ['rebuild', `${r.rows} rows in ${r.seconds} s`, `read alone ${r.baselineReadSeconds} s`, r.ratio, '≤ 3 s'],
     ]);
+    process.stdout.write(`drain CPU per adjust (µs) and share of a core: ${Object.entries(d.cpuMicrosPerChange).map(([name, us]) => `${name} ${us} µs (${d.cpuShare[name]})`).join(', ')}\n`);
+    process.stdout.write(`target: drain ≥ 15,000 adjusts/s: ${d.perSecond} ${d.perSecond >= 15_000 ? '(met)' : '(missed)'}\n`);
     const at2000 = latency.find((l) => l.rate === 2000);
     if (at2000) process.stdout.write(`target: p99 ≤ 25 ms at 2,000/s: ${at2000.cdc.p99} ms ${at2000.cdc.p99 <= 25 ? '(met)' : '(missed)'}\n`);
   }

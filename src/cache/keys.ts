@@ -21,6 +21,8 @@ export interface CacheKeys {
   skuKeys(sku: string): string[];
   /** Commit LSN of the last change applied. */
   position: string;
+  /** Token of the last batch the consumer applied whole: the batch sent behind it checks it (scripts.ts, APPLY). */
+  applyChain: string;
   /** Which database and slot this cache mirrors (system identifier, database, slot). */
   source: string;
   /** Hash of the rebuilds under way (token → start time); a token gone means Redis lost its data meanwhile. */
@@ -48,6 +50,7 @@ export function cacheKeys(prefix: string): CacheKeys {
     rows: (sku) => `${stock(sku)}:rows`,
     skuKeys: (sku) => [`${stock(sku)}:rows`, `${stock(sku)}:total`, `${stock(sku)}:available`, `${stock(sku)}:status`, `${stock(sku)}:low_stock`, `${prefix}product:${sku}`],
     position: `${prefix}meta:position`,
+    applyChain: `${prefix}meta:apply_chain`,
     source: `${prefix}meta:source`,
     streamOffset: `${prefix}meta:stream_offset`,
     rebuilds: `${prefix}meta:rebuilds`,

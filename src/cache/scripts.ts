@@ -32,25 +32,38 @@ export function runScript(redis: Redis, script: Script, keys: readonly string[],
  * Returns counts, whether the cache had lost its data (no source marker), and
  * which rows (1-based) it wrote, so only real changes are announced.
  *
- * KEYS: source, stream, position; then per sku (in the order of ARGV's sku
- * indexes) rows, total, available, status, low_stock, product; then per row
- * its warehouse key.
- * ARGV: maxlen, position ('' for none), sku count, row count; per row: sku
- * index (1-based), warehouse code, version, encoded entry (row.ts); event
- * count; per event: stream id, type, CloudEvents id, subject, body.
+ * Batches may be sent before the one ahead of them has answered (the
+ * consumer pipelines them): each names the batch it follows, and applies only
+ * if that one was applied whole (the chain key holds its token). A batch that
+ * failed half-way thus stops every batch sent behind it, which would
+ * otherwise push the stream's top above events it never wrote (and a replay
+ * would take those for duplicates).
+ *
+ * KEYS: source, stream, position, chain; then per sku (in the order of
+ * ARGV's sku indexes) rows, total, available, status, low_stock, product;
+ * then per row its warehouse key.
+ * ARGV: maxlen, position ('' for none), sku count, row count, token of the
+ * batch this one follows ('' to apply unconditionally), this batch's token
+ * ('' to record none); per row: sku index (1-based), warehouse code,
+ * version, encoded entry (row.ts); event count; per event: stream id, type,
+ * CloudEvents id, subject, body.
  */
 export const APPLY: Script = {
   name: 'stockroomApply',
   lua: `${LUA_ROW_FUNCTIONS}
 local maxlen, position = ARGV[1], ARGV[2]
 local skuCount, rowCount = tonumber(ARGV[3]), tonumber(ARGV[4])
+local after, token = ARGV[5], ARGV[6]
 local lost = (redis.call('EXISTS', KEYS[1]) == 0) and 1 or 0
-local function skuKey(sku, n) return KEYS[3 + 6 * (sku - 1) + n] end
+if after ~= '' and redis.call('GET', KEYS[4]) ~= after then
+  return { 0, 0, 0, 0, lost, {}, 1 }
+end
+local function skuKey(sku, n) return KEYS[4 + 6 * (sku - 1) + n] end
 
 local applied, stale = 0, 0
 local appliedRows = {}
 local touched = {}
-local a = 5
+local a = 7
 for r = 1, rowCount do
   local sku, code, version, entry = tonumber(ARGV[a]), ARGV[a + 1], tonumber(ARGV[a + 2]), ARGV[a + 3]
   a = a + 4
@@ -59,7 +72,7 @@ for r = 1, rowCount do
   if version >= currentVersion then
     redis.call('HSET', skuKey(sku, 1), code, entry)
     local _, available = decodeRow(entry)
-    redis.call('SET', KEYS[3 + 6 * skuCount + r], available)
+    redis.call('SET', KEYS[4 + 6 * skuCount + r], available)
     touched[sku] = true
     applied = applied + 1
     appliedRows[#appliedRows + 1] = r
@@ -80,10 +93,7 @@ for sku = 1, skuCount do
       end
     end
     local status = statusOf(available, threshold)
-    redis.call('SET', skuKey(sku, 2), total)
-    redis.call('SET', skuKey(sku, 3), available)
-    redis.call('SET', skuKey(sku, 4), status)
-    redis.call('SET', skuKey(sku, 5), status == 'low_stock' and '1' or '0')
+    redis.call('MSET', skuKey(sku, 2), total, skuKey(sku, 3), available, skuKey(sku, 4), status, skuKey(sku, 5), status == 'low_stock' and '1' or '0')
     redis.call('DEL', skuKey(sku, 6))
   end
 end
@@ -110,7 +120,10 @@ end
 if position ~= '' then
   redis.call('SET', KEYS[3], position)
 end
-return { applied, stale, appended, duplicates, lost, appliedRows }
+if token ~= '' then
+  redis.call('SET', KEYS[4], token)
+end
+return { applied, stale, appended, duplicates, lost, appliedRows, 0 }
 `,
 };
 

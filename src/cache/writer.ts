@@ -29,6 +29,8 @@ export interface ApplyResult {
   duplicates: number;
   /** The cache's source marker is gone: Redis lost its data (FLUSHALL, restart without persistence). */
   lost: boolean;
+  /** Nothing was applied: the batch this one follows (chain.after) was not applied whole. */
+  skipped: boolean;
   /** The rows written (not refused as stale), in the order given. */
   appliedRows: RowState[];
 }
@@ -90,19 +92,26 @@ export class CacheWriter {
     this.reader = new CacheReader(redis, keys);
   }
 
-  async apply(rows: readonly RowState[], events: readonly StreamEvent[], position?: Lsn): Promise<ApplyResult> {
+  /**
+   * chain: for batches sent before the one ahead has answered (the consumer's
+   * pipeline): `after` is the token of the batch this one follows ('' for the
+   * first), `token` this batch's. A batch whose predecessor was not applied
+   * whole applies nothing and comes back `skipped`.
+   */
+  async apply(rows: readonly RowState[], events: readonly StreamEvent[], position?: Lsn, chain?: { after: string; token: string }): Promise<ApplyResult> {
     const skus = [...new Set(rows.map((r) => r.sku))];
     const skuIndex = new Map(skus.map((sku, i) => [sku, i + 1]));
-    const keys = [this.keys.source, this.stream.name, this.keys.position, ...skus.flatMap((sku) => this.keys.skuKeys(sku)),
+    const keys = [this.keys.source, this.stream.name, this.keys.position, this.keys.applyChain, ...skus.flatMap((sku) => this.keys.skuKeys(sku)),
       ...rows.map((r) => this.keys.warehouse(r.sku, r.warehouse))];
-    const args: Array<string | number> = [this.stream.maxLength, position === undefined ? '' : formatLsn(position), skus.length, rows.length];
+    const args: Array<string | number> = [this.stream.maxLength, position === undefined ? '' : formatLsn(position), skus.length, rows.length,
+      chain?.after ?? '', chain?.token ?? ''];
     for (const r of rows) args.push(skuIndex.get(r.sku)!, r.warehouse, r.version, encodeRow(r));
     args.push(events.length);
     for (const e of events) args.push(e.streamId, e.type, e.id, e.subject, e.body);
     const reply = await runScript(this.redis, APPLY, keys, args);
-    const [applied, stale, appended, duplicates, lost, appliedIndexes] = reply as [number, number, number, number, number, number[]];
+    const [applied, stale, appended, duplicates, lost, appliedIndexes, skipped] = reply as [number, number, number, number, number, number[], number];
     return {
-      applied, stale, appended, duplicates, lost: lost === 1,
+      applied, stale, appended, duplicates, lost: lost === 1, skipped: skipped === 1,
       appliedRows: (appliedIndexes ?? []).map((index) => rows[index - 1]!),
     };
   }

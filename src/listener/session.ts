@@ -16,6 +16,7 @@
 //   commit can start exactly where the previous one ended);
 // - a failed Redis write stops the session before the library can hand us
 //   (and we acknowledge) a later transaction.
+import { randomUUID } from 'node:crypto';
 import { LogicalReplicationService, PgoutputPlugin, type Pgoutput } from 'pg-logical-replication';
 import type { CacheWriter, StreamEvent } from '../cache/writer.ts';
 import type { RowState } from '../cache/row.ts';
@@ -56,8 +57,13 @@ interface Batch {
   transactions: number;
 }
 
-/** Batches applied to Redis one after another while the next is decoded. */
-const MAX_FLUSHES_IN_FLIGHT = 2;
+/**
+ * Batches in flight: each is sent to Redis as soon as it is complete, behind
+ * those still applying (one connection keeps them in order, and the chain of
+ * APPLY stops a batch whose predecessor failed), while the next is decoded.
+ * Their results are taken, and positions acknowledged, in order.
+ */
+const MAX_FLUSHES_IN_FLIGHT = 4;
 
 const emptyBatch = (): Batch => ({ rows: [], events: [], endLsn: undefined, commitTimes: [], transactions: 0 });
 
@@ -77,6 +83,9 @@ export class ReplicationSession {
   private pingTimer: NodeJS.Timeout | undefined;
   /** Messages whose handler is running (0 or 1: flow control hands them over one at a time). */
   private handling = 0;
+  /** Tokens of this session's batches, for the chain that orders them in Redis (see MAX_FLUSHES_IN_FLIGHT). */
+  private readonly sessionToken = randomUUID();
+  private batchesSent = 0;
   /** Everything before this is in Redis (and acknowledged, or about to be). */
   appliedLsn: Lsn;
   /** When the replication stream started, if it did. */
@@ -222,10 +231,15 @@ export class ReplicationSession {
     if (batch.rows.length === 0 && batch.events.length === 0 && batch.endLsn === undefined) return this.flushing;
     this.batch = emptyBatch();
     this.flushesInFlight++;
+    const { writer, metrics } = this.options;
+    const chain = { after: this.batchesSent === 0 ? '' : `${this.sessionToken}:${this.batchesSent}`, token: `${this.sessionToken}:${this.batchesSent + 1}` };
+    this.batchesSent++;
+    const applying = this.failure ? undefined : writer.apply(batch.rows, batch.events, batch.endLsn, chain);
+    applying?.catch(() => {}); // its failure is taken below, in order
     this.flushing = this.flushing.then(async () => {
-      if (this.failure) return;
-      const { writer, metrics } = this.options;
-      const result = await writer.apply(batch.rows, batch.events, batch.endLsn);
+      if (this.failure || !applying) return;
+      const result = await applying;
+      if (result.skipped) throw new Error('a batch sent ahead of this one was not applied whole; nothing of this one was applied');
       const now = Date.now();
       for (const micros of batch.commitTimes) metrics.syncLatency.observe(Math.max(0, now - Number(micros / 1000n)) / 1000);
       metrics.changesApplied.inc(result.applied);

@@ -213,7 +213,7 @@ test('rows and events of one batch land together', async (t) => {
   const f = fixture(t, 'cw_together');
   const written = row('A', 'WH1', 2, 9, 1, 8);
   const result = await f.writer.apply([written], [event('10-0', 5), event('10-1', 5, 'warehouse.stock.reserved')], parseLsn('0/10'));
-  t.deepEqual(result, { applied: 1, stale: 0, appended: 2, duplicates: 0, lost: true, appliedRows: [written] });
+  t.deepEqual(result, { applied: 1, stale: 0, appended: 2, duplicates: 0, lost: true, skipped: false, appliedRows: [written] });
   t.is(await f.get('stock:A:warehouse:WH1'), '8');
   t.is(await f.redis.xlen(f.names.stream), 2);
   t.is(await f.get('meta:position'), '0/10');
@@ -295,4 +295,19 @@ test('the status the apply script writes is stockStatus of row.ts, at every boun
   }
   t.deepEqual(decodeRow(encodeRow(rows[3]!)), { version: '1', onHand: 4, reserved: 3, available: 1, lowStockThreshold: 1 });
   t.is(decodeRow('1:2:3'), undefined, 'a hand-edited entry is no entry');
+});
+
+test('a batch sent behind another applies only if that one was applied whole (the chain): otherwise nothing, and it says so', async (t) => {
+  const f = fixture(t, 'cw_chain');
+  const first = await f.writer.apply([row('A', 'WH1', 1, 5, 0, 5)], [event('100-0', 1)], parseLsn('0/100'), { after: '', token: 's:1' });
+  t.like(first, { applied: 1, appended: 1, skipped: false });
+  // Sent behind a batch that never made it (its token is not the last applied one): nothing of it is written.
+  const orphan = await f.writer.apply([row('A', 'WH1', 2, 9, 0, 9)], [event('200-0', 2)], parseLsn('0/200'), { after: 's:2', token: 's:3' });
+  t.like(orphan, { applied: 0, appended: 0, skipped: true });
+  t.is(await f.get('stock:A:warehouse:WH1'), '5');
+  t.is(await f.get('meta:position'), '0/100');
+  t.is((await readStream(f.redis, f.names.stream)).length, 1, 'no event of it either');
+  const next = await f.writer.apply([row('A', 'WH1', 2, 9, 0, 9)], [event('200-0', 2)], parseLsn('0/200'), { after: 's:1', token: 's:2' });
+  t.like(next, { applied: 1, appended: 1, skipped: false });
+  t.is(await f.get('stock:A:warehouse:WH1'), '9');
 });
