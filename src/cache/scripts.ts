@@ -20,6 +20,26 @@ export function runScript(redis: Redis, script: Script, keys: readonly string[],
 }
 
 /**
+ * Lua: recomputes one sku's keys from its rows hash (what SPEC.md defines:
+ * total, available, status, low_stock) and deletes its product key. Takes
+ * the sku's keys in keys.ts's skuKeys order.
+ */
+const LUA_RECOMPUTE_SKU = `${LUA_ROW_FUNCTIONS}
+local function recomputeSku(rows, total, available, status, lowStock, product)
+  local onHandSum, availableSum, thresholdSum = 0, 0, 0
+  for _, entry in ipairs(redis.call('HVALS', rows)) do
+    local onHand, avail, low = decodeRow(entry)
+    if onHand then
+      onHandSum, availableSum, thresholdSum = onHandSum + onHand, availableSum + avail, thresholdSum + low
+    end
+  end
+  local state = statusOf(availableSum, thresholdSum)
+  redis.call('MSET', total, onHandSum, available, availableSum, status, state, lowStock, state == 'low_stock' and '1' or '0')
+  redis.call('DEL', product)
+end
+`;
+
+/**
  * Applies a batch of stock row states and stream events in one round trip:
  * - a row state is written only when its version is >= the one stored (a
  *   replay or a stale write never moves a key backwards; an equal version
@@ -50,7 +70,7 @@ export function runScript(redis: Redis, script: Script, keys: readonly string[],
  */
 export const APPLY: Script = {
   name: 'stockroomApply',
-  lua: `${LUA_ROW_FUNCTIONS}
+  lua: `${LUA_RECOMPUTE_SKU}
 local maxlen, position = ARGV[1], ARGV[2]
 local skuCount, rowCount = tonumber(ARGV[3]), tonumber(ARGV[4])
 local after, token = ARGV[5], ARGV[6]
@@ -83,18 +103,7 @@ end
 
 for sku = 1, skuCount do
   if touched[sku] then
-    local total, available, threshold = 0, 0, 0
-    for _, entry in ipairs(redis.call('HVALS', skuKey(sku, 1))) do
-      local onHand, avail, low = decodeRow(entry)
-      if onHand then
-        total = total + onHand
-        available = available + avail
-        threshold = threshold + low
-      end
-    end
-    local status = statusOf(available, threshold)
-    redis.call('MSET', skuKey(sku, 2), total, skuKey(sku, 3), available, skuKey(sku, 4), status, skuKey(sku, 5), status == 'low_stock' and '1' or '0')
-    redis.call('DEL', skuKey(sku, 6))
+    recomputeSku(skuKey(sku, 1), skuKey(sku, 2), skuKey(sku, 3), skuKey(sku, 4), skuKey(sku, 5), skuKey(sku, 6))
   end
 end
 
@@ -138,7 +147,7 @@ return { applied, stale, appended, duplicates, lost, appliedRows, 0 }
  */
 export const REPLACE_AHEAD: Script = {
   name: 'stockroomReplaceAhead',
-  lua: `${LUA_ROW_FUNCTIONS}
+  lua: `${LUA_RECOMPUTE_SKU}
 local replaced = 0
 for r = 1, (#ARGV / 3) do
   local code, seen, entry = ARGV[3 * r - 2], ARGV[3 * r - 1], ARGV[3 * r]
@@ -150,19 +159,7 @@ for r = 1, (#ARGV / 3) do
   end
 end
 if replaced > 0 then
-  local total, available, threshold = 0, 0, 0
-  for _, value in ipairs(redis.call('HVALS', KEYS[1])) do
-    local onHand, avail, low = decodeRow(value)
-    if onHand then
-      total, available, threshold = total + onHand, available + avail, threshold + low
-    end
-  end
-  local status = statusOf(available, threshold)
-  redis.call('SET', KEYS[2], total)
-  redis.call('SET', KEYS[3], available)
-  redis.call('SET', KEYS[4], status)
-  redis.call('SET', KEYS[5], status == 'low_stock' and '1' or '0')
-  redis.call('DEL', KEYS[6])
+  recomputeSku(KEYS[1], KEYS[2], KEYS[3], KEYS[4], KEYS[5], KEYS[6])
 end
 return replaced
 `,
