@@ -39,7 +39,7 @@ export interface CacheKeys {
 
 export function cacheKeys(prefix: string): CacheKeys {
   const stock = (sku: string) => `${prefix}stock:${sku}`;
-  return {
+  const keys: CacheKeys = {
     prefix,
     warehouse: (sku, code) => `${stock(sku)}:warehouse:${code}`,
     total: (sku) => `${stock(sku)}:total`,
@@ -48,7 +48,7 @@ export function cacheKeys(prefix: string): CacheKeys {
     lowStock: (sku) => `${stock(sku)}:low_stock`,
     product: (sku) => `${prefix}product:${sku}`,
     rows: (sku) => `${stock(sku)}:rows`,
-    skuKeys: (sku) => [`${stock(sku)}:rows`, `${stock(sku)}:total`, `${stock(sku)}:available`, `${stock(sku)}:status`, `${stock(sku)}:low_stock`, `${prefix}product:${sku}`],
+    skuKeys: (sku) => [keys.rows(sku), keys.total(sku), keys.available(sku), keys.status(sku), keys.lowStock(sku), keys.product(sku)],
     position: `${prefix}meta:position`,
     applyChain: `${prefix}meta:apply_chain`,
     source: `${prefix}meta:source`,
@@ -58,4 +58,5 @@ export function cacheKeys(prefix: string): CacheKeys {
     slotLoss: `${prefix}meta:slot_loss`,
     slotRecovery: `${prefix}meta:slot_recovery`,
   };
+  return keys;
 }

@@ -80,7 +80,7 @@ export async function verifyCache(options: VerifyOptions): Promise<VerifyResult>
  * and each rows-hash entry. Reports each mismatch and returns the skus that
  * have any.
  */
-export async function compareSkus(redis: Redis, keys: CacheKeys, bySku: ReadonlyMap<string, readonly RowState[]>, report: (m: Mismatch) => void): Promise<string[]> {
+async function compareSkus(redis: Redis, keys: CacheKeys, bySku: ReadonlyMap<string, readonly RowState[]>, report: (m: Mismatch) => void): Promise<string[]> {
   const expected: Array<{ sku: string; key: string; value: string | null }> = [];
   for (const [sku, rows] of bySku) {
     for (const r of rows) expected.push({ sku, key: keys.warehouse(sku, r.warehouse), value: String(r.available) });

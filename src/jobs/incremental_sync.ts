@@ -106,17 +106,18 @@ async function repairRows(db: Pick<pg.Pool, 'query'>, writer: CacheWriter, rows:
 /** Per-sku keys (total, available, status, low_stock) that disagree with the sku's rows hash: rewritten from it. */
 async function repairSkuKeys(writer: CacheWriter, skus: string[]): Promise<number> {
   const [keys, hashes] = await Promise.all([writer.reader.skuKeys(skus), writer.reader.rowsHashes(skus)]);
-  const wrong = skus.filter((_, i) => {
+  const wrong = skus.flatMap((sku, i) => {
     const rows = hashes[i];
-    if (!rows) return false; // nothing cached for the sku: its rows were just repaired, or it has none
+    if (!rows) return []; // nothing cached for the sku: its rows were just repaired, or it has none
     const want = skuTotals(rows.values());
     const have = keys[i];
-    return !have || have.total !== want.total || have.available !== want.available || have.status !== want.status
-      || (have.lowStock ? '1' : '0') !== want.lowStock;
+    const same = have && have.total === want.total && have.available === want.available && have.status === want.status
+      && (have.lowStock ? '1' : '0') === want.lowStock;
+    return same ? [] : [{ sku, rows }];
   });
   if (wrong.length === 0) return 0;
   // Rewriting a sku's own entries (an equal version rewrites) recomputes its keys from the hash.
-  await writer.apply(wrong.flatMap((sku, i) => [...hashes[skus.indexOf(sku)]!].map(([warehouse, row]) => ({ sku, warehouse, ...row }))), []);
+  await writer.apply(wrong.flatMap(({ sku, rows }) => [...rows].map(([warehouse, row]) => ({ sku, warehouse, ...row }))), []);
   return wrong.length;
 }
 

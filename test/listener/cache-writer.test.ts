@@ -311,3 +311,16 @@ test('a batch sent behind another applies only if that one was applied whole (th
   t.like(next, { applied: 1, appended: 1, skipped: false });
   t.is(await f.get('stock:A:warehouse:WH1'), '9');
 });
+
+test('replaceAhead rewrites an entry only while Redis still holds exactly the one seen, and recomputes the sku', async (t) => {
+  const f = fixture(t, 'cw_replace_ahead');
+  await f.writer.apply([row('A', 'WH1', 50, 9, 0, 9), row('A', 'WH2', 1, 1, 0, 1)], []); // WH1 ahead of a database at version 3
+  const truth = row('A', 'WH1', 3, 4, 0, 4);
+  const stale = { version: '49', onHand: 9, reserved: 0, available: 9, lowStockThreshold: 0 };
+  t.is(await f.writer.replaceAhead('A', [{ state: truth, seen: stale }]), 0, 'not what Redis holds now (the stream wrote since): left alone');
+  t.is(await f.get('stock:A:warehouse:WH1'), '9');
+  const seen = { version: '50', onHand: 9, reserved: 0, available: 9, lowStockThreshold: 0 };
+  t.is(await f.writer.replaceAhead('A', [{ state: truth, seen }]), 1);
+  t.is(await f.redis.hget(f.writer.keys.rows('A'), 'WH1'), encodeRow(truth));
+  t.deepEqual(await f.skuKeys('A'), { total: '5', available: '5', status: 'in_stock', lowStock: '0' });
+});
