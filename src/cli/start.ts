@@ -65,7 +65,8 @@ export function registerStart(program: Command): void {
           const listener = await startListener({ config, databaseUrl: services.databaseUrl, redisUrl: services.redisUrl!, log, registry, lifecycle });
           ops.addCheck('listener', async () => {
             const health = listener.consumer.health();
-            return { ok: health.streaming, detail: health };
+            // A standby is healthy: it waits, ready to take the slot over.
+            return { ok: health.streaming || health.standby, detail: health };
           });
         }
         if (roles.worker) {

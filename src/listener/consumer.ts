@@ -45,6 +45,13 @@ export interface ConsumerOptions {
   /** How often slot lag is sampled and Redis checked for lost data while idle. */
   watchIntervalMs?: number;
   /**
+   * A standby (another consumer streams from the slot) checks this often
+   * whether the slot is free, and takes it over when it is. Default 1 s: a
+   * consumer killed -9 is replaced within about that (its walsender ends as
+   * soon as the connection closes).
+   */
+  standbyPollMs?: number;
+  /**
    * After a slot loss: the longest a transaction writing movements is assumed
    * to stay open, which widens the window of movements checked for missing
    * events (see backfill.ts). Default 10 minutes.
@@ -62,6 +69,8 @@ class SlotRecoveryElsewhereError extends Error {
 
 export interface ConsumerHealth {
   streaming: boolean;
+  /** Another consumer streams from the slot: this one waits to take over. */
+  standby: boolean;
   appliedLsn: string | undefined;
   lastAppliedAt: string | undefined;
   slotLagBytes: number | null;
@@ -88,6 +97,7 @@ export class CacheConsumer {
   private source = '';
   private streamIdOffset = 0n;
   private lagBytes: number | null = null;
+  private standby = false;
   /** The slot loss (by detection time) this process has counted in stockroom_slot_losses_total. */
   private countedLoss: string | undefined;
 
@@ -129,6 +139,7 @@ export class CacheConsumer {
   health(): ConsumerHealth {
     return {
       streaming: this.session?.connected ?? false,
+      standby: this.standby,
       appliedLsn: this.session ? formatLsn(this.session.appliedLsn) : undefined,
       lastAppliedAt: this.session?.lastAppliedAt?.toISOString(),
       slotLagBytes: this.lagBytes,
@@ -143,6 +154,7 @@ export class CacheConsumer {
       try {
         appliedLsn ??= await this.prepare();
         if (this.stopping.signal.aborted) return; // stopped while preparing: start nothing new
+        this.setStandby(false);
         const session = new ReplicationSession({
           databaseUrl: this.options.databaseUrl, slot: this.options.slot, publication: this.options.publication,
           writer: this.options.writer, catalog: this.catalog, metrics: this.options.metrics, log: this.log,
@@ -159,14 +171,40 @@ export class CacheConsumer {
       } catch (error) {
         if (this.stopping.signal.aborted) return;
         const { reason, message } = describe(error);
+        if (reason === 'slot_in_use') {
+          // Not a failure: another consumer streams from the slot. Stand by, cheaply (no
+          // preparation, no backoff growing to seconds), and take over as soon as it is free.
+          if (!this.standby) this.log.info({ slot: this.options.slot }, 'standing by: another consumer streams from the slot; taking over when it stops');
+          this.setStandby(true);
+          await this.waitForFreeSlot();
+          appliedLsn = undefined;
+          attempt = 0;
+          continue;
+        }
         this.options.metrics.reconnects.inc({ reason });
-        (reason === 'slot_in_use' || reason === 'slot_recovery_elsewhere' ? this.log.info.bind(this.log) : this.log.warn.bind(this.log))({ reason, err: message }, 'replication stream unavailable; retrying');
+        (reason === 'slot_recovery_elsewhere' ? this.log.info.bind(this.log) : this.log.warn.bind(this.log))({ reason, err: message }, 'replication stream unavailable; retrying');
       }
       appliedLsn = undefined; // the next session prepares again: the slot may be gone, Redis may have lost data
       const { baseMs, capMs } = this.options.backoff ?? { baseMs: 250, capMs: 15_000 };
       const delay = Math.random() * Math.min(capMs, baseMs * 2 ** attempt); // full jitter
       attempt = Math.min(attempt + 1, 16);
       await sleep(delay, this.stopping.signal);
+    }
+  }
+
+  private setStandby(standby: boolean): void {
+    if (this.standby && !standby) this.log.info({ slot: this.options.slot }, 'the slot is free: taking over from the consumer that streamed from it');
+    this.standby = standby;
+    this.options.metrics.standby.set(standby ? 1 : 0);
+  }
+
+  /** Returns once the slot is not held by anyone (or is gone, or cannot be looked at: the caller's next session finds out why). */
+  private async waitForFreeSlot(): Promise<void> {
+    const pollMs = this.options.standbyPollMs ?? 1_000;
+    while (!this.stopping.signal.aborted) {
+      await sleep(pollMs * (0.75 + Math.random() * 0.25), this.stopping.signal); // jitter: standbys do not poll in step
+      const state = await inspectSlot(this.options.pool, this.options.slot).catch(() => undefined);
+      if (state?.activePid == null) return;
     }
   }
 

@@ -22,6 +22,7 @@ export function createListenerMetrics(registry: Registry) {
     slotLosses: new Counter({ name: 'stockroom_slot_losses_total', help: 'Replication slots found dropped or invalidated while Redis mirrored this database (not first starts)', labelNames: ['reason'], registers }),
     backfilledEvents: new Counter({ name: 'stockroom_backfilled_events_total', help: 'Events of a lost slot\'s gap published from the ledger (also counted in stock_events_processed_total)', labelNames: ['type'], registers }),
     reconnects: new Counter({ name: 'stockroom_replication_reconnects_total', help: 'Replication sessions that ended and were started again', labelNames: ['reason'], registers }),
+    standby: new Gauge({ name: 'stockroom_listener_standby', help: '1 while this listener stands by because another consumer streams from the slot', registers }),
     resyncs: new Counter({ name: 'stockroom_cache_resyncs_total', help: 'NOTIFY stockroom_resync requests', labelNames: ['outcome'], registers }),
   };
 }

@@ -225,3 +225,47 @@ test.serial('SIGTERM while the consumer is reconnecting (preparing its next sess
   t.true(ms < 10_000, `stopped in ${Math.round(ms)} ms`);
   t.false(consumer.logs.slice(from).some((l) => l.msg === 'replication stream started'), `no session starts after SIGTERM:\n${consumer.tail()}`);
 });
+
+test.serial('a standby listener takes over within 5 s of the active one being killed -9, with nothing lost or twice', async (t) => {
+  t.timeout(90_000);
+  const { db, redis, names, env, skus, warehouses, trafficRandom: random } = await setUp(t, 'crash_standby');
+
+  const active = spawnConsumer(env);
+  await started(t, active, 'the active listener');
+  const standby = spawnConsumer(env);
+  t.truthy(await standby.waitForLog((l) => l.msg?.startsWith('standing by') === true, 30_000), `the second listener stands by:\n${standby.tail()}`);
+  await receiveStock(db, skus, warehouses, 60);
+  const traffic = startTraffic(db.pool, { clients: 4, skus, warehouses, random, maxMs: 100_000 });
+  t.teardown(() => traffic.stop().then(() => {}));
+  t.true(await traffic.progress(300, 30_000));
+
+  // A standby is ready (it waits to take over) and says it is a standby; it does not stream.
+  await waitFor(() => standby.httpPort() !== undefined, 10_000);
+  const ready = await fetch(`http://127.0.0.1:${standby.httpPort()}/ready`);
+  const body = await ready.json() as { checks?: Record<string, { detail?: { standby?: boolean; streaming?: boolean } }> };
+  t.is(ready.status, 200, `the standby's /ready: ${JSON.stringify(body)}`);
+  t.like(body.checks?.listener?.detail, { standby: true, streaming: false });
+  t.is(await standby.metric('stockroom_listener_standby'), 1);
+  t.is(standby.streams(), 0, 'the standby never streamed while the active one lived');
+
+  // Killed -9 under traffic; a change committed after the kill is in Redis within 5 s.
+  await active.kill9();
+  const killedAt = performance.now();
+  const [sku, warehouse] = [skus[0]!, warehouses[0]!];
+  await db.query(`select inventory.adjust($1, $2, 7, 'after the kill')`, [sku, warehouse]);
+  // Traffic keeps changing the row: wait until Redis holds a version of it at least as new as the adjust.
+  const { rows: [{ version } = { version: "0" }] } = await db.query<{ version: string }>(`select s.version::text from inventory.stock_levels s
+    join inventory.products p on p.id = s.product_id join inventory.warehouses w on w.id = s.warehouse_id where p.sku = $1 and w.code = $2`, [sku, warehouse]);
+  const cachedVersion = async () => Number(String(await redis.hget(`${names.prefix}stock:${sku}:rows`, warehouse) ?? '0:').split(':')[0]);
+  await waitFor(async () => (await cachedVersion()) >= Number(version), 20_000, 20);
+  const takeoverMs = performance.now() - killedAt;
+  t.true((await cachedVersion()) >= Number(version), `the standby applied the change made after the kill:\n${standby.tail()}`);
+  t.true(takeoverMs <= 5_000, `taken over in ${Math.round(takeoverMs)} ms (want ≤ 5 s)`);
+  t.log(`takeover: a change committed just after the kill -9 was in Redis ${Math.round(takeoverMs)} ms after it`);
+  t.is(await standby.metric('stockroom_listener_standby'), 0, 'no longer a standby');
+
+  t.true(await traffic.progress(300, 30_000), 'changes keep flowing after the takeover');
+  const stats = await traffic.stop();
+  t.deepEqual(stats.unexpected, []);
+  await assertExact(t, db, redis, names);
+});
