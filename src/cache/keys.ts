@@ -17,7 +17,9 @@ export interface CacheKeys {
   product(sku: string): string;
   /** Hash code → "version:on_hand:reserved:available:low_stock_threshold" (row.ts), the version guard and the source of the totals. */
   rows(sku: string): string;
-  /** One sku's keys in the order the scripts take them: rows, total, available, status, low_stock, product. */
+  /** "Σ on_hand:Σ available:Σ low_stock_threshold" the sku's keys were last written from (row.ts, SkuTotals.sums). */
+  sums(sku: string): string;
+  /** One sku's keys in the order the scripts take them: rows, total, available, status, low_stock, product, sums. */
   skuKeys(sku: string): string[];
   /** Commit LSN of the last change applied. */
   position: string;
@@ -48,7 +50,8 @@ export function cacheKeys(prefix: string): CacheKeys {
     lowStock: (sku) => `${stock(sku)}:low_stock`,
     product: (sku) => `${prefix}product:${sku}`,
     rows: (sku) => `${stock(sku)}:rows`,
-    skuKeys: (sku) => [keys.rows(sku), keys.total(sku), keys.available(sku), keys.status(sku), keys.lowStock(sku), keys.product(sku)],
+    sums: (sku) => `${stock(sku)}:sums`,
+    skuKeys: (sku) => [keys.rows(sku), keys.total(sku), keys.available(sku), keys.status(sku), keys.lowStock(sku), keys.product(sku), keys.sums(sku)],
     position: `${prefix}meta:position`,
     applyChain: `${prefix}meta:apply_chain`,
     source: `${prefix}meta:source`,

@@ -5,8 +5,11 @@ import type { CacheKeys } from './keys.ts';
 import { decodeRow, type CachedRowValue, type StockStatus } from './row.ts';
 import { READ_ROWS, runScript } from './scripts.ts';
 
-/** A sku's keys as Redis holds them; undefined when any is missing or not a value the cache writes. */
-export interface CachedSkuKeys { total: number; available: number; status: StockStatus; lowStock: boolean }
+/**
+ * A sku's keys as Redis holds them; undefined when any SPEC key is missing or
+ * not a value the cache writes. `sums` is the bookkeeping key (row.ts, SkuTotals.sums).
+ */
+export interface CachedSkuKeys { total: number; available: number; status: StockStatus; lowStock: boolean; sums: string | undefined }
 
 /** One row as read back: its rows-hash entry, and the plain warehouse key beside it (a person may have changed that). */
 export interface CachedRow extends CachedRowValue {
@@ -28,11 +31,11 @@ export class CacheReader {
   async skuKeys(skus: readonly string[]): Promise<Array<CachedSkuKeys | undefined>> {
     if (skus.length === 0) return [];
     const k = this.keys;
-    const values = await this.redis.mget(skus.flatMap((sku) => [k.total(sku), k.available(sku), k.status(sku), k.lowStock(sku)]));
+    const values = await this.redis.mget(skus.flatMap((sku) => [k.total(sku), k.available(sku), k.status(sku), k.lowStock(sku), k.sums(sku)]));
     return skus.map((_, i) => {
-      const [total, available, status, lowStock] = values.slice(4 * i, 4 * i + 4);
+      const [total, available, status, lowStock, sums] = values.slice(5 * i, 5 * i + 5);
       if (total == null || available == null || status == null || lowStock == null || !STATUSES.has(status)) return undefined;
-      return { total: Number(total), available: Number(available), status: status as StockStatus, lowStock: lowStock === '1' };
+      return { total: Number(total), available: Number(available), status: status as StockStatus, lowStock: lowStock === '1', sums: sums ?? undefined };
     });
   }
 

@@ -71,8 +71,13 @@ export function stockStatus(available: number, threshold: number): StockStatus {
   return available <= threshold ? 'low_stock' : 'in_stock';
 }
 
-/** A sku's keys as the cache derives them from its rows. */
-export interface SkuTotals { total: number; available: number; status: StockStatus; lowStock: '0' | '1' }
+/**
+ * A sku's keys as the cache derives them from its rows. `sums` is the value
+ * of its bookkeeping key `stock:<sku>:sums` ("Σ on_hand:Σ available:Σ
+ * low_stock_threshold"): the stream moves these sums by each change instead
+ * of reading every row of the sku again (scripts.ts, shiftSku).
+ */
+export interface SkuTotals { total: number; available: number; status: StockStatus; lowStock: '0' | '1'; sums: string }
 
 export function skuTotals(rows: Iterable<CachedRowValue>): SkuTotals {
   let total = 0;
@@ -84,20 +89,28 @@ export function skuTotals(rows: Iterable<CachedRowValue>): SkuTotals {
     threshold += row.lowStockThreshold;
   }
   const status = stockStatus(available, threshold);
-  return { total, available, status, lowStock: status === 'low_stock' ? '1' : '0' };
+  return { total, available, status, lowStock: status === 'low_stock' ? '1' : '0', sums: `${total}:${available}:${threshold}` };
 }
 
 /**
  * The same definitions in Lua, for scripts that recompute a sku's keys inside
  * Redis: `decodeRow(value)` returns on_hand, available and threshold of an
  * entry (nil when it is not one), `statusOf(available, threshold)` the
- * status. Generated from FIELDS, and tested against stockStatus.
+ * status, `encodeSums`/`decodeSums` the sums key's value. Generated from FIELDS, and tested against stockStatus.
  */
 export const LUA_ROW_FUNCTIONS = `
 local function decodeRow(value)
   local ${FIELDS.join(', ')} = string.match(value, '^${FIELDS.map(() => '(%d+)').join(':')}$')
   if not version then return nil end
   return tonumber(onHand), tonumber(available), tonumber(lowStockThreshold)
+end
+local function decodeSums(value)
+  local onHand, available, threshold = string.match(value, '^(%d+):(%d+):(%d+)$')
+  if not onHand then return nil end
+  return tonumber(onHand), tonumber(available), tonumber(threshold)
+end
+local function encodeSums(onHand, available, threshold)
+  return string.format('%d:%d:%d', onHand, available, threshold)
 end
 local function statusOf(available, threshold)
   if available <= 0 then return 'out_of_stock' end

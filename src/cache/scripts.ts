@@ -20,12 +20,27 @@ export function runScript(redis: Redis, script: Script, keys: readonly string[],
 }
 
 /**
- * Lua: recomputes one sku's keys from its rows hash (what SPEC.md defines:
- * total, available, status, low_stock) and deletes its product key. Takes
- * the sku's keys in keys.ts's skuKeys order.
+ * Lua for one sku's keys, taken in keys.ts's skuKeys order (rows, total,
+ * available, status, low_stock, product, sums):
+ * - recomputeSku reads every entry of the sku's rows hash and writes what
+ *   SPEC.md defines (total, available, status, low_stock) and the sums key,
+ *   and deletes the product key;
+ * - shiftSku does the same from the sums the keys were last written from,
+ *   moved by a change (the stream's case: one row of twenty changed, so
+ *   reading the other nineteen again was most of Redis's work per change,
+ *   measured). It recomputes instead when the sums key is missing or would
+ *   go negative; a rows hash edited by hand is caught by incremental sync,
+ *   which compares the sums key with the hash and repairs through
+ *   recomputeSku.
  */
-const LUA_RECOMPUTE_SKU = `${LUA_ROW_FUNCTIONS}
-local function recomputeSku(rows, total, available, status, lowStock, product)
+const LUA_SKU_KEYS = `${LUA_ROW_FUNCTIONS}
+local function writeSku(total, available, status, lowStock, product, sums, onHandSum, availableSum, thresholdSum)
+  local state = statusOf(availableSum, thresholdSum)
+  redis.call('MSET', total, onHandSum, available, availableSum, status, state, lowStock, state == 'low_stock' and '1' or '0',
+    sums, encodeSums(onHandSum, availableSum, thresholdSum))
+  redis.call('DEL', product)
+end
+local function recomputeSku(rows, total, available, status, lowStock, product, sums)
   local onHandSum, availableSum, thresholdSum = 0, 0, 0
   for _, entry in ipairs(redis.call('HVALS', rows)) do
     local onHand, avail, low = decodeRow(entry)
@@ -33,9 +48,19 @@ local function recomputeSku(rows, total, available, status, lowStock, product)
       onHandSum, availableSum, thresholdSum = onHandSum + onHand, availableSum + avail, thresholdSum + low
     end
   end
-  local state = statusOf(availableSum, thresholdSum)
-  redis.call('MSET', total, onHandSum, available, availableSum, status, state, lowStock, state == 'low_stock' and '1' or '0')
-  redis.call('DEL', product)
+  writeSku(total, available, status, lowStock, product, sums, onHandSum, availableSum, thresholdSum)
+end
+local function shiftSku(rows, total, available, status, lowStock, product, sums, dOnHand, dAvailable, dThreshold)
+  local current = redis.call('GET', sums)
+  local onHandSum, availableSum, thresholdSum
+  if current then onHandSum, availableSum, thresholdSum = decodeSums(current) end
+  if onHandSum then
+    onHandSum, availableSum, thresholdSum = onHandSum + dOnHand, availableSum + dAvailable, thresholdSum + dThreshold
+  end
+  if not onHandSum or onHandSum < 0 or availableSum < 0 or thresholdSum < 0 then
+    return recomputeSku(rows, total, available, status, lowStock, product, sums)
+  end
+  writeSku(total, available, status, lowStock, product, sums, onHandSum, availableSum, thresholdSum)
 end
 `;
 
@@ -44,8 +69,10 @@ end
  * - a row state is written only when its version is >= the one stored (a
  *   replay or a stale write never moves a key backwards; an equal version
  *   rewrites the same values, which repairs a key edited by hand);
- * - each touched sku's total, available, status and low_stock are recomputed
- *   from its rows hash, and its product key deleted;
+ * - each touched sku's total, available, status, low_stock and sums are
+ *   written, and its product key deleted: moved by the batch's changes
+ *   (shiftSku) when the caller asks for it (the stream), else recomputed from
+ *   the rows hash (rebuild and every repair);
  * - each event is appended with an explicit id derived from its transaction's
  *   commit LSN; an id at or below the stream's top is a replay and is skipped;
  * - the position is recorded last.
@@ -60,30 +87,33 @@ end
  * would take those for duplicates).
  *
  * KEYS: source, stream, position, chain; then per sku (in the order of
- * ARGV's sku indexes) rows, total, available, status, low_stock, product;
- * then per row its warehouse key.
+ * ARGV's sku indexes) its keys in skuKeys order; then per row its warehouse
+ * key.
  * ARGV: maxlen, position ('' for none), sku count, row count, token of the
  * batch this one follows ('' to apply unconditionally), this batch's token
- * ('' to record none); per row: sku index (1-based), warehouse code,
+ * ('' to record none), '1' to shift sums ('' to recompute); per row: sku index (1-based), warehouse code,
  * version, encoded entry (row.ts); event count; per event: stream id, type,
  * CloudEvents id, subject, body.
  */
 export const APPLY: Script = {
   name: 'stockroomApply',
-  lua: `${LUA_RECOMPUTE_SKU}
+  lua: `${LUA_SKU_KEYS}
 local maxlen, position = ARGV[1], ARGV[2]
 local skuCount, rowCount = tonumber(ARGV[3]), tonumber(ARGV[4])
-local after, token = ARGV[5], ARGV[6]
+local after, token, shift = ARGV[5], ARGV[6], ARGV[7] == '1'
 local lost = (redis.call('EXISTS', KEYS[1]) == 0) and 1 or 0
 if after ~= '' and redis.call('GET', KEYS[4]) ~= after then
   return { 0, 0, 0, 0, lost, {}, 1 }
 end
-local function skuKey(sku, n) return KEYS[4 + 6 * (sku - 1) + n] end
+local SKU_KEYS = 7
+local function skuKey(sku, n) return KEYS[4 + SKU_KEYS * (sku - 1) + n] end
 
 local applied, stale = 0, 0
 local appliedRows = {}
 local touched = {}
-local a = 7
+-- Per sku, what the batch changed: Σ on_hand, Σ available, Σ threshold (or false: recompute).
+local deltas = {}
+local a = 8
 for r = 1, rowCount do
   local sku, code, version, entry = tonumber(ARGV[a]), ARGV[a + 1], tonumber(ARGV[a + 2]), ARGV[a + 3]
   a = a + 4
@@ -91,9 +121,20 @@ for r = 1, rowCount do
   local currentVersion = current and tonumber(string.match(current, '^(%d+):')) or -1
   if version >= currentVersion then
     redis.call('HSET', skuKey(sku, 1), code, entry)
-    local _, available = decodeRow(entry)
-    redis.call('SET', KEYS[4 + 6 * skuCount + r], available)
+    local onHand, available, threshold = decodeRow(entry)
+    redis.call('SET', KEYS[4 + SKU_KEYS * skuCount + r], available)
     touched[sku] = true
+    if shift and deltas[sku] ~= false then
+      local oldOnHand, oldAvailable, oldThreshold = 0, 0, 0
+      if current then oldOnHand, oldAvailable, oldThreshold = decodeRow(current) end
+      if oldOnHand then
+        local d = deltas[sku] or { 0, 0, 0 }
+        d[1], d[2], d[3] = d[1] + onHand - oldOnHand, d[2] + available - oldAvailable, d[3] + threshold - oldThreshold
+        deltas[sku] = d
+      else
+        deltas[sku] = false -- the entry it replaces is not one the sums counted
+      end
+    end
     applied = applied + 1
     appliedRows[#appliedRows + 1] = r
   else
@@ -103,7 +144,12 @@ end
 
 for sku = 1, skuCount do
   if touched[sku] then
-    recomputeSku(skuKey(sku, 1), skuKey(sku, 2), skuKey(sku, 3), skuKey(sku, 4), skuKey(sku, 5), skuKey(sku, 6))
+    local d = deltas[sku]
+    if d then
+      shiftSku(skuKey(sku, 1), skuKey(sku, 2), skuKey(sku, 3), skuKey(sku, 4), skuKey(sku, 5), skuKey(sku, 6), skuKey(sku, 7), d[1], d[2], d[3])
+    else
+      recomputeSku(skuKey(sku, 1), skuKey(sku, 2), skuKey(sku, 3), skuKey(sku, 4), skuKey(sku, 5), skuKey(sku, 6), skuKey(sku, 7))
+    end
   end
 end
 
@@ -141,25 +187,25 @@ return { applied, stale, appended, duplicates, lost, appliedRows, 0 }
  * database never committed: edited by hand, or left from another source),
  * each only if it still holds exactly what the caller saw, so a change the
  * stream applied meanwhile is never undone; then recomputes the sku's keys as
- * APPLY does. KEYS: rows, total, available, status, low_stock, product of one
- * sku, then per row its warehouse key. ARGV: per row: code, entry seen,
+ * APPLY does. KEYS: one sku's keys in skuKeys order, then per row its
+ * warehouse key. ARGV: per row: code, entry seen,
  * entry to write. Returns how many were rewritten.
  */
 export const REPLACE_AHEAD: Script = {
   name: 'stockroomReplaceAhead',
-  lua: `${LUA_RECOMPUTE_SKU}
+  lua: `${LUA_SKU_KEYS}
 local replaced = 0
 for r = 1, (#ARGV / 3) do
   local code, seen, entry = ARGV[3 * r - 2], ARGV[3 * r - 1], ARGV[3 * r]
   if redis.call('HGET', KEYS[1], code) == seen then
     redis.call('HSET', KEYS[1], code, entry)
     local _, available = decodeRow(entry)
-    redis.call('SET', KEYS[6 + r], available)
+    redis.call('SET', KEYS[7 + r], available)
     replaced = replaced + 1
   end
 end
 if replaced > 0 then
-  recomputeSku(KEYS[1], KEYS[2], KEYS[3], KEYS[4], KEYS[5], KEYS[6])
+  recomputeSku(KEYS[1], KEYS[2], KEYS[3], KEYS[4], KEYS[5], KEYS[6], KEYS[7])
 end
 return replaced
 `,

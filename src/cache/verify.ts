@@ -1,4 +1,4 @@
-// Compares the cache with PostgreSQL key by key (every key SPEC.md defines,
+// Compares the cache with PostgreSQL key by key (every key of a sku,
 // plus the rows hash behind them), product by product; optionally repairs
 // the skus that differ by rewriting their rows (version-guarded, so safe
 // beside a running consumer).
@@ -76,7 +76,7 @@ export async function verifyCache(options: VerifyOptions): Promise<VerifyResult>
 
 /**
  * Compares skus with what PostgreSQL has for them (rows by sku; [] for a
- * product without stock rows, which has no keys): every key SPEC.md defines
+ * product without stock rows, which has no keys): every key the README lists for a sku (its sums key included)
  * and each rows-hash entry. Reports each mismatch and returns the skus that
  * have any.
  */
@@ -91,6 +91,7 @@ async function compareSkus(redis: Redis, keys: CacheKeys, bySku: ReadonlyMap<str
       { sku, key: keys.available(sku), value: none ? null : String(totals.available) },
       { sku, key: keys.status(sku), value: none ? null : totals.status },
       { sku, key: keys.lowStock(sku), value: none ? null : totals.lowStock },
+      { sku, key: keys.sums(sku), value: none ? null : totals.sums },
     );
   }
   if (expected.length === 0) return [];

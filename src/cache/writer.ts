@@ -97,14 +97,19 @@ export class CacheWriter {
    * pipeline): `after` is the token of the batch this one follows ('' for the
    * first), `token` this batch's. A batch whose predecessor was not applied
    * whole applies nothing and comes back `skipped`.
+   * options.shiftSums: move each touched sku's sums by the batch's changes
+   * instead of reading its whole rows hash (scripts.ts, shiftSku): for the
+   * stream, whose batches are changes of a cache already whole. Every other
+   * writer (rebuild, repairs) recomputes from the rows hash.
    */
-  async apply(rows: readonly RowState[], events: readonly StreamEvent[], position?: Lsn, chain?: { after: string; token: string }): Promise<ApplyResult> {
+  async apply(rows: readonly RowState[], events: readonly StreamEvent[], position?: Lsn, chain?: { after: string; token: string },
+    options?: { shiftSums?: boolean }): Promise<ApplyResult> {
     const skus = [...new Set(rows.map((r) => r.sku))];
     const skuIndex = new Map(skus.map((sku, i) => [sku, i + 1]));
     const keys = [this.keys.source, this.stream.name, this.keys.position, this.keys.applyChain, ...skus.flatMap((sku) => this.keys.skuKeys(sku)),
       ...rows.map((r) => this.keys.warehouse(r.sku, r.warehouse))];
     const args: Array<string | number> = [this.stream.maxLength, position === undefined ? '' : formatLsn(position), skus.length, rows.length,
-      chain?.after ?? '', chain?.token ?? ''];
+      chain?.after ?? '', chain?.token ?? '', options?.shiftSums ? '1' : ''];
     for (const r of rows) args.push(skuIndex.get(r.sku)!, r.warehouse, r.version, encodeRow(r));
     args.push(events.length);
     for (const e of events) args.push(e.streamId, e.type, e.id, e.subject, e.body);

@@ -103,7 +103,10 @@ async function repairRows(db: Pick<pg.Pool, 'query'>, writer: CacheWriter, rows:
   return repaired + await repairSkuKeys(writer, [...new Set(rows.map((r) => r.sku))]);
 }
 
-/** Per-sku keys (total, available, status, low_stock) that disagree with the sku's rows hash: rewritten from it. */
+/**
+ * Per-sku keys (total, available, status, low_stock, and the sums the stream
+ * moves them by) that disagree with the sku's rows hash: rewritten from it.
+ */
 async function repairSkuKeys(writer: CacheWriter, skus: string[]): Promise<number> {
   const [keys, hashes] = await Promise.all([writer.reader.skuKeys(skus), writer.reader.rowsHashes(skus)]);
   const wrong = skus.flatMap((sku, i) => {
@@ -112,7 +115,7 @@ async function repairSkuKeys(writer: CacheWriter, skus: string[]): Promise<numbe
     const want = skuTotals(rows.values());
     const have = keys[i];
     const same = have && have.total === want.total && have.available === want.available && have.status === want.status
-      && (have.lowStock ? '1' : '0') === want.lowStock;
+      && (have.lowStock ? '1' : '0') === want.lowStock && have.sums === want.sums;
     return same ? [] : [{ sku, rows }];
   });
   if (wrong.length === 0) return 0;

@@ -234,7 +234,7 @@ export class ReplicationSession {
     const { writer, metrics } = this.options;
     const chain = { after: this.batchesSent === 0 ? '' : `${this.sessionToken}:${this.batchesSent}`, token: `${this.sessionToken}:${this.batchesSent + 1}` };
     this.batchesSent++;
-    const applying = this.failure ? undefined : writer.apply(batch.rows, batch.events, batch.endLsn, chain);
+    const applying = this.failure ? undefined : writer.apply(batch.rows, batch.events, batch.endLsn, chain, { shiftSums: true });
     applying?.catch(() => {}); // its failure is taken below, in order
     this.flushing = this.flushing.then(async () => {
       if (this.failure || !applying) return;

@@ -41,6 +41,8 @@ export async function cacheMismatches(db: Queryable, redis: Redis, prefix: strin
     expected.set(`${prefix}stock:${sku}:available`, String(sums.available));
     expected.set(`${prefix}stock:${sku}:status`, status);
     expected.set(`${prefix}stock:${sku}:low_stock`, status === 'low_stock' ? '1' : '0');
+    // The sums the stream moves the keys by: they must stay what the rows add up to.
+    expected.set(`${prefix}stock:${sku}:sums`, `${sums.total}:${sums.available}:${sums.threshold}`);
   }
   const keys = [...expected.keys()];
   const problems: string[] = [];

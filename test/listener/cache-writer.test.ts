@@ -167,6 +167,39 @@ test('per-sku total, available, status and low_stock follow SPEC.md, summed over
   t.deepEqual(await f.skuKeys('OUT'), { total: '7', available: '0', status: 'out_of_stock', lowStock: '0' });
 });
 
+test('the stream\'s batches move a sku\'s sums by their changes (shiftSums) to the same keys a recompute from the rows gives', async (t) => {
+  const shifted = fixture(t, 'cw_shift');
+  const recomputed = fixture(t, 'cw_recompute');
+  const batches: RowState[][] = [
+    [row('S', 'WH1', 1, 10, 0, 10, 2), row('S', 'WH2', 1, 5, 1, 4, 1), row('T', 'WH1', 1, 3, 0, 3, 0)],
+    [row('S', 'WH1', 2, 10, 8, 2, 2)], // a change of one row of several
+    [row('S', 'WH1', 3, 10, 9, 1, 2), row('S', 'WH1', 4, 10, 10, 0, 2), row('S', 'WH3', 1, 7, 0, 7, 5)], // two changes of a row, and a new row, in one batch
+    [row('S', 'WH2', 1, 5, 1, 4, 1)], // a replay: an equal version moves nothing
+    [row('S', 'WH2', 0, 99, 0, 99, 0)], // stale: refused, moves nothing
+    [row('T', 'WH1', 2, 0, 0, 0, 0), row('S', 'WH2', 2, 5, 5, 0, 1)],
+  ];
+  for (const batch of batches) {
+    await shifted.writer.apply(batch, [], undefined, undefined, { shiftSums: true });
+    await recomputed.writer.apply(batch, []);
+    for (const sku of ['S', 'T']) {
+      t.deepEqual(await shifted.skuKeys(sku), await recomputed.skuKeys(sku), `sku ${sku} after ${JSON.stringify(batch.map((r) => r.version))}`);
+      t.is(await shifted.redis.get(shifted.writer.keys.sums(sku)), await recomputed.redis.get(recomputed.writer.keys.sums(sku)));
+    }
+  }
+  t.deepEqual(await shifted.skuKeys('S'), { total: '22', available: '7', status: 'low_stock', lowStock: '1' });
+  t.is(await shifted.get('stock:S:sums'), '22:7:8');
+
+  // No sums key (a cache written before it existed, or deleted): recomputed from the rows, then shifted again.
+  await shifted.redis.del(shifted.writer.keys.sums('S'));
+  await shifted.writer.apply([row('S', 'WH3', 2, 8, 0, 8, 5)], [], undefined, undefined, { shiftSums: true });
+  t.is(await shifted.get('stock:S:sums'), '23:8:8');
+  t.deepEqual(await shifted.skuKeys('S'), { total: '23', available: '8', status: 'low_stock', lowStock: '1' });
+  // An entry edited by hand into something that is not an entry: the sku is recomputed, not shifted from it.
+  await shifted.redis.hset(shifted.writer.keys.rows('S'), 'WH1', 'garbage');
+  await shifted.writer.apply([row('S', 'WH1', 9, 4, 0, 4, 2)], [], undefined, undefined, { shiftSums: true });
+  t.is(await shifted.get('stock:S:sums'), '17:12:8');
+});
+
 test('the product key of a sku is deleted on every applied change, and only that sku\'s', async (t) => {
   const f = fixture(t, 'cw_product');
   const k = f.writer.keys;

@@ -164,7 +164,7 @@ test('first start: publication of the four tables, a pgoutput slot, and the cach
   t.is(entries.filter((e) => e.type === 'warehouse.stock.updated').length, streamed.size, 'no movement twice');
 });
 
-test('a second listener on the same slot does not steal it: it retries until the first stops, then takes over', async (t) => {
+test('a second listener on the same slot does not steal it: it stands by until the first stops, then takes over', async (t) => {
   const env = await environment(t, 'slot_two', { A: { WH1: 50 }, B: { WH1: 50 } });
   const { db, redis, names } = env;
   const first = await env.start();
@@ -174,8 +174,8 @@ test('a second listener on the same slot does not steal it: it retries until the
   const before = await lastMovementId(db);
 
   const second = await env.start();
-  const inUse = () => metricValue(second.registry, 'stockroom_replication_reconnects_total', { reason: 'slot_in_use' });
-  t.true(await waitFor(async () => (await inUse()) >= 3, 15_000), 'the second keeps retrying');
+  t.true(await waitFor(() => second.consumer.health().standby, 15_000), 'the second stands by');
+  t.is(await metricValue(second.registry, 'stockroom_listener_standby'), 1);
   t.false(second.consumer.health().streaming);
   t.true(first.consumer.health().streaming, 'the first keeps streaming');
   t.is((await slotRow(db, names.slot))?.active_pid, holder, 'the slot is still held by the first');
@@ -189,8 +189,12 @@ test('a second listener on the same slot does not steal it: it retries until the
   await first.stop();
   // Changes made while nobody streams wait in the slot.
   await db.query(`select inventory.adjust('B', 'WH1', -2, 'handover')`);
-  // Its backoff (full jitter, up to 15 s between attempts) decides when it looks again.
-  t.true(await waitFor(() => second.consumer.health().streaming, 45_000), 'the second takes over once the slot is free');
+  // A standby looks at the slot about once a second.
+  const stopped = performance.now();
+  t.true(await waitFor(() => second.consumer.health().streaming, 10_000), 'the second takes over once the slot is free');
+  t.true(performance.now() - stopped < 5_000, `taken over in ${Math.round(performance.now() - stopped)} ms`);
+  t.false(second.consumer.health().standby);
+  t.is(await metricValue(second.registry, 'stockroom_listener_standby'), 0);
   await db.query(`select inventory.reserve('after', '[{"sku":"A","warehouse":"WH1","qty":5}]')`);
   t.deepEqual(await waitForCache(db, redis, names.prefix), []);
   t.true(await waitFor(async () => (await readStream(redis, names.stream)).length === 6, 10_000));
