@@ -4,6 +4,7 @@ import { existsSync } from 'node:fs';
 import path from 'node:path';
 import { z } from 'zod';
 import { ConfigError } from './errors.ts';
+import { parsePartition, type Partition } from './partition.ts';
 
 /** The database roles the API can act as, weakest first (each a member of the one before); stockroom_public is a caller without a token. */
 export const API_ROLES = ['stockroom_public', 'stockroom_reader', 'stockroom_writer', 'stockroom_admin'] as const;
@@ -29,6 +30,7 @@ const schema = z.object({
   STOCKROOM_PUBLICATION: identifier().default('stockroom'),
   STOCKROOM_SLOT: identifier().default('stockroom_cache'),
   STOCKROOM_STREAM: z.string().min(1).max(200).default('stock-events'),
+  STOCKROOM_PARTITION: z.string().optional(),
   STOCKROOM_STREAM_MAXLEN: z.coerce.number().int().min(1000).default(1_000_000),
   STOCKROOM_DATA_DIR: z.string().min(1).default('.data'),
   STOCKROOM_WORKER_CONCURRENCY: z.coerce.number().int().min(1).max(100).default(4),
@@ -67,6 +69,8 @@ export interface Config {
   publication: string;
   slot: string;
   stream: string;
+  /** The listener streams only this partition of the skus (STOCKROOM_PARTITION or --partition i/N). */
+  partition: Partition | undefined;
   streamMaxLength: number;
   dataDir: string;
   workerConcurrency: number;
@@ -123,6 +127,7 @@ export function loadConfig(env: NodeJS.ProcessEnv = process.env, cwd = process.c
     publication: c.STOCKROOM_PUBLICATION,
     slot: c.STOCKROOM_SLOT,
     stream: c.STOCKROOM_STREAM,
+    partition: c.STOCKROOM_PARTITION === undefined ? undefined : parsePartition(c.STOCKROOM_PARTITION, 'STOCKROOM_PARTITION'),
     streamMaxLength: c.STOCKROOM_STREAM_MAXLEN,
     dataDir: path.resolve(cwd, c.STOCKROOM_DATA_DIR),
     workerConcurrency: c.STOCKROOM_WORKER_CONCURRENCY,

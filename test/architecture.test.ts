@@ -13,7 +13,7 @@ const LAYER: Record<string, number> = {
   cli: 3,
   listener: 2, graphql: 2, jobs: 2,
   cache: 1, db: 1, harness: 1, http: 1,
-  'config.ts': 0, 'errors.ts': 0, 'log.ts': 0, 'lifecycle.ts': 0, 'dev-secret.ts': 0,
+  'config.ts': 0, 'partition.ts': 0, 'errors.ts': 0, 'log.ts': 0, 'lifecycle.ts': 0, 'dev-secret.ts': 0,
 };
 
 /** The part of src a file belongs to: its top-level directory, or the file itself. */

@@ -1,3 +1,4 @@
+import { parsePartition } from '../src/partition.ts';
 import test from 'ava';
 import { loadConfig } from '../src/config.ts';
 import { ConfigError } from '../src/errors.ts';
@@ -42,4 +43,14 @@ test('a password in a bad URL is not echoed', (t) => {
 
 test('empty variables count as unset', (t) => {
   t.is(loadConfig({ DATABASE_URL: '', PORT: '' }, '/srv/app').port, 5678);
+});
+
+test('STOCKROOM_PARTITION is i/N with 1 ≤ i ≤ N ≤ 64; --partition takes the same form', (t) => {
+  t.deepEqual(loadConfig({ STOCKROOM_PARTITION: '2/3' }, '/srv/app').partition, { index: 2, count: 3 });
+  t.is(loadConfig({}, '/srv/app').partition, undefined);
+  for (const bad of ['3/2', '0/2', '1/0', '1/65', 'half', '1/2/3']) {
+    const error = t.throws(() => loadConfig({ STOCKROOM_PARTITION: bad }, '/srv/app'), { instanceOf: ConfigError });
+    t.is(error?.message, `STOCKROOM_PARTITION must be i/N with 1 ≤ i ≤ N ≤ 64, like 1/2 (got ${JSON.stringify(bad)})`);
+  }
+  t.throws(() => parsePartition('9/4', '--partition'), { message: /^--partition must be i\/N/ });
 });

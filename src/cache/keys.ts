@@ -1,6 +1,8 @@
 // The Redis key layout, in one place. Plain values readable with GET, as
 // SPEC.md says; the hash `stock:{sku}:rows` and the `meta:` keys are
 // Stockroom's own bookkeeping.
+import { partitionTag, type Partition } from '../partition.ts';
+
 export interface CacheKeys {
   prefix: string;
   /** Available units of one sku in one warehouse. */
@@ -39,8 +41,13 @@ export interface CacheKeys {
   slotRecovery: string;
 }
 
-export function cacheKeys(prefix: string): CacheKeys {
+/**
+ * partition: the bookkeeping of one partition's consumer (meta:p1of2:position…);
+ * the sku keys are shared, each sku being in exactly one partition.
+ */
+export function cacheKeys(prefix: string, partition?: Partition): CacheKeys {
   const stock = (sku: string) => `${prefix}stock:${sku}`;
+  const meta = partition ? `${prefix}meta:${partitionTag(partition)}:` : `${prefix}meta:`;
   const keys: CacheKeys = {
     prefix,
     warehouse: (sku, code) => `${stock(sku)}:warehouse:${code}`,
@@ -52,14 +59,14 @@ export function cacheKeys(prefix: string): CacheKeys {
     rows: (sku) => `${stock(sku)}:rows`,
     sums: (sku) => `${stock(sku)}:sums`,
     skuKeys: (sku) => [keys.rows(sku), keys.total(sku), keys.available(sku), keys.status(sku), keys.lowStock(sku), keys.product(sku), keys.sums(sku)],
-    position: `${prefix}meta:position`,
-    applyChain: `${prefix}meta:apply_chain`,
-    source: `${prefix}meta:source`,
-    streamOffset: `${prefix}meta:stream_offset`,
-    rebuilds: `${prefix}meta:rebuilds`,
-    slotCreated: `${prefix}meta:slot_created`,
-    slotLoss: `${prefix}meta:slot_loss`,
-    slotRecovery: `${prefix}meta:slot_recovery`,
+    position: `${meta}position`,
+    applyChain: `${meta}apply_chain`,
+    source: `${meta}source`,
+    streamOffset: `${meta}stream_offset`,
+    rebuilds: `${meta}rebuilds`,
+    slotCreated: `${meta}slot_created`,
+    slotLoss: `${meta}slot_loss`,
+    slotRecovery: `${meta}slot_recovery`,
   };
   return keys;
 }

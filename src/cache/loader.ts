@@ -2,6 +2,7 @@
 // which columns make a cache row and how they are named. Rebuild, verify,
 // resync, cachedStock's fallback and incremental sync all read through here.
 import type pg from 'pg';
+import { inPartitionSql, type Partition } from '../partition.ts';
 import { rowState, type RowState } from './row.ts';
 
 type Queryable = Pick<pg.ClientBase, 'query'>;
@@ -51,12 +52,13 @@ export async function loadSkus(db: Queryable, skus: readonly string[]): Promise<
  * each with its stock rows ([] for a product without any); `last` is the
  * sku to continue after, undefined when there is nothing more.
  */
-export async function loadProductPage(db: Queryable, afterSku: string, limit: number, onlySku?: string):
+export async function loadProductPage(db: Queryable, afterSku: string, limit: number, onlySku?: string, partition?: Partition):
   Promise<{ skus: Map<string, RowState[]>; last: string | undefined }> {
   const { rows } = await db.query<Selected>(`
     with page as (
       select id, sku from inventory.products
-      where sku > $1 and ($3::text is null or sku = $3) order by sku limit $2)
+      where sku > $1 and ($3::text is null or sku = $3) ${partition ? `and ${inPartitionSql('id', partition)}` : ''}
+      order by sku limit $2)
     select ${CACHE_ROW_COLUMNS}
     from page p
     left join inventory.stock_levels s on s.product_id = p.id
@@ -66,9 +68,9 @@ export async function loadProductPage(db: Queryable, afterSku: string, limit: nu
 }
 
 /** How many stock rows a full pass (or one sku's) reads, for progress. */
-export async function countRows(db: Queryable, onlySku?: string): Promise<number> {
+export async function countRows(db: Queryable, onlySku?: string, partition?: Partition): Promise<number> {
   const { rows } = await db.query<{ n: string }>(`
     select count(*) as n from inventory.stock_levels s join inventory.products p on p.id = s.product_id
-    where $1::text is null or p.sku = $1`, [onlySku ?? null]);
+    where ($1::text is null or p.sku = $1) ${partition ? `and ${inPartitionSql('s.product_id', partition)}` : ''}`, [onlySku ?? null]);
   return Number(rows[0]!.n);
 }

@@ -11,6 +11,7 @@
 // The rebuild then throws RebuildInterruptedError instead of reporting a
 // cache it did not make whole.
 import pg from 'pg';
+import type { Partition } from '../partition.ts';
 import type { Lsn } from './lsn.ts';
 import { countRows, loadProductPage } from './loader.ts';
 import type { CacheWriter } from './writer.ts';
@@ -20,6 +21,8 @@ export interface RebuildOptions {
   writer: CacheWriter;
   /** An exported snapshot to read in (from a slot just created). */
   snapshotName?: string;
+  /** Only the skus of this partition (a partitioned consumer's share). */
+  partition?: Partition;
   /** Products per round trip to Redis. */
   productsPerBatch?: number;
   onProgress?: (rowsDone: number, rowsTotal: number) => void;
@@ -60,12 +63,12 @@ async function writeEveryRow(options: RebuildOptions): Promise<RebuildResult> {
   try {
     await client.query('begin isolation level repeatable read read only');
     if (options.snapshotName) await client.query(`set transaction snapshot ${pg.escapeLiteral(options.snapshotName)}`);
-    const total = await countRows(client);
+    const total = await countRows(client, undefined, options.partition);
     options.onProgress?.(0, total);
     let after = '';
     let writing: Promise<void> = Promise.resolve();
     for (;;) {
-      const page = await loadProductPage(client, after, perBatch);
+      const page = await loadProductPage(client, after, perBatch, undefined, options.partition);
       if (page.last === undefined) break;
       after = page.last;
       const states = [...page.skus.values()].flat();

@@ -11,9 +11,10 @@ import { jwtSecretOf } from '../dev-secret.ts';
 import { ConfigError } from '../errors.ts';
 import { startOpsServer } from '../http/ops-server.ts';
 import { Lifecycle } from '../lifecycle.ts';
+import { parsePartition } from '../partition.ts';
 import { openCliContext } from './context.ts';
 
-interface StartOptions { api?: boolean; listener?: boolean; worker?: boolean }
+interface StartOptions { api?: boolean; listener?: boolean; worker?: boolean; partition?: string }
 
 export function registerStart(program: Command): void {
   program
@@ -21,9 +22,10 @@ export function registerStart(program: Command): void {
     .description('run Stockroom: embedded PostgreSQL and Redis unless DATABASE_URL/REDIS_URL are set, migrations, and the roles')
     .option('--api', 'serve GraphQL at /graphql (GraphiQL at /graphiql outside production)')
     .option('--listener', 'run the change-stream consumer (Redis cache and events) and the resync listener')
+    .option('--partition <i/N>', 'the listener streams partition i of N of the skus (a slot, publications and events stream of its own); run one listener per partition')
     .option('--worker', 'run graphile-worker: reservation expiry, the sweeper, incremental sync, nightly verify_counters')
     .addHelpText('after', [
-      '', 'With no role flag, every role runs.', '', 'Examples:', '  stockroom start', '  stockroom start --api', '  stockroom start --listener', '  stockroom start --worker',
+      '', 'With no role flag, every role runs.', '', 'Examples:', '  stockroom start', '  stockroom start --api', '  stockroom start --listener', '  stockroom start --listener --partition 1/2', '  stockroom start --worker',
       '  DATABASE_URL=postgres://me@db/stock REDIS_URL=redis://cache:6379 stockroom start',
     ].join('\n'))
     .action(async (options: StartOptions) => {
@@ -34,8 +36,10 @@ export function registerStart(program: Command): void {
       ]);
       const any = options.api || options.listener || options.worker;
       const roles = { api: any ? Boolean(options.api) : true, listener: any ? Boolean(options.listener) : true, worker: any ? Boolean(options.worker) : true };
+      const partition = options.partition === undefined ? undefined : parsePartition(options.partition, '--partition');
       const context = await openCliContext({ redis: true, start: true }, process.env.LOG_LEVEL ?? 'info');
       const { config, log, services } = context;
+      if (partition) config.partition = partition;
       const lifecycle = new Lifecycle(log);
       lifecycle.onStop('services', () => context.close());
       lifecycle.handleSignals({ timeoutMs: 10_000 });

@@ -38,6 +38,7 @@
 // the margin (10 minutes by default); the stream holds only this database's
 // events within the window (a cache taken over from another database keeps the
 // old stream, whose movement ids could shadow this one's for a margin's time).
+import { inPartitionSql, type Partition } from '../partition.ts';
 import pg from 'pg';
 import { eventFacts, movementEvents, movementFromRow, type MovementRow } from '../cache/events.ts';
 import type { CacheWriter, SlotCreatedRecord, StreamEvent } from '../cache/writer.ts';
@@ -109,6 +110,8 @@ export interface BackfillOptions {
   published: Set<number>;
   /** Stream ids are "<base>-<n>": the new slot's consistent point - 1, plus the stream offset. */
   baseStreamLsn: Lsn;
+  /** Only movements of this partition's products (a partitioned consumer publishes its share). */
+  partition?: Partition;
   /** Ledger ids read (and so at most movements published) per batch. */
   batchMovements?: number;
   /** Called before each batch is written; throws to stop (the recovery lost its lease, or the consumer is stopping). */
@@ -147,6 +150,7 @@ export async function backfillGap(options: BackfillOptions): Promise<BackfillRes
         join inventory.warehouses w on w.id = m.warehouse_id
         join inventory.stock_levels s on s.product_id = m.product_id and s.warehouse_id = m.warehouse_id
         where m.id >= $1 and m.id < $2 and m.occurred_at >= $3
+          ${options.partition ? `and ${inPartitionSql('m.product_id', options.partition)}` : ''}
         order by m.id`, [low.toString(), (low + BigInt(perBatch)).toString(), options.from]);
       result.candidates += rows.length;
       const events: StreamEvent[] = [];

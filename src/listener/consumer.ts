@@ -26,8 +26,9 @@ import { backfillGap, DEFAULT_BACKFILL_MARGIN_MS, gapWindow, publishedMovements 
 import { Catalog } from './catalog.ts';
 import { formatLsn, type Lsn } from '../cache/lsn.ts';
 import type { ListenerMetrics } from './metrics.ts';
+import type { Partition } from '../partition.ts';
 import {
-  createSlotWithSnapshot, dropSlot, ensurePublication, inspectSlot, sourceIdentity, type CreatedSlot, type SlotState,
+  createSlotWithSnapshot, dropSlot, ensurePublications, inspectSlot, publicationNames, sourceIdentity, type CreatedSlot, type SlotState,
 } from './replication-setup.ts';
 import { ReplicationSession } from './session.ts';
 
@@ -38,6 +39,9 @@ export interface ConsumerOptions {
   writer: CacheWriter;
   slot: string;
   publication: string;
+  /** A partition's consumer: its share of the skus, and the publication of its ledger rows (replication-setup.ts). */
+  partition?: Partition;
+  ledgerPublication?: string;
   metrics: ListenerMetrics;
   log: Logger;
   /** Backoff between sessions: base and cap in ms. */
@@ -156,7 +160,7 @@ export class CacheConsumer {
         if (this.stopping.signal.aborted) return; // stopped while preparing: start nothing new
         this.setStandby(false);
         const session = new ReplicationSession({
-          databaseUrl: this.options.databaseUrl, slot: this.options.slot, publication: this.options.publication,
+          databaseUrl: this.options.databaseUrl, slot: this.options.slot, publications: publicationNames(this.options),
           writer: this.options.writer, catalog: this.catalog, metrics: this.options.metrics, log: this.log,
           appliedLsn, streamIdOffset: this.streamIdOffset, onCacheLost: () => this.rebuildInBackground('redis lost its data'),
           onApplied: (rows) => this.announce(rows),
@@ -213,8 +217,8 @@ export class CacheConsumer {
    * cache stands at (the session streams from the slot's own position).
    */
   private async prepare(): Promise<Lsn> {
-    const { pool, slot, publication, writer, databaseUrl, metrics } = this.options;
-    await ensurePublication(pool, publication);
+    const { pool, slot, writer, databaseUrl, metrics, partition } = this.options;
+    await ensurePublications(pool, this.options);
     this.source = await sourceIdentity(pool, slot);
     let state = await inspectSlot(pool, slot);
     if (await this.slotLost(state)) {
@@ -244,7 +248,7 @@ export class CacheConsumer {
           this.streamIdOffset = await writer.claimStream(created.consistentPoint);
           metrics.rebuilds.inc({ reason: 'new slot' });
           const result = await rebuildCache({
-            databaseUrl, writer, snapshotName: created.snapshotName,
+            databaseUrl, writer, snapshotName: created.snapshotName, partition,
             complete: { source: this.source, position: () => created.consistentPoint },
           });
           await writer.writeSlotCreated(slotCreated(slot, createdAt, created, 'first start'));
@@ -270,7 +274,7 @@ export class CacheConsumer {
         this.streamIdOffset = await writer.claimStream(confirmed);
       }
       metrics.rebuilds.inc({ reason });
-      const result = await rebuildCache({ databaseUrl, writer, complete: { source: this.source, position: () => confirmed } });
+      const result = await rebuildCache({ databaseUrl, writer, partition, complete: { source: this.source, position: () => confirmed } });
       this.log.info({ rows: result.rows, stale: result.stale, seconds: result.seconds.toFixed(2) }, 'cache rebuilt');
       this.streamIdOffset = await writer.readStreamOffset();
       return confirmed;
@@ -374,7 +378,7 @@ export class CacheConsumer {
         let backfill = { candidates: 0, movements: 0, events: 0 };
         let tailRead = 0;
         const rebuilt = await rebuildCache({
-          databaseUrl, writer, snapshotName: created.snapshotName,
+          databaseUrl, writer, snapshotName: created.snapshotName, partition: this.options.partition,
           complete: { source: this.source, position: () => created.consistentPoint },
           // The gap's events are published in the same snapshot, before the cache is marked whole.
           beforeComplete: async () => {
@@ -384,7 +388,7 @@ export class CacheConsumer {
               const published = await publishedMovements(writer, from, marginMs);
               tailRead = published.read;
               backfill = await backfillGap({
-                databaseUrl, snapshotName: created.snapshotName, writer, from, published: published.ids,
+                databaseUrl, snapshotName: created.snapshotName, writer, from, published: published.ids, partition: this.options.partition,
                 baseStreamLsn: base + this.streamIdOffset, beforeBatch: check,
                 onBatch: async ({ movements, events }) => {
                   for (const event of events) {
@@ -464,7 +468,7 @@ export class CacheConsumer {
           try {
             // The session keeps the position; the marker says the cache is whole again.
             const result = await rebuildCache({
-              databaseUrl: this.options.databaseUrl, writer,
+              databaseUrl: this.options.databaseUrl, writer, partition: this.options.partition,
               complete: { source: this.source, position: () => this.session?.appliedLsn ?? 0n },
             });
             this.log.info({ rows: result.rows, stale: result.stale, seconds: result.seconds.toFixed(2) }, 'cache rebuilt');

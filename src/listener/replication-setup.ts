@@ -3,20 +3,46 @@
 import pg from 'pg';
 import { ServiceUnavailableError } from '../errors.ts';
 import { parseLsn, type Lsn } from '../cache/lsn.ts';
+import { inPartitionSql, type Partition } from '../partition.ts';
 
 /** The tables whose changes reach the cache. */
 export const PUBLISHED_TABLES = ['inventory.products', 'inventory.warehouses', 'inventory.stock_levels', 'inventory.movements'];
 
-export async function ensurePublication(client: Pick<pg.Pool, 'query'>, name: string): Promise<void> {
-  const tables = PUBLISHED_TABLES.join(', ');
+/**
+ * What one consumer streams: the publication of the tables above, or, for a
+ * partition, two publications with row filters on the product (its catalog
+ * and stock rows in one; its ledger rows, inserts only, in the other: a row
+ * filter on an updatable table may only name replica-identity columns, and
+ * the ledger's is its id).
+ */
+export interface Publications { publication: string; ledgerPublication?: string | undefined; partition?: Partition | undefined }
+
+/** The publications a consumer names to pgoutput. */
+export function publicationNames(p: Publications): string[] {
+  return p.ledgerPublication ? [p.publication, p.ledgerPublication] : [p.publication];
+}
+
+export async function ensurePublications(client: Pick<pg.Pool, 'query'>, p: Publications): Promise<void> {
+  if (!p.partition || !p.ledgerPublication) return ensurePublication(client, p.publication);
+  const byProduct = (column: string) => `where (${inPartitionSql(column, p.partition!)})`;
+  await ensurePublication(client, p.publication, [
+    `inventory.products ${byProduct('id')}`, 'inventory.warehouses', `inventory.stock_levels ${byProduct('product_id')}`,
+  ]);
+  await ensurePublication(client, p.ledgerPublication, [`inventory.movements ${byProduct('product_id')}`], 'insert');
+}
+
+export async function ensurePublication(client: Pick<pg.Pool, 'query'>, name: string, entries: string[] = PUBLISHED_TABLES,
+  publish = 'insert, update, delete, truncate'): Promise<void> {
+  const wanted = entries.map((entry) => entry.split(' ')[0]!);
+  const tables = entries.join(', ');
   const { rows } = await client.query<{ table: string }>(
     `select schemaname || '.' || tablename as table from pg_publication_tables where pubname = $1`, [name]);
   const exists = (await client.query('select 1 from pg_publication where pubname = $1', [name])).rowCount === 1;
   const ident = pg.escapeIdentifier(name);
   try {
     if (!exists) {
-      await client.query(`create publication ${ident} for table ${tables} with (publish = 'insert, update, delete, truncate')`);
-    } else if (rows.map((r) => r.table).sort().join() !== [...PUBLISHED_TABLES].sort().join()) {
+      await client.query(`create publication ${ident} for table ${tables} with (publish = '${publish}')`);
+    } else if (rows.map((r) => r.table).sort().join() !== [...wanted].sort().join()) {
       await client.query(`alter publication ${ident} set table ${tables}`);
     }
   } catch (cause) {

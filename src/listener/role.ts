@@ -11,6 +11,7 @@ import type { Lifecycle } from '../lifecycle.ts';
 import type { Logger } from '../log.ts';
 import { CacheConsumer } from './consumer.ts';
 import { createListenerMetrics } from './metrics.ts';
+import { partitionNames } from '../partition.ts';
 import { ResyncListener } from './resync.ts';
 
 export interface ListenerRole {
@@ -30,10 +31,13 @@ export async function startListener(
     await redis.quit().catch(() => redis.disconnect());
   });
   const metrics = createListenerMetrics(registry);
-  const writer = new CacheWriter(redis, cacheKeys(config.cachePrefix), { name: config.stream, maxLength: config.streamMaxLength });
+  // A partition streams through a slot, publications and an events stream of its own (partition.ts).
+  const { partition } = config;
+  const names = partitionNames(config, partition);
+  const writer = new CacheWriter(redis, cacheKeys(config.cachePrefix, partition), { name: names.stream, maxLength: config.streamMaxLength });
 
   const consumer = new CacheConsumer({
-    databaseUrl, pool, writer, slot: config.slot, publication: config.publication, metrics, log,
+    databaseUrl, pool, writer, slot: names.slot, publication: names.publication, ledgerPublication: names.ledgerPublication, partition, metrics, log,
   });
   await consumer.start();
   lifecycle.onStop('cache consumer', () => consumer.stop());
@@ -42,11 +46,12 @@ export async function startListener(
     databaseUrl, pool, writer, metrics, log,
     onReconnected: async () => {
       metrics.rebuilds.inc({ reason: 'resync listener reconnected' });
-      await rebuildCache({ databaseUrl, writer });
+      await rebuildCache({ databaseUrl, writer, partition });
     },
   });
   await resync.start();
   lifecycle.onStop('resync listener', () => resync.stop());
-  log.info({ slot: config.slot, publication: config.publication, prefix: config.cachePrefix }, 'listener running');
+  log.info({ slot: names.slot, publications: [names.publication, names.ledgerPublication].filter(Boolean), stream: names.stream,
+    partition: partition && `${partition.index}/${partition.count}`, prefix: config.cachePrefix }, 'listener running');
   return { consumer, resync };
 }

@@ -29,7 +29,8 @@ import { ReplicatedTransaction } from './transaction.ts';
 export interface SessionOptions {
   databaseUrl: string;
   slot: string;
-  publication: string;
+  /** The publications pgoutput streams (replication-setup.ts, publicationNames). */
+  publications: string[];
   writer: CacheWriter;
   catalog: Catalog;
   metrics: ListenerMetrics;
@@ -121,7 +122,7 @@ export class ReplicationSession {
     this.service.on('data', (lsn: string, message: Pgoutput.Message) => this.onData(lsn, message));
     this.service.on('heartbeat', (lsn: string, _time: number, shouldRespond: boolean) => this.onHeartbeat(lsn, shouldRespond));
     this.service.on('error', (error: Error) => this.fail(error));
-    const plugin = new PgoutputPlugin({ protoVersion: 1, publicationNames: [this.options.publication] });
+    const plugin = new PgoutputPlugin({ protoVersion: 1, publicationNames: this.options.publications });
     this.service.subscribe(plugin, this.options.slot).then(
       () => this.end(),
       (error: Error) => this.fail(error),

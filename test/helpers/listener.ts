@@ -19,12 +19,12 @@ export interface TestListener extends ListenerRole {
 
 export async function startTestListener(
   databaseUrl: string,
-  options: { label?: string; names?: ReturnType<typeof uniqueNames>; redisUrl?: string } = {},
+  options: { label?: string; names?: ReturnType<typeof uniqueNames>; redisUrl?: string; partition?: string } = {},
 ): Promise<TestListener> {
   const names = options.names ?? uniqueNames(options.label ?? 'listener');
   const config = loadConfig({
     STOCKROOM_CACHE_PREFIX: names.prefix, STOCKROOM_STREAM: names.stream, STOCKROOM_SLOT: names.slot,
-    STOCKROOM_PUBLICATION: names.publication,
+    STOCKROOM_PUBLICATION: names.publication, ...(options.partition ? { STOCKROOM_PARTITION: options.partition } : {}),
   }, process.cwd());
   const log = createLogger(process.env.LOG_LEVEL ?? 'silent', 'test-listener');
   const lifecycle = new Lifecycle(log);
