@@ -12,7 +12,10 @@
 //    row states written by the cache writer alone (no decoding, no replication).
 // 3. Rebuild of every stock row from Postgres. Baseline: just reading them.
 //
-//   npm run bench:cdc -- [--seconds 30] [--rates 500,2000,5000] [--backlog 200000] [--json]
+//    With --partitions 1,2 (the default) the drain runs with one consumer, then
+//    with two partitioned consumers (--partition 1/2 and 2/2) in parallel.
+//
+//   npm run bench:cdc -- [--seconds 30] [--rates 500,2000,5000] [--backlog 200000] [--partitions 1,2] [--json]
 import { parseArgs } from 'node:util';
 import { Redis } from 'ioredis';
 import pg from 'pg';
@@ -35,6 +38,7 @@ const { values: args } = parseArgs({
     seconds: { type: 'string', default: '30' },
     rates: { type: 'string', default: '500,2000,5000' },
     backlog: { type: 'string', default: '200000' },
+    partitions: { type: 'string', default: '1,2' },
     products: { type: 'string', default: '10000' },
     warehouses: { type: 'string', default: '20' },
     json: { type: 'boolean', default: false },
@@ -43,6 +47,7 @@ const { values: args } = parseArgs({
 const seconds = Number(args.seconds);
 const rates = args.rates.split(',').map(Number);
 const backlog = Number(args.backlog);
+const partitionCounts = args.partitions.split(',').map(Number);
 const PREFIX = 'catalog:';
 const STREAM = 'stock-events';
 
@@ -167,30 +172,54 @@ try {
   await redis.config('SET', 'notify-keyspace-events', '');
   await closeClients(clients);
 
-  // ---- 2. drain of a backlog built while the consumer is stopped
+  // ---- 2. drain of a backlog built while the consumers are stopped, by 1 or N partitioned consumers
   await consumer.stop();
-  process.stderr.write(`building a backlog of ${backlog} changes…\n`);
-  const perTransaction = 100;
-  for (let built = 0; built < backlog; built += perTransaction) {
-    await admin.query(`select inventory.adjust(sku, code, 1, 'backlog') from (
-      select p.sku, w.code from inventory.stock_levels s
-      join inventory.products p on p.id = s.product_id join inventory.warehouses w on w.id = s.warehouse_id
-      order by random() limit $1) r`, [Math.min(perTransaction, backlog - built)]);
+  const range = (n: number) => Array.from({ length: n }, (_, i) => i + 1);
+  async function drain(count: number) {
+    const envs = count === 1 ? [env] : range(count).map((i) => ({ ...env, STOCKROOM_PARTITION: `${i}/${count}` }));
+    const positionKeys = count === 1 ? [`${PREFIX}meta:position`] : range(count).map((i) => `${PREFIX}meta:p${i}of${count}:position`);
+    if (count > 1) {
+      // First start: each partition creates its slot and builds its share; the backlog then waits in the slots.
+      const first = envs.map((e) => startConsumerProcess(e));
+      await Promise.all(first.map((c) => c.streaming));
+      await Promise.all(first.map((c) => c.stop()));
+    }
+    process.stderr.write(`building a backlog of ${backlog} changes…\n`);
+    const perTransaction = 100;
+    for (let built = 0; built < backlog; built += perTransaction) {
+      await admin.query(`select inventory.adjust(sku, code, 1, 'backlog') from (
+        select p.sku, w.code from inventory.stock_levels s
+        join inventory.products p on p.id = s.product_id join inventory.warehouses w on w.id = s.warehouse_id
+        order by random() limit $1) r`, [Math.min(perTransaction, backlog - built)]);
+    }
+    const target = parseLsn((await admin.query<{ lsn: string }>('select pg_current_wal_lsn()::text as lsn')).rows[0]!.lsn);
+    const drainers = envs.map((e) => startConsumerProcess(e));
+    await Promise.all(drainers.map((d) => d.streaming));
+    const drainStarted = performance.now();
+    // On 2 cores the consumers, PostgreSQL (a walsender decoding per slot) and Redis share the machine: each one's CPU.
+    const drainCpu = startCpuMeter({
+      ...Object.fromEntries(drainers.map((d, i) => [count === 1 ? 'consumer' : `consumer ${i + 1}/${count}`, d.child.pid!])),
+      postgres: services.postgresPid, redis: services.redisPid!,
+    });
+    for (;;) {
+      const positions = await redis.mget(...positionKeys);
+      if (positions.every((p) => p && parseLsn(p) >= target)) break;
+      await new Promise((r) => setTimeout(r, 20));
+    }
+    const drainSeconds = (performance.now() - drainStarted) / 1000;
+    const drainCpuSeconds = drainCpu.stop();
+    await Promise.all(drainers.map((d) => d.stop()));
+    process.stderr.write(`drain with ${count} consumer(s): ${backlog} changes in ${drainSeconds.toFixed(2)} s\n`);
+    return {
+      consumers: count, changes: backlog, seconds: round(drainSeconds, 2), perSecond: Math.round(backlog / drainSeconds),
+      cpuMicrosPerChange: Object.fromEntries(Object.entries(drainCpuSeconds).filter(([name]) => name !== 'bench')
+        .map(([name, cpu]) => [name, Math.round((cpu * 1e6) / backlog)])),
+      cpuShare: Object.fromEntries(Object.entries(drainCpuSeconds).filter(([name]) => name !== 'bench')
+        .map(([name, cpu]) => [name, round(cpu / drainSeconds, 2)])),
+    };
   }
-  const target = parseLsn((await admin.query<{ lsn: string }>('select pg_current_wal_lsn()::text as lsn')).rows[0]!.lsn);
-  const drainer = startConsumerProcess(env);
-  await drainer.streaming;
-  const drainStarted = performance.now();
-  // On 2 cores the consumer, PostgreSQL (its walsender decoding) and Redis share the machine: each one's CPU.
-  const drainCpu = startCpuMeter({ consumer: drainer.child.pid!, postgres: services.postgresPid, redis: services.redisPid! });
-  for (;;) {
-    const position = await redis.get(`${PREFIX}meta:position`);
-    if (position && parseLsn(position) >= target) break;
-    await new Promise((r) => setTimeout(r, 20));
-  }
-  const drainSeconds = (performance.now() - drainStarted) / 1000;
-  const drainCpuSeconds = drainCpu.stop();
-  await drainer.stop();
+  const drains = [];
+  for (const count of partitionCounts) drains.push(await drain(count));
   // Baseline: the writer alone, the same number of row states in the consumer's batch size.
   const states: RowState[] = stockRows.slice(0, 2000).map((r, i) => ({
     sku: r.sku, warehouse: r.code, version: String(10_000_000 + i), onHand: 5, reserved: 0, available: 5, lowStockThreshold: 0,
@@ -201,15 +230,8 @@ try {
   }
   const writerSeconds = (performance.now() - writerStarted) / 1000;
   await writer.clear();
-  report.drain = {
-    changes: backlog, seconds: round(drainSeconds, 2), perSecond: Math.round(backlog / drainSeconds),
-    writerOnlyPerSecond: Math.round(backlog / writerSeconds), ratio: round(writerSeconds / drainSeconds, 2),
-    cpuMicrosPerChange: Object.fromEntries(Object.entries(drainCpuSeconds).filter(([name]) => name !== 'bench')
-      .map(([name, cpu]) => [name, Math.round((cpu * 1e6) / backlog)])),
-    cpuShare: Object.fromEntries(Object.entries(drainCpuSeconds).filter(([name]) => name !== 'bench')
-      .map(([name, cpu]) => [name, round(cpu / drainSeconds, 2)])),
-  };
-  process.stderr.write(`drain: ${backlog} changes in ${drainSeconds.toFixed(2)} s\n`);
+  const writerOnlyPerSecond = Math.round(backlog / writerSeconds);
+  report.drain = drains.map((d) => ({ ...d, writerOnlyPerSecond, ratio: round(d.perSecond / writerOnlyPerSecond, 2) }));
 
   await Promise.all([redis.quit(), dualWrite.quit(), admin.end()]);
 
@@ -218,14 +240,18 @@ try {
   } else {
     printTable(['rate /s', 'achieved /s', 'cdc p50 ms', 'cdc p99 ms', 'dual-write p50 ms', 'dual-write p99 ms', 'p99 ratio', 'measured'],
       latency.map((l) => [l.rate, l.cdc.achieved, l.cdc.p50, l.cdc.p99, l.dualWrite.p50, l.dualWrite.p99, l.p99Ratio, `${l.cdc.measured}${l.cdc.unmatched ? ` (${l.cdc.unmatched} unmatched)` : ''}`]));
-    const d = report.drain as { changes: number; seconds: number; perSecond: number; writerOnlyPerSecond: number; ratio: number; cpuMicrosPerChange: Record<string, number>; cpuShare: Record<string, number> };
+    const ds = report.drain as Array<{ consumers: number; changes: number; seconds: number; perSecond: number; writerOnlyPerSecond: number; ratio: number; cpuMicrosPerChange: Record<string, number>; cpuShare: Record<string, number> }>;
     const r = report.rebuild as { rows: number; seconds: number; baselineReadSeconds: number; ratio: number };
     printTable(['measure', 'value', 'baseline', 'ratio', 'target'], [
-      ['drain of backlog', `${d.perSecond} adjusts/s (${d.changes} in ${d.seconds} s)`, `writer alone ${d.writerOnlyPerSecond}/s`, d.ratio, '≥ 15,000/s (must)'],
+      ...ds.map((d) => [`drain, ${d.consumers === 1 ? 'one consumer' : `${d.consumers} partitions`}`, `${d.perSecond} adjusts/s (${d.changes} in ${d.seconds} s)`,
+        `writer alone ${d.writerOnlyPerSecond}/s`, d.ratio, d.consumers === 1 ? '≥ 15,000/s (must)' : '']),
       ['rebuild', `${r.rows} rows in ${r.seconds} s`, `read alone ${r.baselineReadSeconds} s`, r.ratio, '≤ 3 s'],
     ]);
-    process.stdout.write(`drain CPU per adjust (µs) and share of a core: ${Object.entries(d.cpuMicrosPerChange).map(([name, us]) => `${name} ${us} µs (${d.cpuShare[name]})`).join(', ')}\n`);
-    process.stdout.write(`target: drain ≥ 15,000 adjusts/s: ${d.perSecond} ${d.perSecond >= 15_000 ? '(met)' : '(missed)'}\n`);
+    for (const d of ds) {
+      process.stdout.write(`drain (${d.consumers} consumer${d.consumers === 1 ? '' : 's'}) CPU per adjust (µs) and share of a core: ${Object.entries(d.cpuMicrosPerChange).map(([name, us]) => `${name} ${us} µs (${d.cpuShare[name]})`).join(', ')}\n`);
+    }
+    const single = ds.find((d) => d.consumers === 1);
+    if (single) process.stdout.write(`target: drain ≥ 15,000 adjusts/s with one consumer: ${single.perSecond} ${single.perSecond >= 15_000 ? '(met)' : '(missed)'}\n`);
     const at2000 = latency.find((l) => l.rate === 2000);
     if (at2000) process.stdout.write(`target: p99 ≤ 25 ms at 2,000/s: ${at2000.cdc.p99} ms ${at2000.cdc.p99 <= 25 ? '(met)' : '(missed)'}\n`);
   }
