@@ -78,6 +78,8 @@ export class ReplicationSession {
   private flushing: Promise<void> = Promise.resolve();
   private flushesInFlight = 0;
   private flushScheduled = false;
+  /** A small batch waits for the flush in flight (see scheduleFlush). */
+  private flushAfterCurrent = false;
   private failure: Error | undefined;
   private stopping = false;
   private settle: { resolve: () => void; reject: (error: Error) => void } | undefined;
@@ -216,14 +218,33 @@ export class ReplicationSession {
     if (this.flushesInFlight >= MAX_FLUSHES_IN_FLIGHT) await flushed;
   }
 
-  /** Flush once the library's queue has drained (setImmediate runs after its microtask loop). */
+  /**
+   * Flush once the library's queue has drained (setImmediate runs after its
+   * microtask loop); but while a batch is applying, let this one grow and
+   * send it when that one is done (or when it is full): under load, fewer
+   * and larger batches (each script call has its own cost in Redis and
+   * here); when idle, nothing waits.
+   */
   private scheduleFlush(): void {
     if (this.flushScheduled) return;
     this.flushScheduled = true;
     setImmediate(() => {
       this.flushScheduled = false;
+      if (this.flushesInFlight > 0) {
+        this.flushAfterCurrent = true;
+        return;
+      }
       void this.flush().catch(() => {});
     });
+  }
+
+  /** A flush (or an idle acknowledgement) ended: send the batch that waited for it. */
+  private flushEnded(): void {
+    this.flushesInFlight--;
+    if (this.flushAfterCurrent && this.flushesInFlight === 0) {
+      this.flushAfterCurrent = false;
+      void this.flush().catch(() => {});
+    }
   }
 
   /** Applies the current batch after the flushes before it, then acknowledges its position. */
@@ -258,9 +279,7 @@ export class ReplicationSession {
         this.lastAppliedAt = new Date(now);
         await this.acknowledge(batch.endLsn);
       }
-    }).catch((error: Error) => this.fail(error)).finally(() => {
-      this.flushesInFlight--;
-    });
+    }).catch((error: Error) => this.fail(error)).finally(() => this.flushEnded());
     return this.flushing;
   }
 
@@ -296,9 +315,7 @@ export class ReplicationSession {
         await this.options.writer.setPosition(serverLsn); // Redis never trails the slot
         this.appliedLsn = serverLsn;
         await this.acknowledge(serverLsn);
-      }).catch((error: Error) => this.fail(error)).finally(() => {
-        this.flushesInFlight--;
-      });
+      }).catch((error: Error) => this.fail(error)).finally(() => this.flushEnded());
     } else if (shouldRespond) {
       void this.acknowledge(this.appliedLsn);
     }
