@@ -115,9 +115,9 @@ export function movementEvents(movement: Movement, policy: RowPolicy, commitLsn:
     new: { ...after, available: newAvailable },
   };
   const typed = TYPED[movement.kind] ?? 'warehouse.stock.adjusted';
-  const events: Array<Omit<StreamEvent, 'streamId'>> = [
-    { type: 'warehouse.stock.updated', id: `${movement.id}:updated`, subject, body: '' },
-    { type: typed, id: `${movement.id}:${typed.split('.').pop()}`, subject, body: '' },
+  const events: StreamEvent[] = [
+    { streamId: '', type: 'warehouse.stock.updated', id: `${movement.id}:updated`, subject, body: '' },
+    { streamId: '', type: typed, id: `${movement.id}:${typed.split('.').pop()}`, subject, body: '' },
   ];
   const time = movement.occurredAt.toISOString();
   const dataJson = JSON.stringify(data);
@@ -127,12 +127,13 @@ export function movementEvents(movement: Movement, policy: RowPolicy, commitLsn:
   if (threshold > 0 && oldAvailable > threshold && newAvailable <= threshold) {
     const id = `${movement.id}:low_stock`;
     events.push({
-      type: 'warehouse.inventory.low_stock', id, subject,
+      streamId: '', type: 'warehouse.inventory.low_stock', id, subject,
       body: cloudEvent('warehouse.inventory.low_stock', id, subject, time, JSON.stringify({
         movement_id: movement.id, sku: movement.sku, warehouse: movement.warehouse,
         available: newAvailable, low_stock_threshold: threshold, previous_available: oldAvailable,
       }), backfilled),
     });
   }
-  return events.map((event, i) => ({ ...event, streamId: streamId(commitLsn, firstIndex + i) }));
+  for (const [i, event] of events.entries()) event.streamId = streamId(commitLsn, firstIndex + i);
+  return events;
 }

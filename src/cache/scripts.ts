@@ -14,9 +14,10 @@ export interface Script { name: string; lua: string }
  * on NOSCRIPT).
  */
 export function runScript(redis: Redis, script: Script, keys: readonly string[], args: ReadonlyArray<string | number>): Promise<unknown> {
-  const commands = redis as unknown as Record<string, (...values: Array<string | number>) => Promise<unknown>>;
+  const commands = redis as unknown as Record<string, (...values: Array<string | number | ReadonlyArray<string | number>>) => Promise<unknown>>;
   if (typeof commands[script.name] !== 'function') redis.defineCommand(script.name, { lua: script.lua });
-  return commands[script.name]!.call(redis, keys.length, ...keys, ...args);
+  // As arrays, not spread: a batch has tens of thousands of arguments, and ioredis flattens them once.
+  return commands[script.name]!.call(redis, keys.length, keys, args);
 }
 
 /**
