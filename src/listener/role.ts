@@ -3,8 +3,7 @@
 import pg from 'pg';
 import type { Registry } from 'prom-client';
 import type { Config } from '../config.ts';
-import { cacheKeys } from '../cache/keys.ts';
-import { createRedis } from '../cache/redis.ts';
+import { cacheKeysFor, createRedis } from '../cache/redis.ts';
 import { rebuildCache } from '../cache/rebuild.ts';
 import { CacheWriter } from '../cache/writer.ts';
 import type { Lifecycle } from '../lifecycle.ts';
@@ -30,7 +29,7 @@ export async function startListener(
     await redis.quit().catch(() => redis.disconnect());
   });
   const metrics = createListenerMetrics(registry);
-  const writer = new CacheWriter(redis, cacheKeys(config.cachePrefix), { name: config.stream, maxLength: config.streamMaxLength });
+  const writer = new CacheWriter(redis, cacheKeysFor(redis, config.cachePrefix, config.stream), { name: config.stream, maxLength: config.streamMaxLength });
 
   const consumer = new CacheConsumer({
     databaseUrl, pool, writer, slot: config.slot, publication: config.publication, metrics, log,

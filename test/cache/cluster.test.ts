@@ -1,0 +1,206 @@
+// The cache on a real Redis Cluster (three masters from the system
+// redis-server, src/harness/redis-cluster.ts), with the cluster key layout:
+// every key of a sku in its slot, the skus spread over all masters, the
+// consumer streaming into it (keys equal PostgreSQL, exactly one
+// warehouse.stock.updated per movement), the version guard, rebuild and
+// verify, incremental sync, cachedStock, and a master restarted without its
+// data in the middle of traffic. One cluster for the whole file.
+import anyTest, { type TestFn } from 'ava';
+import { Registry } from 'prom-client';
+import { cacheKeys, type CacheKeys } from '../../src/cache/keys.ts';
+import { rebuildCache, RebuildInterruptedError } from '../../src/cache/rebuild.ts';
+import { createRedis, type Redis } from '../../src/cache/redis.ts';
+import { rowState } from '../../src/cache/row.ts';
+import { slotOf } from '../../src/cache/slots.ts';
+import { verifyCache } from '../../src/cache/verify.ts';
+import { CacheWriter } from '../../src/cache/writer.ts';
+import { loadConfig } from '../../src/config.ts';
+import { CachedStockReader, createCacheMetrics } from '../../src/graphql/cached-stock.ts';
+import { startRedisCluster, type RunningRedisCluster } from '../../src/harness/redis-cluster.ts';
+import { incrementalSync } from '../../src/jobs/incremental_sync.ts';
+import { createLogger } from '../../src/log.ts';
+import { cacheMismatches, eventProblems, readStream, testCluster, uniqueNames, waitFor, waitForCache } from '../helpers/cache.ts';
+import { useDatabase, type DatabaseContext } from '../helpers/database.ts';
+import { setupCatalog } from '../helpers/inventory.ts';
+import { startTestListener } from '../helpers/listener.ts';
+
+type Context = DatabaseContext & { cluster: RunningRedisCluster };
+const test = anyTest as TestFn<Context>;
+useDatabase(test as unknown as TestFn<DatabaseContext>);
+
+let cluster: RunningRedisCluster;
+test.before(async () => {
+  cluster = await startRedisCluster({ masters: 3 });
+});
+test.after.always(async () => {
+  await cluster?.stop();
+});
+
+const SKUS = Array.from({ length: 12 }, (_, i) => `SKU-${i + 1}`);
+const CATALOG = Object.fromEntries(SKUS.map((sku, i) => [sku, { WH1: 10 + i, WH2: 3 }]));
+
+/** The port of the master serving a slot, from CLUSTER SLOTS. */
+function masterOfSlot(slots: unknown[], slot: number): number {
+  for (const range of slots as Array<[number, number, [string, number]]>) {
+    if (slot >= range[0] && slot <= range[1]) return range[2][1];
+  }
+  throw new Error(`slot ${slot} is served by no master`);
+}
+
+function writerOn(t: { teardown(fn: () => void): void }, label: string): { redis: Redis; writer: CacheWriter; keys: CacheKeys; stream: string } {
+  const names = uniqueNames(label);
+  const redis = createRedis(cluster.url, createLogger('silent', 'test'), 'test');
+  t.teardown(() => redis.disconnect());
+  const keys = cacheKeys(names.prefix, { stream: names.stream });
+  return { redis, keys, stream: names.stream, writer: new CacheWriter(redis, keys, { name: names.stream, maxLength: 100_000 }) };
+}
+
+test.serial('cluster layout: all keys of a sku share its slot (braces in a sku too), the meta keys share the stream\'s; one Redis keeps plain names', async (t) => {
+  const redis = testCluster(cluster.url);
+  t.teardown(() => redis.disconnect());
+  const keys = cacheKeys('catalog:', { stream: 'stock-events' });
+  t.is(keys.total('SKU-1'), 'catalog:stock:{SKU-1}:total');
+  t.is(keys.product('SKU-1'), 'catalog:product:{SKU-1}');
+  t.is(keys.position, 'catalog:meta:{stock-events}:position');
+  t.is(cacheKeys('catalog:').total('SKU-1'), 'catalog:stock:SKU-1:total', 'the single-Redis layout is unchanged');
+  t.is(cacheKeys('catalog:').position, 'catalog:meta:position');
+  // The slot as the cluster itself computes it (CLUSTER KEYSLOT), not as Stockroom does.
+  const slotOf = async (key: string) => Number(await redis.cluster('KEYSLOT', key));
+  const names = new Set<string>();
+  for (const sku of ['SKU-1', 'A}B', '{X}', '}X', 'X{', '{}', 'a b ü']) {
+    const all = [...keys.skuKeys(sku), keys.warehouse(sku, 'WH1'), keys.warehouse(sku, 'WH-2')];
+    const slots = new Set(await Promise.all(all.map(slotOf)));
+    t.is(slots.size, 1, `every key of ${JSON.stringify(sku)} in one slot: ${all.join(' ')}`);
+    for (const key of all) names.add(key);
+  }
+  t.is(names.size, 7 * 8, 'no two skus share a key name');
+  const meta = [keys.position, keys.source, keys.applyChain, keys.rebuilds, keys.streamOffset, keys.slotLoss, 'stock-events'];
+  t.is(new Set(await Promise.all(meta.map(slotOf))).size, 1, 'stream and meta keys in one slot');
+  for (const slot of [0, 1, 777, 16383]) t.is(await slotOf(keys.slotState(slot)), slot, `slot ${slot}'s state key is in slot ${slot}`);
+  t.throws(() => loadConfig({ REDIS_URL: cluster.url, STOCKROOM_STREAM: 'ev{1}' }, '/'), { message: /STOCKROOM_STREAM must not contain \{ or \} with a Redis Cluster/ });
+  t.throws(() => loadConfig({ REDIS_URL: 'redis+cluster://host:port' }, '/'), { message: /REDIS_URL must be a URL like .*redis\+cluster:\/\//ms });
+  t.like(loadConfig({ REDIS_URL: 'redis+cluster://127.0.0.1:7000,127.0.0.1:7001' }, '/'), { redisUrl: 'redis+cluster://127.0.0.1:7000,127.0.0.1:7001' });
+});
+
+test.serial('the consumer streams into the cluster: keys equal PostgreSQL on all three masters, one event per movement; verify, version guard, incremental sync, cachedStock', async (t) => {
+  const { db } = t.context;
+  const listener = await startTestListener(db.url, { label: 'cluster', redisUrl: cluster.url });
+  t.teardown(() => listener.stop());
+  await setupCatalog(db, CATALOG);
+  const redis = testCluster(cluster.url);
+  t.teardown(() => redis.disconnect());
+  const keys = cacheKeys(listener.names.prefix, { stream: listener.names.stream });
+  for (const [i, sku] of SKUS.entries()) {
+    await db.query(`select inventory.adjust($1, 'WH1', $2, 'correction')`, [sku, -(i % 5) - 1]);
+  }
+  await db.query(`select inventory.adjust('SKU-1', 'WH2', -2, 'correction')`);
+  t.deepEqual(await waitForCache(db, redis, keys), [], 'every key equals PostgreSQL');
+  t.deepEqual(await eventProblems(db, await readStream(redis, listener.names.stream)), [], 'exactly one updated and one typed event per movement');
+
+  const slots = (await redis.cluster('SLOTS')) as unknown[];
+  const masters = new Set(SKUS.map((sku) => masterOfSlot(slots, slotOfKey(sku, keys))));
+  t.is(masters.size, 3, 'the skus are spread over all three masters');
+
+  const client = createRedis(cluster.url, createLogger('silent', 'test'), 'test');
+  t.teardown(() => client.disconnect());
+  const writer = new CacheWriter(client, keys, { name: listener.names.stream, maxLength: 100_000 });
+  const verify = () => verifyCache({ databaseUrl: db.url, redis: client, writer, keys, fix: false });
+  t.like(await verify(), { skus: 12, rows: 24, driftedSkus: 0 });
+
+  // The version guard: a state older than the one cached is refused.
+  const stale = await writer.apply([rowState({ sku: 'SKU-2', warehouse: 'WH1', version: '1', onHand: 999, reserved: 0, safetyStock: 0, lowStockThreshold: 0 })], []);
+  t.like(stale, { applied: 0, stale: 1 });
+  t.not(await redis.get(keys.total('SKU-2')), '1002');
+
+  // Drift behind the consumer's back, on several masters: incremental sync repairs it.
+  await redis.set(keys.warehouse('SKU-3', 'WH1'), '999');
+  await redis.del(keys.total('SKU-7'));
+  await redis.set(keys.status('SKU-11'), 'out_of_stock');
+  t.is((await verify()).driftedSkus, 3);
+  const synced = await incrementalSync(db.pool, writer, { overlapSeconds: 0, graceSeconds: 0, pageSize: 5 });
+  t.true(synced.drifted >= 3, `repaired ${synced.drifted}`);
+  t.deepEqual(await cacheMismatches(db, redis, keys), []);
+
+  // cachedStock reads the cluster: totals per slot, warehouses per slot.
+  const reader = new CachedStockReader({ redis: client, pool: db.pool, writer, metrics: createCacheMetrics(new Registry()), readTimeoutMs: 2_000 });
+  const answers = await reader.getMany(SKUS);
+  const { rows } = await db.query<{ sku: string; total: number; available: number }>(`
+    select sku, sum(on_hand)::int as total, sum(available)::int as available from inventory.stock($1) group by sku`, [SKUS]);
+  for (const row of rows) {
+    const answer = answers[SKUS.indexOf(row.sku)];
+    t.like(answer, { sku: row.sku, total: row.total, available: row.available, source: 'cache' });
+  }
+  const warehouses = await reader.warehousesOf(answers.filter((a) => a !== null));
+  t.deepEqual(warehouses.map((w) => w.map((x) => x.warehouse)), SKUS.map(() => ['WH1', 'WH2']));
+});
+
+test.serial('rebuild fills every slot and verify finds no drift; a master that lost its data during the rebuild fails it', async (t) => {
+  const { db } = t.context;
+  await setupCatalog(db, CATALOG);
+  const { redis, writer, keys } = writerOn(t, 'cluster_rebuild');
+  const result = await rebuildCache({ databaseUrl: db.url, writer, complete: { source: 'db-1', position: () => 16n } });
+  t.like(result, { rows: 24, skus: 12 });
+  t.like(await verifyCache({ databaseUrl: db.url, redis, writer, keys, fix: false }), { driftedSkus: 0, rows: 24 });
+  t.is(await redis.hexists(keys.slotState(0), 'whole'), 1, 'every slot is marked whole');
+  t.is(await redis.hexists(keys.slotState(16383), 'whole'), 1);
+
+  // The data of one slot lost mid-rebuild (as a master restarted empty would lose it): the rebuild is refused.
+  const slot = 4242;
+  await t.throwsAsync(rebuildCache({ databaseUrl: db.url, writer, beforeComplete: async () => {
+    await redis.del(keys.slotState(slot));
+  } }), { instanceOf: RebuildInterruptedError });
+  // And a row written into a slot that lost its marker reports the loss.
+  await redis.del(keys.slotState(slotOfKey('SKU-5', keys)));
+  const applied = await writer.apply([rowState({ sku: 'SKU-5', warehouse: 'WH1', version: '999', onHand: 1, reserved: 0, safetyStock: 0, lowStockThreshold: 0 })], []);
+  t.like(applied, { applied: 1, lost: true });
+
+  t.true((await writer.clear()) > 16_384, 'clear scans every master');
+  t.deepEqual((await verifyCache({ databaseUrl: db.url, redis, writer, keys, fix: true })).driftedSkus, 12);
+  t.deepEqual(await cacheMismatches(db, redis, keys), [], 'verify --fix rewrote every sku');
+});
+
+test.serial('a master restarted without its data during traffic: the cache is rebuilt and equals PostgreSQL, no event lost or duplicated', async (t) => {
+  const { db } = t.context;
+  const listener = await startTestListener(db.url, { label: 'cluster_restart', redisUrl: cluster.url });
+  t.teardown(() => listener.stop());
+  await setupCatalog(db, CATALOG);
+  const redis = testCluster(cluster.url);
+  t.teardown(() => redis.disconnect());
+  const keys = cacheKeys(listener.names.prefix, { stream: listener.names.stream });
+  t.deepEqual(await waitForCache(db, redis, keys), []);
+
+  // A master holding skus but not the stream (the stream and its position are one slot's: losing that node loses the stream itself).
+  const slots = (await redis.cluster('SLOTS')) as unknown[];
+  const streamPort = masterOfSlot(slots, Number(await redis.cluster('KEYSLOT', listener.names.stream)));
+  const victim = cluster.ports.findIndex((port) => port !== streamPort);
+
+  let running = true;
+  let movements = 0;
+  const traffic = (async () => {
+    while (running) {
+      const sku = SKUS[movements % SKUS.length]!;
+      await db.query(`select inventory.adjust($1, 'WH1', 1, 'receipt')`, [sku]);
+      movements++;
+      await new Promise((resolve) => setTimeout(resolve, 5));
+    }
+  })();
+  await waitFor(() => movements >= 30, 10_000, 10);
+  const rebuildsBefore = await listener.metric('stockroom_cache_rebuilds_total');
+  await cluster.restartNode(victim, { loseData: true });
+  const after = movements;
+  await waitFor(() => movements >= after + 60, 15_000, 20);
+  running = false;
+  await traffic;
+
+  t.deepEqual(await waitForCache(db, redis, keys, 45_000), [], 'the cache converges to PostgreSQL');
+  t.true(await waitFor(async () => (await listener.metric('stockroom_cache_rebuilds_total')) > rebuildsBefore, 20_000),
+    'the loss of the master\'s data was seen and the cache rebuilt');
+  const entries = await readStream(redis, listener.names.stream);
+  t.deepEqual(await eventProblems(db, entries), [], 'every movement, including those committed while the node was down, has exactly one updated and one typed event');
+  t.true(movements > 90);
+});
+
+/** The slot of a sku's keys, as the cluster layout places them. */
+function slotOfKey(sku: string, keys: CacheKeys): number {
+  return slotOf(keys.rows(sku));
+}
