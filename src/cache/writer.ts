@@ -358,8 +358,22 @@ export class CacheWriter {
     });
   }
 
+  /**
+   * The cache still holds its data: the source marker, and in a cluster the
+   * `whole` marker of one slot per master (a master restarted without its
+   * data lost it for all its slots), so a loss is seen while nothing is written.
+   */
   async hasSource(): Promise<boolean> {
-    return (await this.redis.exists(this.keys.source)) === 1;
+    if ((await this.redis.exists(this.keys.source)) !== 1) return false;
+    if (!isCluster(this.redis)) return true;
+    const firstSlotOf = new Map<string, number>();
+    // The client's slot map (public: Cluster.slots, slot → node keys, master first).
+    this.redis.slots.forEach((nodes, slot) => {
+      const master = nodes?.[0];
+      if (master !== undefined && !firstSlotOf.has(master)) firstSlotOf.set(master, slot);
+    });
+    const whole = await Promise.all([...firstSlotOf.values()].map((slot) => this.redis.hexists(this.keys.slotState(slot), 'whole')));
+    return whole.every((w) => w === 1);
   }
 
   /** Deletes every key under the prefix (not the events stream); returns how many. In a cluster, on every master. */

@@ -121,6 +121,11 @@ test.serial('the consumer streams into the cluster: keys equal PostgreSQL on all
   t.true(synced.drifted >= 3, `repaired ${synced.drifted}`);
   t.deepEqual(await cacheMismatches(db, redis, keys), []);
 
+  // The resync listener rewrites one sku on request.
+  await redis.set(keys.available('SKU-4'), '0');
+  await db.query(`notify stockroom_resync, 'SKU-4'`);
+  t.deepEqual(await waitForCache(db, redis, keys, 10_000), [], 'NOTIFY stockroom_resync repaired the sku');
+
   // cachedStock reads the cluster: totals per slot, warehouses per slot.
   const reader = new CachedStockReader({ redis: client, pool: db.pool, writer, metrics: createCacheMetrics(new Registry()), readTimeoutMs: 2_000 });
   const answers = await reader.getMany(SKUS);
@@ -198,6 +203,12 @@ test.serial('a master restarted without its data during traffic: the cache is re
   const entries = await readStream(redis, listener.names.stream);
   t.deepEqual(await eventProblems(db, entries), [], 'every movement, including those committed while the node was down, has exactly one updated and one typed event');
   t.true(movements > 90);
+
+  // The same loss while nothing is written: the listener's periodic check sees it and rebuilds.
+  const rebuilds = await listener.metric('stockroom_cache_rebuilds_total');
+  await cluster.restartNode(victim, { loseData: true });
+  t.true(await waitFor(async () => (await listener.metric('stockroom_cache_rebuilds_total')) > rebuilds, 20_000), 'an idle loss is seen too');
+  t.deepEqual(await waitForCache(db, redis, keys, 30_000), [], 'and the cache is whole again');
 });
 
 /** The slot of a sku's keys, as the cluster layout places them. */
