@@ -14,7 +14,6 @@ import { rowState } from '../../src/cache/row.ts';
 import { slotOf } from '../../src/cache/slots.ts';
 import { verifyCache } from '../../src/cache/verify.ts';
 import { CacheWriter } from '../../src/cache/writer.ts';
-import { loadConfig } from '../../src/config.ts';
 import { CachedStockReader, createCacheMetrics } from '../../src/graphql/cached-stock.ts';
 import { startRedisCluster, type RunningRedisCluster } from '../../src/harness/redis-cluster.ts';
 import { incrementalSync } from '../../src/jobs/incremental_sync.ts';
@@ -77,9 +76,22 @@ test.serial('cluster layout: all keys of a sku share its slot (braces in a sku t
   const meta = [keys.position, keys.source, keys.applyChain, keys.rebuilds, keys.streamOffset, keys.slotLoss, 'stock-events'];
   t.is(new Set(await Promise.all(meta.map(slotOf))).size, 1, 'stream and meta keys in one slot');
   for (const slot of [0, 1, 777, 16383]) t.is(await slotOf(keys.slotState(slot)), slot, `slot ${slot}'s state key is in slot ${slot}`);
-  t.throws(() => loadConfig({ REDIS_URL: cluster.url, STOCKROOM_STREAM: 'ev{1}' }, '/'), { message: /STOCKROOM_STREAM must not contain \{ or \} with a Redis Cluster/ });
-  t.throws(() => loadConfig({ REDIS_URL: 'redis+cluster://host:port' }, '/'), { message: /REDIS_URL must be a URL like .*redis\+cluster:\/\//ms });
-  t.like(loadConfig({ REDIS_URL: 'redis+cluster://127.0.0.1:7000,127.0.0.1:7001' }, '/'), { redisUrl: 'redis+cluster://127.0.0.1:7000,127.0.0.1:7001' });
+});
+
+test.serial('harness: three masters share all 16384 slots; a node restarted keeps its data, or loses it', async (t) => {
+  const redis = testCluster(cluster.url);
+  t.teardown(() => redis.disconnect());
+  const slots = (await redis.cluster('SLOTS')) as Array<[number, number]>;
+  t.is(new Set(slots.map((range) => masterOfSlot(slots, range[0]))).size, 3);
+  t.is(slots.reduce((n, [from, to]) => n + to - from + 1, 0), 16384);
+  const key = 'harness:{kept}';
+  const node = cluster.ports.indexOf(masterOfSlot(slots, Number(await redis.cluster('KEYSLOT', key))));
+  await redis.set(key, '1');
+  await cluster.restartNode(node, { loseData: false });
+  t.is(await redis.get(key), '1', 'kept across a clean restart');
+  await cluster.restartNode(node, { loseData: true });
+  t.is(await redis.get(key), null, 'gone after a restart that loses the data');
+  t.regex(cluster.cli(node, 'cluster', 'info'), /cluster_state:ok/);
 });
 
 test.serial('the consumer streams into the cluster: keys equal PostgreSQL on all three masters, one event per movement; verify, version guard, incremental sync, cachedStock', async (t) => {
