@@ -54,7 +54,11 @@ export interface ApplyResult {
   duplicates: number;
   /** The cache's source marker is gone: Redis lost its data (FLUSHALL, restart without persistence). */
   lost: boolean;
-  /** Nothing was applied: the batch this one follows (chain.after) was not applied whole. */
+  /**
+   * The batch this one follows (chain.after) was not applied whole, so this one's events and position
+   * were not written; on one Redis nothing of it was, in a cluster its rows may have been (version-guarded:
+   * the replay rewrites or refuses them).
+   */
   skipped: boolean;
   /** The rows written (not refused as stale), in the order given. */
   appliedRows: RowState[];

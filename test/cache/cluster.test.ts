@@ -178,6 +178,29 @@ test.serial('rebuild fills every slot and verify finds no drift; a master that l
   t.deepEqual(await cacheMismatches(db, redis, keys), [], 'verify --fix rewrote every sku');
 });
 
+test.serial('a batch whose row script fails writes no events and stops the batch sent behind it; its replay appends each event once', async (t) => {
+  const { redis, writer, keys, stream } = writerOn(t, 'cluster_fail');
+  const row = (sku: string, version: string, onHand: number) => rowState({ sku, warehouse: 'WH1', version, onHand, reserved: 0, safetyStock: 0, lowStockThreshold: 0 });
+  const event = (n: number) => ({ streamId: `${1000 + n}-0`, type: 'warehouse.stock.updated', id: `${n}:updated`, subject: `SKU-1/WH1`, body: '{}' });
+  // One slot's script fails (its rows key is not a hash); the other slot's succeeds.
+  await redis.set(keys.rows('SKU-BAD'), 'not a hash');
+  t.not(slotOfKey('SKU-BAD', keys), slotOfKey('SKU-1', keys));
+  const first = writer.apply([row('SKU-1', '1', 5), row('SKU-BAD', '1', 5)], [event(1)], 100n, { after: '', token: 'a' });
+  const second = writer.apply([row('SKU-1', '2', 6)], [event(2)], 200n, { after: 'a', token: 'b' }); // sent before the first answered
+  await t.throwsAsync(first, { message: /WRONGTYPE/ });
+  t.like(await second, { skipped: true, appended: 0 });
+  t.is(await redis.exists(stream), 0, 'no event of either batch');
+  t.is(await redis.get(keys.position), null, 'nor their position');
+  // The replay, once the slot answers again: every event once, whatever was applied before.
+  await redis.del(keys.rows('SKU-BAD'));
+  t.like(await writer.apply([row('SKU-1', '1', 5), row('SKU-BAD', '1', 5)], [event(1)], 100n, { after: '', token: 'c' }), { appended: 1, stale: 1 });
+  t.like(await writer.apply([row('SKU-1', '2', 6)], [event(2)], 200n, { after: 'c', token: 'd' }), { appended: 1, applied: 1 });
+  t.like(await writer.apply([row('SKU-1', '2', 6)], [event(1), event(2)], 200n, { after: 'd', token: 'e' }), { appended: 0, duplicates: 2 });
+  t.deepEqual((await redis.xrange(stream, '-', '+')).map(([id]) => id), ['1001-0', '1002-0']);
+  t.is(await redis.get(keys.position), '0/C8');
+  t.is(await redis.get(keys.total('SKU-1')), '6');
+});
+
 test.serial('a master restarted without its data during traffic: the cache is rebuilt and equals PostgreSQL, no event lost or duplicated', async (t) => {
   const { db } = t.context;
   // The listener as it runs in service: `stockroom start --listener` with REDIS_URL=redis+cluster://…
