@@ -370,12 +370,12 @@ export class CacheWriter {
   async hasSource(): Promise<boolean> {
     if ((await this.redis.exists(this.keys.source)) !== 1) return false;
     if (!isCluster(this.redis)) return true;
+    // CLUSTER SLOTS: ranges [first, last, [host, port, id] of the master, replicas…].
     const firstSlotOf = new Map<string, number>();
-    // The client's slot map (public: Cluster.slots, slot → node keys, master first).
-    this.redis.slots.forEach((nodes, slot) => {
-      const master = nodes?.[0];
-      if (master !== undefined && !firstSlotOf.has(master)) firstSlotOf.set(master, slot);
-    });
+    for (const [first, , master] of await this.redis.cluster('SLOTS')) {
+      const node = `${master?.[0]}:${master?.[1]}`;
+      if (!firstSlotOf.has(node)) firstSlotOf.set(node, first);
+    }
     const whole = await Promise.all([...firstSlotOf.values()].map((slot) => this.redis.hexists(this.keys.slotState(slot), 'whole')));
     return whole.every((w) => w === 1);
   }
