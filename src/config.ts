@@ -24,7 +24,8 @@ const url = (schemes: string[], example: string) =>
 
 const schema = z.object({
   DATABASE_URL: url(['postgres:', 'postgresql:'], 'postgres://user:password@host:5432/database').optional(),
-  REDIS_URL: url(['redis:', 'rediss:'], 'redis://host:6379/0').optional(),
+  REDIS_URL: z.string().refine((value) => parseRedisUrl(value) !== undefined,
+    'must be a URL like redis://host:6379/0, or redis+cluster://host1:6379,host2:6379 for a Redis Cluster (seed nodes)').optional(),
   PORT: z.coerce.number().int().min(0).max(65535).default(5678), // 0: any free port
   STOCKROOM_CACHE_PREFIX: z.string().min(1).max(64).default('catalog:'),
   STOCKROOM_PUBLICATION: identifier().default('stockroom'),
@@ -119,6 +120,12 @@ export function loadConfig(env: NodeJS.ProcessEnv = process.env, cwd = process.c
     throw new ConfigError(`${name} ${issue.message}${shown}`);
   }
   const c = parsed.data;
+  if (c.REDIS_URL && parseRedisUrl(c.REDIS_URL)!.cluster) {
+    // The cluster layout (src/cache/keys.ts) puts hash tags of its own into keys; a brace here would change them.
+    for (const name of ['STOCKROOM_CACHE_PREFIX', 'STOCKROOM_STREAM'] as const) {
+      if (/[{}]/.test(c[name])) throw new ConfigError(`${name} must not contain { or } with a Redis Cluster (REDIS_URL=redis+cluster://…): Stockroom sets the keys' hash tags itself (got ${JSON.stringify(c[name])})`);
+    }
+  }
   return {
     databaseUrl: c.DATABASE_URL,
     redisUrl: c.REDIS_URL,
@@ -153,6 +160,38 @@ export function loadConfig(env: NodeJS.ProcessEnv = process.env, cwd = process.c
   };
 }
 
+/** A Redis to connect to: one server (its URL as given), or a Redis Cluster by its seed nodes. */
+export type RedisTarget =
+  | { cluster: false; url: string }
+  | { cluster: true; nodes: Array<{ host: string; port: number }>; username: string | undefined; password: string | undefined; tls: boolean };
+
+/**
+ * REDIS_URL's forms: redis://[user:password@]host:port[/db] (rediss:// with
+ * TLS) for one server; redis+cluster://[user:password@]host:port[,host:port…]
+ * (rediss+cluster:// with TLS) for a Redis Cluster, naming one or more seed
+ * nodes (the client discovers the rest). Undefined for anything else.
+ */
+export function parseRedisUrl(value: string): RedisTarget | undefined {
+  const cluster = /^(rediss?)\+cluster:\/\/(?:([^@/]*)@)?([^/?#@]+)\/?$/.exec(value);
+  if (cluster) {
+    const [, scheme, auth, hosts] = cluster;
+    const nodes = hosts!.split(',').map((hostPort) => /^(\[[0-9a-fA-F:.]+\]|[A-Za-z0-9.-]+):(\d{1,5})$/.exec(hostPort.trim()));
+    if (nodes.some((n) => !n || Number(n[2]) < 1 || Number(n[2]) > 65535)) return undefined;
+    const [username, password] = auth === undefined ? [undefined, undefined]
+      : auth.includes(':') ? [auth.slice(0, auth.indexOf(':')), auth.slice(auth.indexOf(':') + 1)] : [auth, undefined];
+    return {
+      cluster: true, tls: scheme === 'rediss',
+      nodes: nodes.map((n) => ({ host: n![1]!.replace(/^\[|\]$/g, ''), port: Number(n![2]) })),
+      username: username ? decodeURIComponent(username) : undefined, password: password ? decodeURIComponent(password) : undefined,
+    };
+  }
+  try {
+    return ['redis:', 'rediss:'].includes(new URL(value).protocol) ? { cluster: false, url: value } : undefined;
+  } catch {
+    return undefined;
+  }
+}
+
 const SECONDS: Record<string, number> = { ms: 0.001, s: 1, min: 60, h: 3600, d: 86_400 };
 
 /** "250ms", "15min", "24h" → seconds (the formats the schema accepts). */
@@ -163,6 +202,8 @@ function durationSeconds(text: string): number {
 
 /** A URL with its password masked, for messages and logs. */
 export function redact(value: string): string {
+  const cluster = /^(rediss?\+cluster:\/\/[^:@/]*:)[^@/]*@/.exec(value);
+  if (cluster) return value.replace(cluster[0], `${cluster[1]}***@`);
   try {
     const u = new URL(value);
     if (u.password) u.password = '***';

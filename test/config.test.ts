@@ -1,6 +1,6 @@
 import { parsePartition } from '../src/partition.ts';
 import test from 'ava';
-import { loadConfig } from '../src/config.ts';
+import { loadConfig, parseRedisUrl } from '../src/config.ts';
 import { ConfigError } from '../src/errors.ts';
 
 test('defaults follow SPEC.md', (t) => {
@@ -23,6 +23,10 @@ const bad: Array<[Record<string, string>, RegExp]> = [
   [{ DATABASE_URL: 'localhost:5432' }, /^DATABASE_URL must be a URL like postgres:\/\/.* \(got "localhost:5432"\)$/],
   [{ DATABASE_URL: 'mysql://u@h/db' }, /^DATABASE_URL must be a URL like postgres:/],
   [{ REDIS_URL: 'http://cache' }, /^REDIS_URL must be a URL like redis:/],
+  [{ REDIS_URL: 'redis+cluster://cache' }, /^REDIS_URL must be a URL like redis:\/\/host:6379\/0, or redis\+cluster:\/\/host1:6379,host2:6379 for a Redis Cluster/],
+  [{ REDIS_URL: 'redis+cluster://a:1,b:port' }, /^REDIS_URL must be a URL like /],
+  [{ REDIS_URL: 'redis+cluster://a:1', STOCKROOM_STREAM: 'events{1}' }, /^STOCKROOM_STREAM must not contain \{ or \} with a Redis Cluster/],
+  [{ REDIS_URL: 'redis+cluster://a:1', STOCKROOM_CACHE_PREFIX: '{c}:' }, /^STOCKROOM_CACHE_PREFIX must not contain \{ or \} with a Redis Cluster/],
   [{ PORT: 'eighty' }, /^PORT /],
   [{ PORT: '70000' }, /^PORT /],
   [{ STOCKROOM_SLOT: 'Bad-Slot' }, /^STOCKROOM_SLOT must be a lower-case SQL identifier/],
@@ -35,6 +39,17 @@ for (const [env, message] of bad) {
     t.regex(error!.message, message);
   });
 }
+
+test('REDIS_URL names a Redis Cluster by its seed nodes: redis+cluster://[user:password@]host:port,…', (t) => {
+  t.deepEqual(parseRedisUrl('redis://cache:6379/2'), { cluster: false, url: 'redis://cache:6379/2' });
+  t.deepEqual(parseRedisUrl('rediss+cluster://me:p%40ss@10.0.0.1:7000,cache-2:7001'), {
+    cluster: true, tls: true, username: 'me', password: 'p@ss', nodes: [{ host: '10.0.0.1', port: 7000 }, { host: 'cache-2', port: 7001 }],
+  });
+  t.is(loadConfig({ REDIS_URL: 'redis+cluster://a:7000', STOCKROOM_STREAM: 'events' }, '/srv/app').redisUrl, 'redis+cluster://a:7000');
+  t.is(loadConfig({ STOCKROOM_STREAM: 'events{1}' }, '/srv/app').stream, 'events{1}', 'braces are fine on one Redis');
+  const error = t.throws(() => loadConfig({ REDIS_URL: 'redis+cluster://me:secret@a:1,b:x' }, '/srv/app'));
+  t.false(error!.message.includes('secret'));
+});
 
 test('a password in a bad URL is not echoed', (t) => {
   const error = t.throws(() => loadConfig({ DATABASE_URL: 'mysql://me:secret@h/db' }, '/srv/app'));

@@ -1,10 +1,32 @@
 // The Redis key layout, in one place. Plain values readable with GET, as
-// SPEC.md says; the hash `stock:{sku}:rows` and the `meta:` keys are
+// SPEC.md says; the hash `stock:<sku>:rows` and the `meta:` keys are
 // Stockroom's own bookkeeping.
+//
+// Two layouts (README, "Redis Cluster"):
+// - single Redis (the default): `catalog:stock:SKU-1:total`, `catalog:meta:position`…
+// - Redis Cluster: every key of one sku carries the sku as its hash tag, so
+//   they share one slot and one script can write them all:
+//   `catalog:stock:{SKU-1}:total`, `catalog:product:{SKU-1}`. A sku holding
+//   a brace (which would cut the tag short, or leave it empty: `}X`) is
+//   tagged with its hex instead, followed by the sku itself to keep the name
+//   unique: `catalog:stock:{7d58}}X:total` (a brace-free sku's key has exactly
+//   one `{`, these have more, so the two forms never meet). The `meta:` keys
+//   carry the events stream's name as their tag (`catalog:meta:{stock-events}:position`),
+//   so they share the stream's slot and one script appends events and moves
+//   the position and the chain token together. Per slot, `meta:{<tag>}:slot`
+//   (a hash) says whether the slot's data is whole (see writer.ts).
+//
+// A partitioned consumer (partition.ts) keeps its bookkeeping apart:
+// `catalog:meta:p1of2:position` (in a cluster its stream's name, which
+// carries the partition, is already the tag); the sku keys are shared, each
+// sku being in exactly one partition.
 import { partitionTag, type Partition } from '../partition.ts';
+import { slotTag } from './slots.ts';
 
 export interface CacheKeys {
   prefix: string;
+  /** The Redis Cluster layout (hash tags), else the single-Redis one. */
+  cluster: boolean;
   /** Available units of one sku in one warehouse. */
   warehouse(sku: string, code: string): string;
   /** Σ on_hand of a sku. */
@@ -39,23 +61,34 @@ export interface CacheKeys {
   slotLoss: string;
   /** Token of the consumer recovering from a slot loss; expires unless renewed, so a crashed one lets another take over. */
   slotRecovery: string;
+  /** Cluster only: a hash in `slot` ("whole" once a rebuild covered the slot, and the tokens of rebuilds under way). */
+  slotState(slot: number): string;
+}
+
+/** The sku as its keys carry it in a cluster: `{SKU-1}`, or `{<hex>}<sku>` for a sku holding a brace (skus are never empty). */
+function taggedSku(sku: string): string {
+  return /[{}]/.test(sku) ? `{${Buffer.from(sku, 'utf8').toString('hex')}}${sku}` : `{${sku}}`;
 }
 
 /**
- * partition: the bookkeeping of one partition's consumer (meta:p1of2:position…);
- * the sku keys are shared, each sku being in exactly one partition.
+ * cluster: the Redis Cluster layout, with the events stream's name as the tag
+ * of the meta keys (config.ts keeps braces out of the prefix and stream name).
+ * partition: the bookkeeping of one partition's consumer.
  */
-export function cacheKeys(prefix: string, partition?: Partition): CacheKeys {
-  const stock = (sku: string) => `${prefix}stock:${sku}`;
-  const meta = partition ? `${prefix}meta:${partitionTag(partition)}:` : `${prefix}meta:`;
+export function cacheKeys(prefix: string, options: { cluster?: { stream: string }; partition?: Partition } = {}): CacheKeys {
+  const { cluster, partition } = options;
+  const sku = cluster ? taggedSku : (name: string) => name;
+  const stock = (name: string) => `${prefix}stock:${sku(name)}`;
+  const meta = cluster ? `${prefix}meta:{${cluster.stream}}:` : partition ? `${prefix}meta:${partitionTag(partition)}:` : `${prefix}meta:`;
   const keys: CacheKeys = {
     prefix,
+    cluster: cluster !== undefined,
     warehouse: (sku, code) => `${stock(sku)}:warehouse:${code}`,
     total: (sku) => `${stock(sku)}:total`,
     available: (sku) => `${stock(sku)}:available`,
     status: (sku) => `${stock(sku)}:status`,
     lowStock: (sku) => `${stock(sku)}:low_stock`,
-    product: (sku) => `${prefix}product:${sku}`,
+    product: (name) => `${prefix}product:${sku(name)}`,
     rows: (sku) => `${stock(sku)}:rows`,
     sums: (sku) => `${stock(sku)}:sums`,
     skuKeys: (sku) => [keys.rows(sku), keys.total(sku), keys.available(sku), keys.status(sku), keys.lowStock(sku), keys.product(sku), keys.sums(sku)],
@@ -67,6 +100,7 @@ export function cacheKeys(prefix: string, partition?: Partition): CacheKeys {
     slotCreated: `${meta}slot_created`,
     slotLoss: `${meta}slot_loss`,
     slotRecovery: `${meta}slot_recovery`,
+    slotState: (slot) => `${prefix}meta:{${slotTag(slot)}}:slot`,
   };
   return keys;
 }

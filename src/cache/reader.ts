@@ -1,6 +1,11 @@
 // Reads of the catalog cache, decoded through row.ts: the per-sku keys, whole
-// rows hashes, and single rows beside their warehouse keys.
-import type { Redis } from 'ioredis';
+// rows hashes, and single rows beside their warehouse keys. In a Redis
+// Cluster a multi-key command or script must stay in one hash slot: reads of
+// many skus go as one call per slot (all keys of a sku share one, keys.ts),
+// sent at once, so each sku's keys are still read
+// in one atomic step.
+import { isCluster, type Redis } from './redis.ts';
+import { groupBySlot } from './slots.ts';
 import type { CacheKeys } from './keys.ts';
 import { decodeRow, type CachedRowValue, type StockStatus } from './row.ts';
 import { READ_ROWS, runScript } from './scripts.ts';
@@ -27,11 +32,47 @@ export class CacheReader {
     this.keys = keys;
   }
 
-  /** The per-sku keys of many skus in one MGET: one round trip, one atomic snapshot (APPLY writes them together). */
+  /**
+   * Values of many keys, in order, as MGET gives them: one MGET on one Redis
+   * (one atomic snapshot); in a cluster one MGET per slot.
+   */
+  async mget(keys: readonly string[]): Promise<Array<string | null>> {
+    if (keys.length === 0) return [];
+    if (!isCluster(this.redis)) return this.redis.mget(...keys);
+    const values: Array<string | null> = new Array(keys.length);
+    await Promise.all(groupBySlot(keys, (key) => key).map(async (group) => {
+      const reply = await this.redis.mget(...group.items);
+      group.indexes.forEach((index, i) => { values[index] = reply[i] ?? null; });
+    }));
+    return values;
+  }
+
+  /** Runs READ_ROWS over rows hashes: one call on one Redis, one per slot in a cluster; the joined replies in order. */
+  private async readRows(keys: readonly string[]): Promise<string[]> {
+    if (!isCluster(this.redis)) return (await runScript(this.redis, READ_ROWS, keys, [])) as string[];
+    const joined: string[] = new Array(keys.length);
+    await Promise.all(groupBySlot(keys, (key) => key).map(async (group) => {
+      const reply = (await runScript(this.redis, READ_ROWS, group.items, [])) as string[];
+      group.indexes.forEach((index, i) => { joined[index] = reply[i]!; });
+    }));
+    return joined;
+  }
+
+  /** Whole rows hashes as Redis holds them (field → raw entry; {} when missing), for comparisons that report what is there. */
+  async rawRowsHashes(skus: readonly string[]): Promise<Array<Record<string, string>>> {
+    return (await this.readRows(skus.map((sku) => this.keys.rows(sku)))).map((joined) => {
+      const parts = joined === '' ? [] : joined.split('\0');
+      const fields: Record<string, string> = {};
+      for (let i = 0; i + 1 < parts.length; i += 2) fields[parts[i]!] = parts[i + 1]!;
+      return fields;
+    });
+  }
+
+  /** The per-sku keys of many skus in one MGET (per slot in a cluster): one atomic snapshot of each sku (APPLY writes them together). */
   async skuKeys(skus: readonly string[]): Promise<Array<CachedSkuKeys | undefined>> {
     if (skus.length === 0) return [];
     const k = this.keys;
-    const values = await this.redis.mget(skus.flatMap((sku) => [k.total(sku), k.available(sku), k.status(sku), k.lowStock(sku), k.sums(sku)]));
+    const values = await this.mget(skus.flatMap((sku) => [k.total(sku), k.available(sku), k.status(sku), k.lowStock(sku), k.sums(sku)]));
     return skus.map((_, i) => {
       const [total, available, status, lowStock, sums] = values.slice(5 * i, 5 * i + 5);
       if (total == null || available == null || status == null || lowStock == null || !STATUSES.has(status)) return undefined;
@@ -42,7 +83,7 @@ export class CacheReader {
   /** Whole rows hashes (warehouse code → entry) of many skus in one call; undefined where a sku has none. */
   async rowsHashes(skus: readonly string[]): Promise<Array<Map<string, CachedRowValue> | undefined>> {
     if (skus.length === 0) return [];
-    const reply = (await runScript(this.redis, READ_ROWS, skus.map((sku) => this.keys.rows(sku)), [])) as string[];
+    const reply = await this.readRows(skus.map((sku) => this.keys.rows(sku)));
     return reply.map((joined) => {
       if (joined === '') return undefined;
       const parts = joined.split('\0');
@@ -58,6 +99,15 @@ export class CacheReader {
   /** Some rows (rows-hash entry and warehouse key), in order; undefined where nothing is cached. */
   async rows(rows: ReadonlyArray<{ sku: string; warehouse: string }>): Promise<Array<CachedRow | undefined>> {
     if (rows.length === 0) return [];
+    if (isCluster(this.redis)) {
+      // A cluster pipeline must stay on one node: separate commands instead, sent at once.
+      const redis = this.redis;
+      return Promise.all(rows.map(async (r) => {
+        const [entry, key] = await Promise.all([redis.hget(this.keys.rows(r.sku), r.warehouse), redis.get(this.keys.warehouse(r.sku, r.warehouse))]);
+        const row = decodeRow(entry);
+        return row && { ...row, warehouseKey: typeof key === 'string' ? Number(key) : undefined };
+      }));
+    }
     const pipeline = this.redis.pipeline();
     for (const r of rows) {
       pipeline.hget(this.keys.rows(r.sku), r.warehouse);

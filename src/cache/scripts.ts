@@ -3,7 +3,7 @@
 // from names made inside the script: Redis (and a Redis Cluster, which routes
 // a call by its keys) then knows what the script touches. The encoding of a
 // rows-hash entry and the status rule come from row.ts.
-import type { Redis } from 'ioredis';
+import type { Redis } from './redis.ts';
 import { LUA_ROW_FUNCTIONS } from './row.ts';
 
 export interface Script { name: string; lua: string }
@@ -66,17 +66,108 @@ end
 `;
 
 /**
- * Applies a batch of stock row states and stream events in one round trip:
+ * Lua: the version-guarded write of row states, shared by APPLY (one Redis)
+ * and APPLY_SLOT (one slot of a cluster):
  * - a row state is written only when its version is >= the one stored (a
  *   replay or a stale write never moves a key backwards; an equal version
  *   rewrites the same values, which repairs a key edited by hand);
  * - each touched sku's total, available, status, low_stock and sums are
  *   written, and its product key deleted: moved by the batch's changes
  *   (shiftSku) when the caller asks for it (the stream), else recomputed from
- *   the rows hash (rebuild and every repair);
- * - each event is appended with an explicit id derived from its transaction's
- *   commit LSN; an id at or below the stream's top is a replay and is skipped;
- * - the position is recorded last.
+ *   the rows hash (rebuild and every repair).
+ * applyRows(base, skuCount, rowCount, a, shift): the sku keys start after
+ * KEYS[base] (skuKeys order, per sku in the order of ARGV's sku indexes),
+ * each row's warehouse key follows them; ARGV from a: per row sku index
+ * (1-based), warehouse code, version, encoded entry (row.ts). Returns
+ * applied, stale, the rows written (1-based) and the next ARGV index.
+ */
+const LUA_APPLY_ROWS = `${LUA_SKU_KEYS}
+local SKU_KEYS = 7
+local function applyRows(base, skuCount, rowCount, a, shift)
+  local function skuKey(sku, n) return KEYS[base + SKU_KEYS * (sku - 1) + n] end
+  local applied, stale = 0, 0
+  local appliedRows = {}
+  local touched = {}
+  -- Per sku, what the batch changed: Σ on_hand, Σ available, Σ threshold (or false: recompute).
+  local deltas = {}
+  for r = 1, rowCount do
+    local sku, code, version, entry = tonumber(ARGV[a]), ARGV[a + 1], tonumber(ARGV[a + 2]), ARGV[a + 3]
+    a = a + 4
+    local current = redis.call('HGET', skuKey(sku, 1), code)
+    local currentVersion = current and tonumber(string.match(current, '^(%d+):')) or -1
+    if version >= currentVersion then
+      redis.call('HSET', skuKey(sku, 1), code, entry)
+      local onHand, available, threshold = decodeRow(entry)
+      redis.call('SET', KEYS[base + SKU_KEYS * skuCount + r], available)
+      touched[sku] = true
+      if shift and deltas[sku] ~= false then
+        local oldOnHand, oldAvailable, oldThreshold = 0, 0, 0
+        if current then oldOnHand, oldAvailable, oldThreshold = decodeRow(current) end
+        if oldOnHand then
+          local d = deltas[sku] or { 0, 0, 0 }
+          d[1], d[2], d[3] = d[1] + onHand - oldOnHand, d[2] + available - oldAvailable, d[3] + threshold - oldThreshold
+          deltas[sku] = d
+        else
+          deltas[sku] = false -- the entry it replaces is not one the sums counted
+        end
+      end
+      applied = applied + 1
+      appliedRows[#appliedRows + 1] = r
+    else
+      stale = stale + 1
+    end
+  end
+  for sku = 1, skuCount do
+    if touched[sku] then
+      local d = deltas[sku]
+      if d then
+        shiftSku(skuKey(sku, 1), skuKey(sku, 2), skuKey(sku, 3), skuKey(sku, 4), skuKey(sku, 5), skuKey(sku, 6), skuKey(sku, 7), d[1], d[2], d[3])
+      else
+        recomputeSku(skuKey(sku, 1), skuKey(sku, 2), skuKey(sku, 3), skuKey(sku, 4), skuKey(sku, 5), skuKey(sku, 6), skuKey(sku, 7))
+      end
+    end
+  end
+  return applied, stale, appliedRows, a
+end
+`;
+
+/**
+ * Lua: appends events to the stream, shared by APPLY and APPLY_STREAM. Each
+ * is appended with an explicit id derived from its transaction's commit
+ * LSN; an id at or below the stream's top is a replay and is skipped.
+ * appendEvents(stream, maxlen, a): ARGV from a: event count; per event:
+ * stream id, type, CloudEvents id, subject, body. Returns appended and
+ * duplicates (or raises the error of a failed XADD).
+ */
+const LUA_APPEND_EVENTS = `
+local function appendEvents(stream, maxlen, a)
+  local eventCount = tonumber(ARGV[a])
+  a = a + 1
+  local appended, duplicates = 0, 0
+  for _ = 1, eventCount do
+    local id, eventType, eventId, subject, body = ARGV[a], ARGV[a + 1], ARGV[a + 2], ARGV[a + 3], ARGV[a + 4]
+    a = a + 5
+    local ok = redis.pcall('XADD', stream, 'MAXLEN', '~', maxlen, id,
+      'type', eventType, 'id', eventId, 'subject', subject, 'event', body)
+    if type(ok) == 'table' and ok.err then
+      if string.find(ok.err, 'equal or smaller', 1, true) then
+        duplicates = duplicates + 1
+      else
+        error(ok.err)
+      end
+    else
+      appended = appended + 1
+    end
+  end
+  return appended, duplicates
+end
+`;
+
+/**
+ * Applies a batch of stock row states and stream events in one round trip
+ * (one Redis; a cluster splits it, see APPLY_SLOT and APPLY_STREAM): the
+ * rows as LUA_APPLY_ROWS says, then the events as LUA_APPEND_EVENTS says,
+ * then the position.
  * Returns counts, whether the cache had lost its data (no source marker), and
  * which rows (1-based) it wrote, so only real changes are announced.
  *
@@ -98,7 +189,7 @@ end
  */
 export const APPLY: Script = {
   name: 'stockroomApply',
-  lua: `${LUA_SKU_KEYS}
+  lua: `${LUA_APPLY_ROWS}${LUA_APPEND_EVENTS}
 local maxlen, position = ARGV[1], ARGV[2]
 local skuCount, rowCount = tonumber(ARGV[3]), tonumber(ARGV[4])
 local after, token, shift = ARGV[5], ARGV[6], ARGV[7] == '1'
@@ -106,73 +197,8 @@ local lost = (redis.call('EXISTS', KEYS[1]) == 0) and 1 or 0
 if after ~= '' and redis.call('GET', KEYS[4]) ~= after then
   return { 0, 0, 0, 0, lost, {}, 1 }
 end
-local SKU_KEYS = 7
-local function skuKey(sku, n) return KEYS[4 + SKU_KEYS * (sku - 1) + n] end
-
-local applied, stale = 0, 0
-local appliedRows = {}
-local touched = {}
--- Per sku, what the batch changed: Σ on_hand, Σ available, Σ threshold (or false: recompute).
-local deltas = {}
-local a = 8
-for r = 1, rowCount do
-  local sku, code, version, entry = tonumber(ARGV[a]), ARGV[a + 1], tonumber(ARGV[a + 2]), ARGV[a + 3]
-  a = a + 4
-  local current = redis.call('HGET', skuKey(sku, 1), code)
-  local currentVersion = current and tonumber(string.match(current, '^(%d+):')) or -1
-  if version >= currentVersion then
-    redis.call('HSET', skuKey(sku, 1), code, entry)
-    local onHand, available, threshold = decodeRow(entry)
-    redis.call('SET', KEYS[4 + SKU_KEYS * skuCount + r], available)
-    touched[sku] = true
-    if shift and deltas[sku] ~= false then
-      local oldOnHand, oldAvailable, oldThreshold = 0, 0, 0
-      if current then oldOnHand, oldAvailable, oldThreshold = decodeRow(current) end
-      if oldOnHand then
-        local d = deltas[sku] or { 0, 0, 0 }
-        d[1], d[2], d[3] = d[1] + onHand - oldOnHand, d[2] + available - oldAvailable, d[3] + threshold - oldThreshold
-        deltas[sku] = d
-      else
-        deltas[sku] = false -- the entry it replaces is not one the sums counted
-      end
-    end
-    applied = applied + 1
-    appliedRows[#appliedRows + 1] = r
-  else
-    stale = stale + 1
-  end
-end
-
-for sku = 1, skuCount do
-  if touched[sku] then
-    local d = deltas[sku]
-    if d then
-      shiftSku(skuKey(sku, 1), skuKey(sku, 2), skuKey(sku, 3), skuKey(sku, 4), skuKey(sku, 5), skuKey(sku, 6), skuKey(sku, 7), d[1], d[2], d[3])
-    else
-      recomputeSku(skuKey(sku, 1), skuKey(sku, 2), skuKey(sku, 3), skuKey(sku, 4), skuKey(sku, 5), skuKey(sku, 6), skuKey(sku, 7))
-    end
-  end
-end
-
-local eventCount = tonumber(ARGV[a])
-a = a + 1
-local appended, duplicates = 0, 0
-for _ = 1, eventCount do
-  local id, eventType, eventId, subject, body = ARGV[a], ARGV[a + 1], ARGV[a + 2], ARGV[a + 3], ARGV[a + 4]
-  a = a + 5
-  local ok = redis.pcall('XADD', KEYS[2], 'MAXLEN', '~', maxlen, id,
-    'type', eventType, 'id', eventId, 'subject', subject, 'event', body)
-  if type(ok) == 'table' and ok.err then
-    if string.find(ok.err, 'equal or smaller', 1, true) then
-      duplicates = duplicates + 1
-    else
-      return redis.error_reply(ok.err)
-    end
-  else
-    appended = appended + 1
-  end
-end
-
+local applied, stale, appliedRows, a = applyRows(4, skuCount, rowCount, 8, shift)
+local appended, duplicates = appendEvents(KEYS[2], maxlen, a)
 if position ~= '' then
   redis.call('SET', KEYS[3], position)
 end
@@ -180,6 +206,75 @@ if token ~= '' then
   redis.call('SET', KEYS[4], token)
 end
 return { applied, stale, appended, duplicates, lost, appliedRows, 0 }
+`,
+};
+
+/**
+ * Cluster: the rows of one batch that fall in one hash slot (all keys of a
+ * sku share its slot, keys.ts), written as APPLY writes rows. Also reports
+ * whether the slot lost its data: its state hash (keys.ts slotState) has no
+ * "whole" field, which a rebuild sets and a master restarted without its
+ * data has lost with everything else of the slot.
+ * KEYS: the slot's state hash; per sku its skuKeys; per row its warehouse key.
+ * ARGV: sku count, row count, '1' to shift sums ('' to recompute, as APPLY);
+ * per row: sku index, warehouse code, version, entry.
+ * Returns { applied, stale, lost, rows written }.
+ */
+export const APPLY_SLOT: Script = {
+  name: 'stockroomApplySlot',
+  lua: `${LUA_APPLY_ROWS}
+local lost = (redis.call('HEXISTS', KEYS[1], 'whole') == 0) and 1 or 0
+local applied, stale, appliedRows = applyRows(1, tonumber(ARGV[1]), tonumber(ARGV[2]), 4, ARGV[3] == '1')
+return { applied, stale, lost, appliedRows }
+`,
+};
+
+/**
+ * Cluster: a batch's events, position and chain token, in the slot of the
+ * stream and the meta keys (keys.ts), sent only once every APPLY_SLOT of the
+ * batch succeeded, with APPLY's chain (applies only if the batch it follows
+ * was applied whole).
+ * KEYS: source, stream, position, chain. ARGV: maxlen, position ('' for
+ * none), token followed ('' for none), this batch's token ('' for none);
+ * event count; per event: stream id, type, CloudEvents id, subject, body.
+ * Returns { appended, duplicates, lost, skipped }.
+ */
+export const APPLY_STREAM: Script = {
+  name: 'stockroomApplyStream',
+  lua: `${LUA_APPEND_EVENTS}
+local maxlen, position, after, token = ARGV[1], ARGV[2], ARGV[3], ARGV[4]
+local lost = (redis.call('EXISTS', KEYS[1]) == 0) and 1 or 0
+if after ~= '' and redis.call('GET', KEYS[4]) ~= after then
+  return { 0, 0, lost, 1 }
+end
+local appended, duplicates = appendEvents(KEYS[2], maxlen, 5)
+if position ~= '' then
+  redis.call('SET', KEYS[3], position)
+end
+if token ~= '' then
+  redis.call('SET', KEYS[4], token)
+end
+return { appended, duplicates, lost, 0 }
+`,
+};
+
+/**
+ * Cluster: a rebuild's token in one slot's state hash. begin: records it.
+ * end: removes it and, when it was still there (the slot kept what the
+ * rebuild wrote), marks the slot whole; returns 1 then, else 0.
+ * KEYS: the slot's state hash. ARGV: 'begin' | 'end', token, time.
+ */
+export const SLOT_REBUILD: Script = {
+  name: 'stockroomSlotRebuild',
+  lua: `
+local field = 'rebuild:' .. ARGV[2]
+if ARGV[1] == 'begin' then
+  redis.call('HSET', KEYS[1], field, ARGV[3])
+  return 1
+end
+if redis.call('HDEL', KEYS[1], field) == 0 then return 0 end
+redis.call('HSET', KEYS[1], 'whole', ARGV[3])
+return 1
 `,
 };
 

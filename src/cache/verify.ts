@@ -37,7 +37,7 @@ export interface VerifyOptions {
 
 export async function verifyCache(options: VerifyOptions): Promise<VerifyResult> {
   const started = performance.now();
-  const { redis, keys } = options;
+  const { keys } = options;
   const keep = options.maxMismatches ?? 100;
   const result: VerifyResult = { skus: 0, rows: 0, mismatches: [], driftedSkus: 0, fixedSkus: 0, seconds: 0 };
   const client = new pg.Client({ connectionString: options.databaseUrl, application_name: 'stockroom cache verify' });
@@ -53,7 +53,7 @@ export async function verifyCache(options: VerifyOptions): Promise<VerifyResult>
       const page = await loadProductPage(client, after, 250, options.sku);
       if (page.last === undefined) break;
       after = page.last;
-      const drifted = await compareSkus(redis, keys, page.skus, (m) => {
+      const drifted = await compareSkus(options.writer, keys, page.skus, (m) => {
         if (result.mismatches.length < keep) result.mismatches.push(m);
       });
       const rows = [...page.skus.values()].flat();
@@ -80,7 +80,7 @@ export async function verifyCache(options: VerifyOptions): Promise<VerifyResult>
  * and each rows-hash entry. Reports each mismatch and returns the skus that
  * have any.
  */
-async function compareSkus(redis: Redis, keys: CacheKeys, bySku: ReadonlyMap<string, readonly RowState[]>, report: (m: Mismatch) => void): Promise<string[]> {
+async function compareSkus(writer: CacheWriter, keys: CacheKeys, bySku: ReadonlyMap<string, readonly RowState[]>, report: (m: Mismatch) => void): Promise<string[]> {
   const expected: Array<{ sku: string; key: string; value: string | null }> = [];
   for (const [sku, rows] of bySku) {
     for (const r of rows) expected.push({ sku, key: keys.warehouse(sku, r.warehouse), value: String(r.available) });
@@ -96,11 +96,8 @@ async function compareSkus(redis: Redis, keys: CacheKeys, bySku: ReadonlyMap<str
   }
   if (expected.length === 0) return [];
   const skus = [...bySku.keys()];
-  const pipeline = redis.pipeline();
-  pipeline.mget(...expected.map((e) => e.key));
-  for (const sku of skus) pipeline.hgetall(keys.rows(sku));
-  const replies = (await pipeline.exec()) ?? [];
-  const values = replies[0]?.[1] as Array<string | null>;
+  // Through the reader: in a Redis Cluster it reads slot by slot.
+  const [values, hashes] = await Promise.all([writer.reader.mget(expected.map((e) => e.key)), writer.reader.rawRowsHashes(skus)]);
   const drifted = new Set<string>();
   expected.forEach((e, i) => {
     if (values[i] !== e.value) {
@@ -109,7 +106,7 @@ async function compareSkus(redis: Redis, keys: CacheKeys, bySku: ReadonlyMap<str
     }
   });
   skus.forEach((sku, i) => {
-    const cached = (replies[i + 1]?.[1] ?? {}) as Record<string, string>;
+    const cached = hashes[i]!;
     for (const r of bySku.get(sku)!) {
       const want = encodeRow(r);
       if (cached[r.warehouse] !== want) {

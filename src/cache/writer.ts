@@ -2,13 +2,38 @@
 // script (see scripts.ts): one round trip per batch, atomic, idempotent. Also
 // keeps the cache's bookkeeping (position, source, rebuild tokens, the slot's
 // history) and its reads (`reader`).
+//
+// In a Redis Cluster one script may only touch keys of one hash slot, so a
+// batch is split (applyInCluster): first one APPLY_SLOT per slot its skus
+// fall in (all keys of a sku share a slot, keys.ts), all sent at once; then,
+// only once every one of them succeeded, one APPLY_STREAM in the slot of the
+// stream and the meta keys: events, position and chain token, atomically.
+// What that keeps:
+// - rows: each slot's write is atomic and version-guarded, as on one Redis;
+//   a sku's keys are never half-written;
+// - events: exactly once. A batch whose row scripts failed (a node down)
+//   fails before its events are written; the consumer then stops, restarts
+//   from the position (which only APPLY_STREAM moves, after the rows) and
+//   replays: rows are refused or rewritten by version, events already in the
+//   stream are skipped by id. The chain token keeps the order of the
+//   pipelined batches: a batch's stream script is sent only after the one of
+//   the batch ahead has answered, and applies only if that one applied;
+// - lost data: a master restarted without its data has lost the state hash
+//   of each of its slots (rebuild sets "whole" in every slot), so the row
+//   script of that slot reports `lost` and the consumer rebuilds, as it does
+//   for a single Redis that lost its source marker. A rebuild's token is
+//   kept in every slot (and in meta:rebuilds), so a node that lost its data
+//   during the rebuild fails it (RebuildInterruptedError).
+// Rows may thus reach Redis a moment before their events reach the stream
+// (different nodes); a reader of the stream sees each event once, in commit order.
 import { randomUUID } from 'node:crypto';
-import type { Redis } from 'ioredis';
+import { isCluster, type Redis } from './redis.ts';
 import { formatLsn, parseLsn, type Lsn } from './lsn.ts';
 import type { CacheKeys } from './keys.ts';
 import { CacheReader } from './reader.ts';
 import { encodeRow, type CachedRowValue, type RowState } from './row.ts';
-import { APPLY, COMPLETE_REBUILD, RELEASE_LEASE, RENEW_LEASE, REPLACE_AHEAD, runScript } from './scripts.ts';
+import { APPLY, APPLY_SLOT, APPLY_STREAM, COMPLETE_REBUILD, RELEASE_LEASE, RENEW_LEASE, REPLACE_AHEAD, runScript, SLOT_REBUILD } from './scripts.ts';
+import { groupBySlot, SLOT_COUNT } from './slots.ts';
 
 /** One entry for the events stream. */
 export interface StreamEvent {
@@ -29,7 +54,11 @@ export interface ApplyResult {
   duplicates: number;
   /** The cache's source marker is gone: Redis lost its data (FLUSHALL, restart without persistence). */
   lost: boolean;
-  /** Nothing was applied: the batch this one follows (chain.after) was not applied whole. */
+  /**
+   * The batch this one follows (chain.after) was not applied whole, so this one's events and position
+   * were not written; on one Redis nothing of it was, in a cluster its rows may have been (version-guarded:
+   * the replay rewrites or refuses them).
+   */
   skipped: boolean;
   /** The rows written (not refused as stale), in the order given. */
   appliedRows: RowState[];
@@ -82,10 +111,15 @@ export class CacheWriter {
   readonly keys: CacheKeys;
   private readonly redis: Redis;
   private readonly stream: { name: string; maxLength: number };
+  /** Cluster: the stream script of the last batch, which the next batch's waits for (see applyInCluster). */
+  private streamScriptAhead: Promise<unknown> = Promise.resolve();
 
   readonly reader: CacheReader;
 
   constructor(redis: Redis, keys: CacheKeys, stream: { name: string; maxLength: number }) {
+    if (keys.cluster !== isCluster(redis)) {
+      throw new Error(keys.cluster ? 'the cluster key layout needs a Redis Cluster client' : 'a Redis Cluster needs the cluster key layout (cacheKeysFor)');
+    }
     this.redis = redis;
     this.keys = keys;
     this.stream = stream;
@@ -104,6 +138,7 @@ export class CacheWriter {
    */
   async apply(rows: readonly RowState[], events: readonly StreamEvent[], position?: Lsn, chain?: { after: string; token: string },
     options?: { shiftSums?: boolean }): Promise<ApplyResult> {
+    if (this.keys.cluster) return this.applyInCluster(rows, events, position, chain, options);
     const skus = [...new Set(rows.map((r) => r.sku))];
     const skuIndex = new Map(skus.map((sku, i) => [sku, i + 1]));
     const keys = [this.keys.source, this.stream.name, this.keys.position, this.keys.applyChain, ...skus.flatMap((sku) => this.keys.skuKeys(sku)),
@@ -119,6 +154,49 @@ export class CacheWriter {
       applied, stale, appended, duplicates, lost: lost === 1, skipped: skipped === 1,
       appliedRows: (appliedIndexes ?? []).map((index) => rows[index - 1]!),
     };
+  }
+
+  /** apply in a Redis Cluster: per-slot row scripts, then the stream script (see the top of this file). */
+  private async applyInCluster(rows: readonly RowState[], events: readonly StreamEvent[], position?: Lsn, chain?: { after: string; token: string },
+    options?: { shiftSums?: boolean }): Promise<ApplyResult> {
+    const writing = Promise.all(groupBySlot(rows, (r) => this.keys.rows(r.sku)).map(async (group) => {
+      const skus = [...new Set(group.items.map((r) => r.sku))];
+      const skuIndex = new Map(skus.map((sku, i) => [sku, i + 1]));
+      const keys = [this.keys.slotState(group.slot), ...skus.flatMap((sku) => this.keys.skuKeys(sku)),
+        ...group.items.map((r) => this.keys.warehouse(r.sku, r.warehouse))];
+      const args: Array<string | number> = [skus.length, group.items.length, options?.shiftSums ? '1' : ''];
+      for (const r of group.items) args.push(skuIndex.get(r.sku)!, r.warehouse, r.version, encodeRow(r));
+      const [applied, stale, lost, written] = (await runScript(this.redis, APPLY_SLOT, keys, args)) as [number, number, number, number[]];
+      return { applied, stale, lost: lost === 1, rows: (written ?? []).map((i) => group.indexes[i - 1]!) };
+    }));
+    const result: ApplyResult = { applied: 0, stale: 0, appended: 0, duplicates: 0, lost: false, skipped: false, appliedRows: [] };
+    const streamed = chain !== undefined || events.length > 0 || position !== undefined;
+    if (streamed) {
+      // Sent after this batch's rows, and after the stream script of the batch ahead has answered:
+      // the meta slot then sees the batches in order, and the chain stops one behind a failure.
+      const ahead = this.streamScriptAhead;
+      const step = (async () => {
+        await writing;
+        await ahead.catch(() => {});
+        const args: Array<string | number> = [this.stream.maxLength, position === undefined ? '' : formatLsn(position), chain?.after ?? '', chain?.token ?? '', events.length];
+        for (const e of events) args.push(e.streamId, e.type, e.id, e.subject, e.body);
+        return (await runScript(this.redis, APPLY_STREAM, [this.keys.source, this.stream.name, this.keys.position, this.keys.applyChain], args)) as [number, number, number, number];
+      })();
+      this.streamScriptAhead = step;
+      step.catch(() => {}); // awaited below
+      const [appended, duplicates, lost, skipped] = await step;
+      Object.assign(result, { appended, duplicates, lost: lost === 1, skipped: skipped === 1 });
+    }
+    const slots = await writing;
+    const written: number[] = [];
+    for (const slot of slots) {
+      result.applied += slot.applied;
+      result.stale += slot.stale;
+      result.lost ||= slot.lost;
+      written.push(...slot.rows);
+    }
+    result.appliedRows = written.sort((a, b) => a - b).map((i) => rows[i]!);
+    return result;
   }
 
   /**
@@ -183,8 +261,19 @@ export class CacheWriter {
   /** Starts a rebuild: returns a token that a loss of Redis's data during the rebuild takes with it. */
   async beginRebuild(): Promise<string> {
     const token = randomUUID();
-    await this.redis.hset(this.keys.rebuilds, token, new Date().toISOString());
+    const now = new Date().toISOString();
+    await this.redis.hset(this.keys.rebuilds, token, now);
+    if (this.keys.cluster) await this.eachSlot((slot) => runScript(this.redis, SLOT_REBUILD, [this.keys.slotState(slot)], ['begin', token, now]));
     return token;
+  }
+
+  /** Cluster: runs `step` for every hash slot, a few thousand at a time; the replies in slot order. */
+  private async eachSlot<T>(step: (slot: number) => Promise<T>): Promise<T[]> {
+    const replies: T[] = [];
+    for (let from = 0; from < SLOT_COUNT; from += 4096) {
+      replies.push(...await Promise.all(Array.from({ length: 4096 }, (_, i) => step(from + i))));
+    }
+    return replies;
   }
 
   /**
@@ -193,6 +282,15 @@ export class CacheWriter {
    * the same step.
    */
   async completeRebuild(token: string, complete?: { source: string; position: Lsn }): Promise<boolean> {
+    if (this.keys.cluster) {
+      // Every slot must still hold the token: a node that lost its data meanwhile lost it for its slots.
+      const now = new Date().toISOString();
+      const kept = await this.eachSlot((slot) => runScript(this.redis, SLOT_REBUILD, [this.keys.slotState(slot)], ['end', token, now]));
+      if (kept.some((k) => k !== 1)) {
+        await this.redis.hdel(this.keys.rebuilds, token);
+        return false;
+      }
+    }
     if (!complete) return (await this.redis.hdel(this.keys.rebuilds, token)) === 1;
     const done = await runScript(this.redis, COMPLETE_REBUILD, [this.keys.rebuilds, this.keys.source, this.keys.position],
       [token, complete.source, formatLsn(complete.position)]);
@@ -270,21 +368,42 @@ export class CacheWriter {
     });
   }
 
+  /**
+   * The cache still holds its data: the source marker, and in a cluster the
+   * `whole` marker of one slot per master (a master restarted without its
+   * data lost it for all its slots), so a loss is seen while nothing is written.
+   */
   async hasSource(): Promise<boolean> {
-    return (await this.redis.exists(this.keys.source)) === 1;
+    if ((await this.redis.exists(this.keys.source)) !== 1) return false;
+    if (!isCluster(this.redis)) return true;
+    // CLUSTER SLOTS: ranges [first, last, [host, port, id] of the master, replicas…].
+    const firstSlotOf = new Map<string, number>();
+    for (const [first, , master] of await this.redis.cluster('SLOTS')) {
+      const node = `${master?.[0]}:${master?.[1]}`;
+      if (!firstSlotOf.has(node)) firstSlotOf.set(node, first);
+    }
+    const whole = await Promise.all([...firstSlotOf.values()].map((slot) => this.redis.hexists(this.keys.slotState(slot), 'whole')));
+    return whole.every((w) => w === 1);
   }
 
-  /** Deletes every key under the prefix (not the events stream); returns how many. */
+  /** Deletes every key under the prefix (not the events stream); returns how many. In a cluster, on every master. */
   async clear(): Promise<number> {
     const pattern = `${this.keys.prefix.replace(/[*?[\]\\]/g, '\\$&')}*`;
-    let cursor = '0';
     let deleted = 0;
-    do {
-      const [next, keys] = await this.redis.scan(cursor, 'MATCH', pattern, 'COUNT', 1000);
-      cursor = next;
-      const doomed = keys.filter((k) => k !== this.stream.name);
-      if (doomed.length) deleted += await this.redis.unlink(...doomed);
-    } while (cursor !== '0');
+    for (const node of isCluster(this.redis) ? this.redis.nodes('master') : [this.redis]) {
+      let cursor = '0';
+      do {
+        const [next, keys] = await node.scan(cursor, 'MATCH', pattern, 'COUNT', 1000);
+        cursor = next;
+        const doomed = keys.filter((k) => k !== this.stream.name);
+        // In a cluster a multi-key UNLINK must stay in one slot: one per key, through the cluster client.
+        if (doomed.length) {
+          deleted += isCluster(this.redis)
+            ? (await Promise.all(doomed.map((k) => this.redis.unlink(k)))).reduce((a, b) => a + b, 0)
+            : await this.redis.unlink(...doomed);
+        }
+      } while (cursor !== '0');
+    }
     return deleted;
   }
 }

@@ -1,8 +1,8 @@
 // What every CLI command needs, made once and passed in: config, a logger and
 // the services (embedded or from DATABASE_URL/REDIS_URL). close() stops only
 // what this command started.
-import { cacheKeys, type CacheKeys } from '../cache/keys.ts';
-import { createRedis, type Redis } from '../cache/redis.ts';
+import type { CacheKeys } from '../cache/keys.ts';
+import { cacheKeysFor, createRedis, type Redis } from '../cache/redis.ts';
 import { CacheWriter } from '../cache/writer.ts';
 import { loadConfig, type Config } from '../config.ts';
 import { provideServices, type Services } from '../harness/services.ts';
@@ -39,7 +39,7 @@ export interface CliCache { redis: Redis; writer: CacheWriter; keys: CacheKeys; 
 /** The Redis client, key layout and writer for commands that read or repair the cache. */
 export function openCliCache({ config, services, log }: CliContext): CliCache {
   const redis = createRedis(services.redisUrl!, log, 'stockroom-cli');
-  const keys = cacheKeys(config.cachePrefix);
+  const keys = cacheKeysFor(redis, config.cachePrefix, config.stream);
   return {
     redis, keys,
     writer: new CacheWriter(redis, keys, { name: config.stream, maxLength: config.streamMaxLength }),

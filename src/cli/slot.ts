@@ -7,7 +7,7 @@ import type { Command } from 'commander';
 import pg from 'pg';
 import type { SlotLossRecord } from '../cache/writer.ts';
 import { checkDatabase } from '../db/check.ts';
-import { cacheKeys } from '../cache/keys.ts';
+import { cacheKeysFor } from '../cache/redis.ts';
 import { CacheWriter } from '../cache/writer.ts';
 import { partitionNames, type Partition } from '../partition.ts';
 import { openCliCache, withCliContext } from './context.ts';
@@ -89,8 +89,9 @@ export function registerSlot(program: Command): void {
         const reports: SlotReport[] = [];
         try {
           for (const { name, partition, row } of shown) {
-            const keys = cacheKeys(config.cachePrefix, partition);
-            const writer = new CacheWriter(cache.redis, keys, { name: partitionNames(config, partition).stream, maxLength: config.streamMaxLength });
+            const stream = partitionNames(config, partition).stream;
+            const keys = cacheKeysFor(cache.redis, config.cachePrefix, stream, partition);
+            const writer = new CacheWriter(cache.redis, keys, { name: stream, maxLength: config.streamMaxLength });
             const applied = await cache.redis.get(keys.position).catch(() => null);
             const lastLoss = await writer.readSlotLoss().catch(() => undefined);
             reports.push(slotReport(name, partition, row, applied, lastLoss, options.maxLagBytes));

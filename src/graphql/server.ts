@@ -4,8 +4,7 @@ import type { Duplex } from 'node:stream';
 import { postgraphile } from 'postgraphile';
 import { grafserv } from 'postgraphile/grafserv/node';
 import type { Registry } from 'prom-client';
-import { cacheKeys } from '../cache/keys.ts';
-import { createRedis } from '../cache/redis.ts';
+import { cacheKeysFor, createRedis } from '../cache/redis.ts';
 import { CacheWriter } from '../cache/writer.ts';
 import type { Config } from '../config.ts';
 import { jwtSecretOf } from '../dev-secret.ts';
@@ -56,7 +55,7 @@ export async function startApi(deps: ApiDeps): Promise<void> {
   const { rows: mayReserve } = await pool.query<{ role: ApiRole }>(
     `select r as role from unnest($1::text[]) r where has_function_privilege(r, 'inventory.reserve_many(jsonb)', 'execute')`, [API_ROLES]);
   const redis = createRedis(redisUrl, log, 'stockroom-api');
-  const keys = cacheKeys(config.cachePrefix);
+  const keys = cacheKeysFor(redis, config.cachePrefix, config.stream);
   const cache = new CachedStockReader({
     redis, pool, metrics: createCacheMetrics(registry), readTimeoutMs: config.api.cacheReadTimeoutMs,
     writer: new CacheWriter(redis, keys, { name: config.stream, maxLength: config.streamMaxLength }),

@@ -5,8 +5,7 @@ import { EventEmitter } from 'node:events';
 import { parseCrontab, run, type Runner, type TaskList } from 'graphile-worker';
 import pg from 'pg';
 import type { Registry } from 'prom-client';
-import { cacheKeys } from '../cache/keys.ts';
-import { createRedis } from '../cache/redis.ts';
+import { cacheKeysFor, createRedis } from '../cache/redis.ts';
 import { CacheWriter } from '../cache/writer.ts';
 import type { Config } from '../config.ts';
 import type { Lifecycle } from '../lifecycle.ts';
@@ -119,6 +118,6 @@ export async function startWorkerRole(
   lifecycle.onStop('worker redis', async () => {
     await redis.quit().catch(() => redis.disconnect());
   });
-  const writer = new CacheWriter(redis, cacheKeys(config.cachePrefix), { name: config.stream, maxLength: config.streamMaxLength });
+  const writer = new CacheWriter(redis, cacheKeysFor(redis, config.cachePrefix, config.stream), { name: config.stream, maxLength: config.streamMaxLength });
   return startWorker({ ...deps, writer, concurrency: config.workerConcurrency, verifyFix: config.verifyFix, heartbeatMs: config.workerHeartbeatMs });
 }

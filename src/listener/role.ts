@@ -3,8 +3,7 @@
 import pg from 'pg';
 import type { Registry } from 'prom-client';
 import type { Config } from '../config.ts';
-import { cacheKeys } from '../cache/keys.ts';
-import { createRedis } from '../cache/redis.ts';
+import { cacheKeysFor, createRedis } from '../cache/redis.ts';
 import { rebuildCache } from '../cache/rebuild.ts';
 import { CacheWriter } from '../cache/writer.ts';
 import type { Lifecycle } from '../lifecycle.ts';
@@ -34,7 +33,7 @@ export async function startListener(
   // A partition streams through a slot, publications and an events stream of its own (partition.ts).
   const { partition } = config;
   const names = partitionNames(config, partition);
-  const writer = new CacheWriter(redis, cacheKeys(config.cachePrefix, partition), { name: names.stream, maxLength: config.streamMaxLength });
+  const writer = new CacheWriter(redis, cacheKeysFor(redis, config.cachePrefix, names.stream, partition), { name: names.stream, maxLength: config.streamMaxLength });
 
   const consumer = new CacheConsumer({
     databaseUrl, pool, writer, slot: names.slot, publication: names.publication, ledgerPublication: names.ledgerPublication, partition, metrics, log,

@@ -1,8 +1,10 @@
 // Compares the Redis catalog cache with PostgreSQL, key by key, as SPEC.md
 // defines the keys; reads the events stream.
 import { randomBytes } from 'node:crypto';
-import { Redis } from 'ioredis';
+import { Cluster, Redis } from 'ioredis';
+import { cacheKeys, type CacheKeys } from '../../src/cache/keys.ts';
 import { stockStatus } from '../../src/cache/row.ts';
+import { parseRedisUrl } from '../../src/config.ts';
 import type { Queryable } from './invariants.ts';
 import { testServers } from './environment.ts';
 
@@ -17,8 +19,22 @@ export function testRedis(url = testServers().redisUrl): Redis {
   return redis;
 }
 
-/** Every key that differs from what Postgres says (empty when the cache is exact). */
-export async function cacheMismatches(db: Queryable, redis: Redis, prefix: string): Promise<string[]> {
+/** A client of a Redis Cluster (redis+cluster:// URL), for tests of the cluster layout. */
+export function testCluster(url: string): Cluster {
+  const target = parseRedisUrl(url);
+  if (!target?.cluster) throw new Error(`not a cluster URL: ${url}`);
+  const cluster = new Cluster(target.nodes, { redisOptions: { maxRetriesPerRequest: 1 } });
+  cluster.on('error', () => {});
+  return cluster;
+}
+
+/**
+ * Every key that differs from what Postgres says (empty when the cache is
+ * exact). layout: the prefix (single-Redis layout), or the keys of any layout
+ * (with a cluster client, keys are read one by one: they span slots).
+ */
+export async function cacheMismatches(db: Queryable, redis: Redis | Cluster, layout: string | CacheKeys): Promise<string[]> {
+  const k = typeof layout === 'string' ? cacheKeys(layout) : layout;
   const { rows } = await db.query<{ sku: string; code: string; on_hand: number; reserved: number; available: number; threshold: number }>(`
     select p.sku, w.code, s.on_hand, s.reserved, greatest(s.on_hand - s.reserved - s.safety_stock, 0) as available,
            s.low_stock_threshold as threshold
@@ -28,7 +44,7 @@ export async function cacheMismatches(db: Queryable, redis: Redis, prefix: strin
   const expected = new Map<string, string>();
   const perSku = new Map<string, { total: number; available: number; threshold: number }>();
   for (const r of rows) {
-    expected.set(`${prefix}stock:${r.sku}:warehouse:${r.code}`, String(r.available));
+    expected.set(k.warehouse(r.sku, r.code), String(r.available));
     const sums = perSku.get(r.sku) ?? { total: 0, available: 0, threshold: 0 };
     sums.total += r.on_hand;
     sums.available += r.available;
@@ -37,18 +53,18 @@ export async function cacheMismatches(db: Queryable, redis: Redis, prefix: strin
   }
   for (const [sku, sums] of perSku) {
     const status = stockStatus(sums.available, sums.threshold);
-    expected.set(`${prefix}stock:${sku}:total`, String(sums.total));
-    expected.set(`${prefix}stock:${sku}:available`, String(sums.available));
-    expected.set(`${prefix}stock:${sku}:status`, status);
-    expected.set(`${prefix}stock:${sku}:low_stock`, status === 'low_stock' ? '1' : '0');
+    expected.set(k.total(sku), String(sums.total));
+    expected.set(k.available(sku), String(sums.available));
+    expected.set(k.status(sku), status);
+    expected.set(k.lowStock(sku), status === 'low_stock' ? '1' : '0');
     // The sums the stream moves the keys by: they must stay what the rows add up to.
-    expected.set(`${prefix}stock:${sku}:sums`, `${sums.total}:${sums.available}:${sums.threshold}`);
+    expected.set(k.sums(sku), `${sums.total}:${sums.available}:${sums.threshold}`);
   }
   const keys = [...expected.keys()];
   const problems: string[] = [];
   for (let i = 0; i < keys.length && problems.length < 20; i += 5000) {
     const chunk = keys.slice(i, i + 5000);
-    const values = await redis.mget(...chunk);
+    const values = redis instanceof Cluster ? await Promise.all(chunk.map((key) => redis.get(key))) : await redis.mget(...chunk);
     chunk.forEach((key, j) => {
       if (values[j] !== expected.get(key) && problems.length < 20) problems.push(`${key}: redis ${values[j]} postgres ${expected.get(key)}`);
     });
@@ -57,7 +73,7 @@ export async function cacheMismatches(db: Queryable, redis: Redis, prefix: strin
 }
 
 /** Polls until the cache matches Postgres; returns the mismatches left at the deadline (empty on success). */
-export async function waitForCache(db: Queryable, redis: Redis, prefix: string, timeoutMs = 15_000): Promise<string[]> {
+export async function waitForCache(db: Queryable, redis: Redis | Cluster, prefix: string | CacheKeys, timeoutMs = 15_000): Promise<string[]> {
   const deadline = Date.now() + timeoutMs;
   let problems = await cacheMismatches(db, redis, prefix);
   while (problems.length > 0 && Date.now() < deadline) {
@@ -69,7 +85,7 @@ export async function waitForCache(db: Queryable, redis: Redis, prefix: string, 
 
 export interface StreamEntry { streamId: string; type: string; id: string; subject: string; event: { data: Record<string, unknown>; [k: string]: unknown } }
 
-export async function readStream(redis: Redis, stream: string): Promise<StreamEntry[]> {
+export async function readStream(redis: Redis | Cluster, stream: string): Promise<StreamEntry[]> {
   const entries = await redis.xrange(stream, '-', '+');
   return entries.map(([streamId, fields]) => {
     const f: Record<string, string> = {};
