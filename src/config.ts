@@ -23,6 +23,8 @@ const url = (schemes: string[], example: string) =>
 
 const schema = z.object({
   DATABASE_URL: url(['postgres:', 'postgresql:'], 'postgres://user:password@host:5432/database').optional(),
+  DATABASE_READ_URL: url(['postgres:', 'postgresql:'], 'postgres://user:password@replica-host:5432/database (a streaming replica of DATABASE_URL)').optional(),
+  STOCKROOM_REPLICA_MAX_LAG: z.string().regex(/^\d+(ms|s|min)$/, 'must be a duration like 500ms, 5s or 1min').default('5s'),
   REDIS_URL: url(['redis:', 'rediss:'], 'redis://host:6379/0').optional(),
   PORT: z.coerce.number().int().min(0).max(65535).default(5678), // 0: any free port
   STOCKROOM_CACHE_PREFIX: z.string().min(1).max(64).default('catalog:'),
@@ -61,6 +63,8 @@ const schema = z.object({
 
 export interface Config {
   databaseUrl: string | undefined;
+  /** A streaming replica of the database: GraphQL queries read from it (src/graphql/read-routing.ts). */
+  databaseReadUrl: string | undefined;
   redisUrl: string | undefined;
   port: number;
   cachePrefix: string;
@@ -91,6 +95,8 @@ export interface Config {
     maxCost: number;
     /** When set, only the operations in this directory are accepted (<documentId>.graphql files). */
     persistedOperationsDir: string | undefined;
+    /** Queries go to the primary while the replica is further behind than this, in seconds. */
+    replicaMaxLagSeconds: number;
     /** Transactions the reserve mutation's combiner runs at once. */
     reserveConnections: number;
     /** The most reserve mutations one combined call carries. */
@@ -117,6 +123,7 @@ export function loadConfig(env: NodeJS.ProcessEnv = process.env, cwd = process.c
   const c = parsed.data;
   return {
     databaseUrl: c.DATABASE_URL,
+    databaseReadUrl: c.DATABASE_READ_URL,
     redisUrl: c.REDIS_URL,
     port: c.PORT,
     cachePrefix: c.STOCKROOM_CACHE_PREFIX,
@@ -139,6 +146,7 @@ export function loadConfig(env: NodeJS.ProcessEnv = process.env, cwd = process.c
       maxDepth: c.STOCKROOM_MAX_QUERY_DEPTH,
       maxCost: c.STOCKROOM_MAX_QUERY_COST,
       persistedOperationsDir: c.STOCKROOM_PERSISTED_OPERATIONS_DIR ? path.resolve(cwd, c.STOCKROOM_PERSISTED_OPERATIONS_DIR) : undefined,
+      replicaMaxLagSeconds: durationSeconds(c.STOCKROOM_REPLICA_MAX_LAG),
       reserveConnections: c.STOCKROOM_RESERVE_CONNECTIONS,
       reserveMaxBatch: c.STOCKROOM_RESERVE_MAX_BATCH,
     },
