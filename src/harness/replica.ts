@@ -97,7 +97,7 @@ const confValue = (value: string) => `'${value.replace(/'/g, "''")}'`;
  * process can reach as its superuser). Resolves once the standby answers
  * queries and its WAL receiver streams.
  */
-export async function startStreamingReplica(primary: RunningPostgres, options: StreamingReplicaOptions): Promise<StreamingReplica> {
+export async function startStreamingReplica(primary: Pick<RunningPostgres, 'url'>, options: StreamingReplicaOptions): Promise<StreamingReplica> {
   const { dir, log } = options;
   const primaryUrl = new URL(primary.url('postgres'));
   const slot = `stockroom_replica_${randomBytes(4).toString('hex')}`;
