@@ -25,6 +25,8 @@ const schema = z.object({
   DATABASE_URL: url(['postgres:', 'postgresql:'], 'postgres://user:password@host:5432/database').optional(),
   DATABASE_READ_URL: url(['postgres:', 'postgresql:'], 'postgres://user:password@replica-host:5432/database (a streaming replica of DATABASE_URL)').optional(),
   STOCKROOM_REPLICA_MAX_LAG: z.string().regex(/^\d+(ms|s|min)$/, 'must be a duration like 500ms, 5s or 1min').default('5s'),
+  STOCKROOM_REPLICA_SAMPLE_INTERVAL: z.string().default('1s')
+    .refine((d) => /^\d+(ms|s|min)$/.test(d) && durationSeconds(d) >= 0.1 && durationSeconds(d) <= 60, 'must be a duration from 100ms to 1min, like 250ms, 1s or 1min'),
   REDIS_URL: url(['redis:', 'rediss:'], 'redis://host:6379/0').optional(),
   PORT: z.coerce.number().int().min(0).max(65535).default(5678), // 0: any free port
   STOCKROOM_CACHE_PREFIX: z.string().min(1).max(64).default('catalog:'),
@@ -97,6 +99,8 @@ export interface Config {
     persistedOperationsDir: string | undefined;
     /** Queries go to the primary while the replica is further behind than this, in seconds. */
     replicaMaxLagSeconds: number;
+    /** How often the replica's lag is sampled, in ms. */
+    replicaSampleIntervalMs: number;
     /** Transactions the reserve mutation's combiner runs at once. */
     reserveConnections: number;
     /** The most reserve mutations one combined call carries. */
@@ -147,6 +151,7 @@ export function loadConfig(env: NodeJS.ProcessEnv = process.env, cwd = process.c
       maxCost: c.STOCKROOM_MAX_QUERY_COST,
       persistedOperationsDir: c.STOCKROOM_PERSISTED_OPERATIONS_DIR ? path.resolve(cwd, c.STOCKROOM_PERSISTED_OPERATIONS_DIR) : undefined,
       replicaMaxLagSeconds: durationSeconds(c.STOCKROOM_REPLICA_MAX_LAG),
+      replicaSampleIntervalMs: durationSeconds(c.STOCKROOM_REPLICA_SAMPLE_INTERVAL) * 1000,
       reserveConnections: c.STOCKROOM_RESERVE_CONNECTIONS,
       reserveMaxBatch: c.STOCKROOM_RESERVE_MAX_BATCH,
     },

@@ -143,7 +143,7 @@ export async function startApi(deps: ApiDeps): Promise<void> {
  */
 async function startReplicaReads(config: Config, pools: RolePools, registry: Registry, log: Logger, onPoolError: (error: Error) => void) {
   const readPools = makeRolePools(config.databaseReadUrl!, config.api.statementTimeout, onPoolError, { replica: true });
-  const monitor = new ReplicaMonitor({ primary: pools.owner, replica: readPools.owner, maxLagSeconds: config.api.replicaMaxLagSeconds, registry, log });
+  const monitor = new ReplicaMonitor({ primary: pools.owner, replica: readPools.owner, maxLagSeconds: config.api.replicaMaxLagSeconds, intervalMs: config.api.replicaSampleIntervalMs, registry, log });
   const first = await monitor.start();
   if (first.problem === 'not_standby') {
     monitor.stop();

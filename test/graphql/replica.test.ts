@@ -36,8 +36,8 @@ interface ReplicaDetail {
   status: string; queriesOn: string; lagSeconds: number | null; lagBytes: number | null; replayPaused: boolean | null; problem?: string;
 }
 
-const onHand = async (headers?: Record<string, string>) => {
-  const { status, data, errors } = await api.graphql<{ productBySku: { stockLevels: { nodes: Array<{ onHand: number }> } } }>(
+const onHand = async (headers?: Record<string, string>, through = api) => {
+  const { status, data, errors } = await through.graphql<{ productBySku: { stockLevels: { nodes: Array<{ onHand: number }> } } }>(
     '{ productBySku(sku: "SKU-A") { stockLevels { nodes { onHand } } } }', undefined, { headers });
   if (status !== 200 || errors) throw new Error(`query failed: ${status} ${JSON.stringify(errors)}`);
   return data!.productBySku.stockLevels.nodes[0]!.onHand;
@@ -48,9 +48,9 @@ const adjust = async (delta: number) => {
   if (errors) throw new Error(`mutation failed: ${JSON.stringify(errors)}`);
   return data!.adjust.onHand;
 };
-const reads = (database: 'replica' | 'primary') => metricValue(api.registry, 'stockroom_api_query_reads_total', { database });
-const ready = async () => {
-  const response = await fetch(`${api.url}/ready`);
+const reads = (database: 'replica' | 'primary', through = api) => metricValue(through.registry, 'stockroom_api_query_reads_total', { database });
+const ready = async (through = api) => {
+  const response = await fetch(`${through.url}/ready`);
   const body = (await response.json()) as { checks: { replica: { ok: boolean; detail: ReplicaDetail } } };
   return { status: response.status, replica: body.checks.replica };
 };
@@ -68,7 +68,7 @@ test.before(async () => {
   standby.on('error', () => {}); // ended by the replica's stop in the last test
   await standby.connect();
   api = await startTestApi(primary.url(), {
-    label: 'gql_replica', env: { DATABASE_READ_URL: replica.url('stockroom'), STOCKROOM_REPLICA_MAX_LAG: `${MAX_LAG}s` },
+    label: 'gql_replica', env: { DATABASE_READ_URL: replica.url('stockroom'), STOCKROOM_REPLICA_MAX_LAG: `${MAX_LAG}s`, STOCKROOM_REPLICA_SAMPLE_INTERVAL: '250ms' },
   });
   writer = await token('stockroom_writer');
 });
@@ -86,6 +86,8 @@ test.after.always(async (t) => {
 test.serial('DATABASE_READ_URL: a malformed URL, or a server that is not a standby, stops the start naming the variable', async (t) => {
   const malformed = t.throws(() => loadConfig({ DATABASE_READ_URL: 'mysql://replica/stock' }), { instanceOf: ConfigError });
   t.regex(malformed.message, /^DATABASE_READ_URL must be a URL like postgres:\/\//);
+  t.throws(() => loadConfig({ STOCKROOM_REPLICA_MAX_LAG: 'soon' }), { instanceOf: ConfigError, message: /^STOCKROOM_REPLICA_MAX_LAG must be a duration/ });
+  t.throws(() => loadConfig({ STOCKROOM_REPLICA_SAMPLE_INTERVAL: '10ms' }), { instanceOf: ConfigError, message: /^STOCKROOM_REPLICA_SAMPLE_INTERVAL must be a duration from 100ms to 1min/ });
   const notStandby = await t.throwsAsync(startTestApi(primary.url(), { label: 'gql_replica_bad', env: { DATABASE_READ_URL: primary.url() } }), { instanceOf: ConfigError });
   t.regex(notStandby.message, /^DATABASE_READ_URL postgres:\/\/postgres:\*\*\*@.* is not a streaming replica/);
 });
@@ -141,13 +143,26 @@ test.serial('queries read from the replica, mutations write and read on the prim
 });
 
 test.serial('replica stopped: queries are answered by the primary at once, and /ready says so', async (t) => {
+  // An API that will not sample again (1 min): only a query that finds no replica session can tell it is gone.
+  const unaware = await startTestApi(primary.url(), {
+    label: 'gql_replica_unaware', env: { DATABASE_READ_URL: replica.url('stockroom'), STOCKROOM_REPLICA_SAMPLE_INTERVAL: '1min' },
+  });
+  t.teardown(() => unaware.stop());
   await replica.stop();
-  const fromPrimary = await reads('primary');
-  t.is(await onHand(), 15, 'answered although the replica is gone');
-  t.true((await reads('primary')) > fromPrimary);
-  t.is(await adjust(-1), 14, 'mutations are unaffected');
+  t.like((await ready(unaware)).replica.detail, { status: 'streaming' }, 'not sampled since the replica stopped');
+  t.is(await onHand(undefined, unaware), 15, 'answered although the replica is gone');
+  t.is(await reads('replica', unaware), 0);
+  t.is(await reads('primary', unaware), 1);
+  t.like((await ready(unaware)).replica, { ok: true, detail: { status: 'down', queriesOn: 'primary', problem: 'replica_unreachable' } });
+
+  // The sampling API finds it down by itself.
+  t.true(await waitFor(async () => (await ready()).replica.detail.status === 'down', 5000));
   const after = await ready();
   t.is(after.status, 200, 'ready: the primary answers the queries');
   t.like(after.replica, { ok: true, detail: { status: 'down', queriesOn: 'primary', problem: 'replica_unreachable', lagSeconds: null } });
+  const fromPrimary = await reads('primary');
+  t.is(await onHand(), 15);
+  t.true((await reads('primary')) > fromPrimary);
+  t.is(await adjust(-1), 14, 'mutations are unaffected');
   t.regex(await (await fetch(`${api.url}/metrics`)).text(), /^stockroom_replica_up 0$/m);
 });
