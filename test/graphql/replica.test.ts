@@ -14,7 +14,7 @@ import { ConfigError } from '../../src/errors.ts';
 import { startEmbeddedPostgres, type RunningPostgres } from '../../src/harness/postgres.ts';
 import { startStreamingReplica, type StreamingReplica } from '../../src/harness/replica.ts';
 import { createLogger } from '../../src/log.ts';
-import { startTestApi, token, type TestApi } from '../helpers/api.ts';
+import { startTestApi, subscribe, token, type TestApi } from '../helpers/api.ts';
 import { waitFor } from '../helpers/cache.ts';
 import { assertInvariants } from '../helpers/invariants.ts';
 import { setupCatalog } from '../helpers/inventory.ts';
@@ -105,6 +105,18 @@ test.serial('queries read from the replica, mutations write and read on the prim
   t.is(await onHand(), 10, 'a query reads the replica, which has not replayed the change');
   t.true((await reads('replica')) > fromReplica);
   t.is(await onHand({ 'stockroom-read-from': 'primary' }), 15, 'a caller can ask for the primary');
+  // Over websockets too, by the connection parameter.
+  const overWebsocket = async (connectionParams?: Record<string, string>) => {
+    const socket = await subscribe(api.url, '{ productBySku(sku: "SKU-A") { stockLevels { nodes { onHand } } } }', {}, { connectionParams });
+    try {
+      const { data } = await socket.next(5000);
+      return (data as { productBySku: { stockLevels: { nodes: Array<{ onHand: number }> } } }).productBySku.stockLevels.nodes[0]!.onHand;
+    } finally {
+      socket.close();
+    }
+  };
+  t.is(await overWebsocket(), 10);
+  t.is(await overWebsocket({ 'stockroom-read-from': 'primary' }), 15);
   const bad = await api.graphql('{ allWarehouses { nodes { code } } }', undefined, { headers: { 'stockroom-read-from': 'nearest' } });
   t.is(bad.status, 400);
   t.is(bad.errors?.[0]?.extensions?.code, 'INVALID_ARGUMENT');
