@@ -13,7 +13,11 @@
 // - A replica that cannot be reached when a query asks for a session (stopped,
 //   crashed, refusing) makes that query run on the primary, and the replica
 //   counts as down until the next sample finds it again: reads keep working.
-//   A query already running on a replica that dies fails like any lost connection.
+// - A replica call that fails because of the replica (its connection lost or
+//   its server shutting down, or the statement cancelled by a conflict with
+//   WAL replay) is run again on the primary: it only read. The replica counts
+//   as down after a lost connection; a replay conflict is an incident of one
+//   statement. Errors of the query itself (a timeout, a permission) are not retried.
 import { SafeError } from 'postgraphile/grafast';
 import type { WithPgClient } from 'postgraphile/@dataplan/pg';
 import type { NodePostgresPgClient } from 'postgraphile/adaptors/pg';
@@ -103,12 +107,33 @@ export function makeReadWithPgClient(deps: {
       metrics.reads.inc({ database: 'replica' });
       return result;
     } catch (error) {
-      // The callback never ran: no session could be had (nothing was read), so the primary answers.
-      if (reached) throw error;
-      monitor.reportUnreachable(error as Error);
+      // The callback never ran: no session could be had, so the primary answers.
+      const failure = reached ? replicaFailureOf(error) : 'connection';
+      if (!failure) throw error;
+      if (failure === 'connection') monitor.reportUnreachable(error as Error);
       return onPrimary(pgSettings, callback);
     }
   }) as WithPgClient<NodePostgresPgClient>;
   read.release = () => {};
   return read;
+}
+
+/** SQLSTATEs of a session the server ended or refused: admin_shutdown, crash_shutdown, cannot_connect_now, database_dropped. */
+const SESSION_ENDED = new Set(['57P01', '57P02', '57P03', '57P04']);
+
+/**
+ * Whether an error of a call on the replica was the replica's doing, and so
+ * worth running again on the primary: its connection lost or ended
+ * (`connection`), or the statement cancelled by a conflict with recovery
+ * (`conflict`: 40001 on a standby, where nothing else raises it).
+ */
+function replicaFailureOf(error: unknown): 'connection' | 'conflict' | undefined {
+  const code = (error as { code?: unknown }).code;
+  if (typeof code === 'string' && /^[0-9A-Z]{5}$/.test(code)) {
+    if (code.startsWith('08') || SESSION_ENDED.has(code)) return 'connection';
+    return code === '40001' ? 'conflict' : undefined;
+  }
+  // node-postgres's own errors for a socket that went away (no SQLSTATE).
+  const message = (error as Error).message ?? '';
+  return /Connection terminated|ECONNRESET|EPIPE|Client has encountered a connection error/i.test(message) ? 'connection' : undefined;
 }

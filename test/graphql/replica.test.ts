@@ -154,6 +154,37 @@ test.serial('queries read from the replica, mutations write and read on the prim
   t.true((await reads('replica')) > again);
 });
 
+test.serial('a query whose replica session is ended mid-statement is answered by the primary', async (t) => {
+  // An exclusive lock on the primary is replayed on the replica: the query waits there on it.
+  const holder = await db.connect();
+  try {
+    await holder.query('begin');
+    await holder.query('lock table inventory.products in access exclusive mode');
+    await db.query('select pg_current_xact_id()'); // a commit flushes the WAL: the lock's record is sent with it
+    t.true(await waitFor(async () => (await standby.query(
+      `select 1 from pg_locks where mode = 'AccessExclusiveLock' and relation = 'inventory.products'::regclass`)).rowCount === 1, 5000), 'the lock is replayed');
+    const fromPrimary = await reads('primary');
+    const answer = onHand();
+    let waiting: number | undefined;
+    t.true(await waitFor(async () => {
+      waiting = (await standby.query<{ pid: number }>(
+        `select pid from pg_stat_activity where application_name like 'stockroom api reads%' and wait_event_type = 'Lock'`)).rows[0]?.pid;
+      return waiting !== undefined;
+    }, 5000), 'the query waits on the replica');
+    await standby.query('select pg_terminate_backend($1)', [waiting]);
+    // Run again on the primary, where it waits for the same lock until it is let go.
+    t.true(await waitFor(async () => (await db.query(
+      `select 1 from pg_stat_activity where application_name like 'stockroom api (%' and wait_event_type = 'Lock'`)).rowCount === 1, 5000), 'the query runs again on the primary');
+    await holder.query('rollback');
+    t.is(await answer, 15);
+    t.is((await reads('primary')) - fromPrimary, 1);
+  } finally {
+    await holder.query('rollback').catch(() => {});
+    holder.release();
+  }
+  t.true(await waitFor(async () => (await ready()).replica.detail.status === 'streaming', 5000), 'back on the replica at the next sample');
+});
+
 test.serial('replica stopped: queries are answered by the primary at once, and /ready says so', async (t) => {
   // An API that will not sample again (1 min): only a query that finds no replica session can tell it is gone.
   const unaware = await startTestApi(primary.url(), {
