@@ -57,6 +57,7 @@ export class ReplicaMonitor {
   private current: ReplicaState;
   private timer: NodeJS.Timeout | undefined;
   private sampling: Promise<ReplicaState> | undefined;
+  private stopped = false;
 
   constructor(deps: { primary: Pick<pg.Pool, 'query'>; replica: Pick<pg.Pool, 'query'>; maxLagSeconds: number; intervalMs?: number; registry: Registry; log: Logger }) {
     this.primary = deps.primary;
@@ -76,7 +77,9 @@ export class ReplicaMonitor {
     return first;
   }
 
+  /** No more samples; one in flight is dropped (its pools are about to end). */
   stop(): void {
+    this.stopped = true;
     clearInterval(this.timer);
   }
 
@@ -133,6 +136,7 @@ export class ReplicaMonitor {
         lagSeconds, lagBytes, replayPaused: standby!.paused, lastReplayedCommitAt: standby!.replayed_at?.toISOString() ?? null, sampledAt,
       });
     } catch (error) {
+      if (this.stopped) return this.current;
       this.pending = [];
       this.current = this.publish({ status: 'down', lagSeconds: null, lagBytes: null, replayPaused: null, lastReplayedCommitAt: null, sampledAt, problem, error: (error as Error).message });
     }

@@ -128,8 +128,8 @@ export async function startApi(deps: ApiDeps): Promise<void> {
     await pgl.release();
     for (const service of preset.pgServices ?? []) await service.release?.();
     await combinerPool.end();
+    await replica?.stop(); // before the primary's pools: its sampler uses them
     await pools.end();
-    await replica?.stop();
     await redis.quit().catch(() => redis.disconnect());
   });
   log.info({ graphql: '/graphql', graphiql: config.production ? null : '/graphiql' }, 'api running');
