@@ -102,6 +102,7 @@ export async function startStreamingReplica(primary: Pick<RunningPostgres, 'url'
   const primaryUrl = new URL(primary.url('postgres'));
   const slot = `stockroom_replica_${randomBytes(4).toString('hex')}`;
   const client = new pg.Client({ connectionString: primaryUrl.toString() });
+  client.on('error', () => {}); // a primary gone meanwhile fails the query in flight, which says so
   await client.connect();
   let slotMade = false;
   const dropSlot = async () => {
@@ -192,6 +193,7 @@ export async function startStreamingReplica(primary: Pick<RunningPostgres, 'url'
 
 async function waitForStreaming(url: string): Promise<void> {
   const client = new pg.Client({ connectionString: url });
+  client.on('error', () => {});
   await client.connect();
   try {
     const deadline = Date.now() + 30_000;
