@@ -3,7 +3,7 @@
 // standby made from it by the harness, and the API in process between them.
 // Replay paused on the replica proves where a query read: the replica keeps the
 // old figure while the primary (a mutation's payload) has the new one.
-import { chmodSync, mkdtempSync, rmSync } from 'node:fs';
+import { chmodSync, existsSync, mkdtempSync, rmSync } from 'node:fs';
 import os from 'node:os';
 import path from 'node:path';
 import test from 'ava';
@@ -192,6 +192,8 @@ test.serial('replica stopped: queries are answered by the primary at once, and /
   });
   t.teardown(() => unaware.stop());
   await replica.stop();
+  t.is((await db.query('select 1 from pg_replication_slots where slot_name = $1', [replica.slot])).rowCount, 0, "the harness dropped the replica's slot");
+  t.false(existsSync(path.join(root, 'replica')), "and removed the replica's directory");
   t.like((await ready(unaware)).replica.detail, { status: 'streaming' }, 'not sampled since the replica stopped');
   t.is(await onHand(undefined, unaware), 15, 'answered although the replica is gone');
   t.is(await reads('replica', unaware), 0);
