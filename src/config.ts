@@ -24,6 +24,10 @@ const url = (schemes: string[], example: string) =>
 
 const schema = z.object({
   DATABASE_URL: url(['postgres:', 'postgresql:'], 'postgres://user:password@host:5432/database').optional(),
+  DATABASE_READ_URL: url(['postgres:', 'postgresql:'], 'postgres://user:password@replica-host:5432/database (a streaming replica of DATABASE_URL)').optional(),
+  STOCKROOM_REPLICA_MAX_LAG: z.string().regex(/^\d+(ms|s|min)$/, 'must be a duration like 500ms, 5s or 1min').default('5s'),
+  STOCKROOM_REPLICA_SAMPLE_INTERVAL: z.string().default('1s')
+    .refine((d) => /^\d+(ms|s|min)$/.test(d) && durationSeconds(d) >= 0.1 && durationSeconds(d) <= 60, 'must be a duration from 100ms to 1min, like 250ms, 1s or 1min'),
   REDIS_URL: z.string().refine((value) => parseRedisUrl(value) !== undefined,
     'must be a URL like redis://host:6379/0, or redis+cluster://host1:6379,host2:6379 for a Redis Cluster (seed nodes)').optional(),
   PORT: z.coerce.number().int().min(0).max(65535).default(5678), // 0: any free port
@@ -64,6 +68,8 @@ const schema = z.object({
 
 export interface Config {
   databaseUrl: string | undefined;
+  /** A streaming replica of the database: GraphQL queries read from it (src/graphql/read-routing.ts). */
+  databaseReadUrl: string | undefined;
   redisUrl: string | undefined;
   port: number;
   cachePrefix: string;
@@ -96,6 +102,10 @@ export interface Config {
     maxCost: number;
     /** When set, only the operations in this directory are accepted (<documentId>.graphql files). */
     persistedOperationsDir: string | undefined;
+    /** Queries go to the primary while the replica is further behind than this, in seconds. */
+    replicaMaxLagSeconds: number;
+    /** How often the replica's lag is sampled, in ms. */
+    replicaSampleIntervalMs: number;
     /** Transactions the reserve mutation's combiner runs at once. */
     reserveConnections: number;
     /** The most reserve mutations one combined call carries. */
@@ -128,6 +138,7 @@ export function loadConfig(env: NodeJS.ProcessEnv = process.env, cwd = process.c
   }
   return {
     databaseUrl: c.DATABASE_URL,
+    databaseReadUrl: c.DATABASE_READ_URL,
     redisUrl: c.REDIS_URL,
     port: c.PORT,
     cachePrefix: c.STOCKROOM_CACHE_PREFIX,
@@ -151,6 +162,8 @@ export function loadConfig(env: NodeJS.ProcessEnv = process.env, cwd = process.c
       maxDepth: c.STOCKROOM_MAX_QUERY_DEPTH,
       maxCost: c.STOCKROOM_MAX_QUERY_COST,
       persistedOperationsDir: c.STOCKROOM_PERSISTED_OPERATIONS_DIR ? path.resolve(cwd, c.STOCKROOM_PERSISTED_OPERATIONS_DIR) : undefined,
+      replicaMaxLagSeconds: durationSeconds(c.STOCKROOM_REPLICA_MAX_LAG),
+      replicaSampleIntervalMs: durationSeconds(c.STOCKROOM_REPLICA_SAMPLE_INTERVAL) * 1000,
       reserveConnections: c.STOCKROOM_RESERVE_CONNECTIONS,
       reserveMaxBatch: c.STOCKROOM_RESERVE_MAX_BATCH,
     },

@@ -35,6 +35,7 @@ const NOT_RUN: Record<string, string> = {
   'npm run bench:cdc': 'minutes long; benchmarks are run by hand',
   'npm run bench:expiry': 'minutes long; benchmarks are run by hand',
   'npm run bench:api': 'minutes long; benchmarks are run by hand',
+  'npm run bench:replica': 'minutes long; benchmarks are run by hand',
   'npm run bench:reserve -- --seconds 10 --json': 'minutes long; benchmarks are run by hand',
   "npm run bench:reserve -- --only 'hot row' --attribute": 'minutes long; benchmarks are run by hand',
 };

@@ -90,6 +90,7 @@ export function registerStart(program: Command): void {
       process.stdout.write([
         bold('Stockroom is running.'),
         `  PostgreSQL  ${shown(config.databaseUrl, services.databaseUrl)}   (psql: npx stockroom sql)`,
+        ...(roles.api && config.databaseReadUrl ? [`  Replica     ${redact(config.databaseReadUrl)}   (GraphQL queries read from it)`] : []),
         `  Redis       ${shown(config.redisUrl, services.redisUrl!)}`,
         `  HTTP        http://127.0.0.1:${port}  (${roles.api ? `/graphql${config.production ? '' : ', /graphiql'}, ` : ''}/health, /ready, /metrics)`,
         `  Roles       ${Object.entries(roles).filter(([, on]) => on).map(([name]) => name).join(', ')}`,

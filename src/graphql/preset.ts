@@ -5,7 +5,8 @@
 import { existsSync } from 'node:fs';
 import path from 'node:path';
 import { SafeError } from 'postgraphile/grafast';
-import type { makePgService } from 'postgraphile/adaptors/pg';
+import type { WithPgClient } from 'postgraphile/@dataplan/pg';
+import type { NodePostgresPgClient, makePgService } from 'postgraphile/adaptors/pg';
 import { getOperationAST } from 'postgraphile/graphql';
 import { PostGraphileAmberPreset } from 'postgraphile/presets/amber';
 import { jsonPgSmartTags } from 'postgraphile/utils';
@@ -13,6 +14,7 @@ import { PersistedPlugin } from '@grafserv/persisted';
 import { AuthError, authenticate, type AuthPolicy, type Claims } from './auth.ts';
 import { maskError } from './errors.ts';
 import { makeLimitsPlugin, type Limits } from './limits.ts';
+import { ReadFromHeaderPlugin, readTargetOf } from './read-routing.ts';
 
 declare global {
   namespace Grafast {
@@ -24,6 +26,8 @@ declare global {
 export interface PresetOptions {
   /** The database, as role-pools.ts serves it (a pool of sessions per API role). */
   pgService: ReturnType<typeof makePgService>;
+  /** With a read replica (DATABASE_READ_URL): the withPgClient of query operations (read-routing.ts). */
+  readWithPgClient?: WithPgClient<NodePostgresPgClient>;
   auth: AuthPolicy;
   production: boolean;
   limits: Omit<Limits, 'production'>;
@@ -214,6 +218,7 @@ export function makePreset(options: PresetOptions): GraphileConfig.Preset {
       TagsPlugin, ListNamesPlugin, options.extensions,
       makeLimitsPlugin({ ...options.limits, production: options.production }),
       makeAuthPlugin(policy),
+      ...(options.readWithPgClient ? [ReadFromHeaderPlugin] : []),
       ...(options.production ? [] : [makeGraphiqlPlugin(options.graphiqlHeaders)]),
       ...(options.persistedOperationsDirectory ? [makePersistedGuard(options.persistedOperationsDirectory), PersistedPlugin] : []),
     ],
@@ -251,7 +256,10 @@ export function makePreset(options: PresetOptions): GraphileConfig.Preset {
         // call have many actors), so a reserve alone needs no setting.
         const pgSettings: Record<string, string> = { role: claims.role };
         if (claims.sub && needsActorSetting(args)) pgSettings['stockroom.actor'] = claims.sub;
-        return { pgSettings, stockroomClaims: claims };
+        // A query reads from the replica (read-routing.ts): this replaces the withPgClient
+        // PostGraphile put on the context for the request; mutations and subscriptions keep it.
+        const reads = options.readWithPgClient && readTargetOf(args, requestContext) === 'replica' ? { withPgClient: options.readWithPgClient } : {};
+        return { pgSettings, stockroomClaims: claims, ...reads };
       },
     },
   };

@@ -22,9 +22,13 @@ export interface RolePools {
 }
 
 /** A pool whose sessions act as `role` from the start (set in the startup packet), or as the login when role is undefined. */
-export function sessionPool(databaseUrl: string, options: { role?: string; statementTimeout?: string; max: number; applicationName: string }): pg.Pool {
+export function sessionPool(databaseUrl: string, options: {
+  role?: string; statementTimeout?: string; max: number; applicationName: string; connectionTimeoutMillis?: number; queryTimeoutMillis?: number;
+}): pg.Pool {
   const pool = new pg.Pool({
     connectionString: databaseUrl, max: options.max, application_name: options.applicationName,
+    ...(options.connectionTimeoutMillis ? { connectionTimeoutMillis: options.connectionTimeoutMillis } : {}),
+    ...(options.queryTimeoutMillis ? { query_timeout: options.queryTimeoutMillis } : {}),
     // Sent in the startup packet: in force before the first query, no round trip of its own.
     options: [
       options.role ? `-c role=${options.role}` : '',
@@ -34,10 +38,17 @@ export function sessionPool(databaseUrl: string, options: { role?: string; state
   return pool;
 }
 
-export function makeRolePools(databaseUrl: string, statementTimeout: string, onError: (error: Error) => void): RolePools {
-  const owner = sessionPool(databaseUrl, { max: 4, applicationName: 'stockroom api' });
+/**
+ * options.replica: the pools of a read replica: named so in pg_stat_activity,
+ * quick to give up connecting to a replica that is gone, and an owner whose
+ * queries (the lag sampler's) give up on a replica that stopped answering.
+ */
+export function makeRolePools(databaseUrl: string, statementTimeout: string, onError: (error: Error) => void, options: { replica?: boolean } = {}): RolePools {
+  const name = options.replica ? 'stockroom api reads' : 'stockroom api';
+  const connectionTimeoutMillis = options.replica ? 2000 : undefined;
+  const owner = sessionPool(databaseUrl, { max: 4, applicationName: name, connectionTimeoutMillis, queryTimeoutMillis: options.replica ? 2000 : undefined });
   const byRole = Object.fromEntries(API_ROLES.map((role) => [role,
-    sessionPool(databaseUrl, { role, statementTimeout, max: 8, applicationName: `stockroom api (${role})` })])) as Record<ApiRole, pg.Pool>;
+    sessionPool(databaseUrl, { role, statementTimeout, max: 8, applicationName: `${name} (${role})`, connectionTimeoutMillis })])) as Record<ApiRole, pg.Pool>;
   for (const pool of [owner, ...Object.values(byRole)]) pool.on('error', onError);
   return {
     owner, byRole,
@@ -55,6 +66,15 @@ type PgService = ReturnType<typeof makePgService>;
  */
 export function roleRoutedPgService(pools: RolePools, options: Omit<Parameters<typeof makePgService>[0], 'pool' | 'connectionString'>): PgService {
   const service = makePgService({ ...options, pool: pools.owner });
+  const routed = roleRouted(pools);
+  return {
+    ...service,
+    adaptor: { ...service.adaptor, createWithPgClient: () => routed },
+  };
+}
+
+/** A withPgClient that runs each request on the pool of its `role` setting, passing on only the other settings. */
+export function roleRouted(pools: RolePools): WithPgClient<NodePostgresPgClient> {
   const withOwner = makePgAdaptorWithPgClient(pools.owner);
   const withRole = new Map<string, WithPgClient<NodePostgresPgClient>>(
     API_ROLES.map((role) => [role, makePgAdaptorWithPgClient(pools.byRole[role])]));
@@ -67,8 +87,5 @@ export function roleRoutedPgService(pools: RolePools, options: Omit<Parameters<t
     return target(others, callback);
   }) as WithPgClient<NodePostgresPgClient>;
   routed.release = () => {};
-  return {
-    ...service,
-    adaptor: { ...service.adaptor, createWithPgClient: () => routed },
-  };
+  return routed;
 }

@@ -6,7 +6,7 @@ import { grafserv } from 'postgraphile/grafserv/node';
 import type { Registry } from 'prom-client';
 import { cacheKeysFor, createRedis } from '../cache/redis.ts';
 import { CacheWriter } from '../cache/writer.ts';
-import type { Config } from '../config.ts';
+import { redact, type Config } from '../config.ts';
 import { jwtSecretOf } from '../dev-secret.ts';
 import { ConfigError } from '../errors.ts';
 import type { OpsServer } from '../http/ops-server.ts';
@@ -17,7 +17,9 @@ import { CachedStockReader, createCacheMetrics } from './cached-stock.ts';
 import { API_ROLES, signToken, type ApiRole } from './auth.ts';
 import { makePreset } from './preset.ts';
 import { ReserveCombiner, createCombinerMetrics } from './reserve-combiner.ts';
-import { makeRolePools, roleRoutedPgService, sessionPool } from './role-pools.ts';
+import { ReplicaMonitor } from '../db/replica-lag.ts';
+import { createReadMetrics, makeReadWithPgClient } from './read-routing.ts';
+import { makeRolePools, roleRouted, roleRoutedPgService, sessionPool, type RolePools } from './role-pools.ts';
 import { createApiMetrics, makeSchemaExtensions } from './schema-extensions.ts';
 
 export interface ApiDeps {
@@ -43,6 +45,12 @@ export async function startApi(deps: ApiDeps): Promise<void> {
   const onPoolError = (error: Error) => log.warn({ err: error.message }, 'api pool client error');
   const pools = makeRolePools(databaseUrl, config.api.statementTimeout, onPoolError);
   const pool = pools.owner;
+  const replica = config.databaseReadUrl
+    ? await startReplicaReads(config, pools, registry, log, onPoolError).catch(async (error: unknown) => {
+      await pools.end();
+      throw error;
+    })
+    : undefined;
   // Reserve mutations combined (reserve-combiner.ts) run on sessions of their own, as stockroom_writer.
   const combinerPool = sessionPool(databaseUrl, {
     role: 'stockroom_writer', statementTimeout: config.api.statementTimeout,
@@ -61,6 +69,7 @@ export async function startApi(deps: ApiDeps): Promise<void> {
     writer: new CacheWriter(redis, keys, { name: config.stream, maxLength: config.streamMaxLength }),
   });
   const preset = makePreset({
+    readWithPgClient: replica?.readWithPgClient,
     pgService: roleRoutedPgService(pools, {
       schemas: ['inventory'],
       // Introspect as the API's strongest role: the RBAC plugin then leaves out
@@ -108,6 +117,8 @@ export async function startApi(deps: ApiDeps): Promise<void> {
   });
   ops.addCheck('redis', async () => ({ ok: (await redis.ping()) === 'PONG' }));
   if (deps.checkSlotConsumer) ops.addCheck('listener', () => slotConsumerCheck(pool, config.slot));
+  // Always ok: while the replica lags or is down, queries are answered by the primary. The detail shows which.
+  if (replica) ops.addCheck('replica', async () => ({ ok: true, detail: replica.monitor.state }));
 
   lifecycle.onStop('api', async () => {
     const closed = ops.close(); // no new requests; in-flight ones finish
@@ -116,8 +127,35 @@ export async function startApi(deps: ApiDeps): Promise<void> {
     await pgl.release();
     for (const service of preset.pgServices ?? []) await service.release?.();
     await combinerPool.end();
+    await replica?.stop(); // before the primary's pools: its sampler uses them
     await pools.end();
     await redis.quit().catch(() => redis.disconnect());
   });
   log.info({ graphql: '/graphql', graphiql: config.production ? null : '/graphiql' }, 'api running');
+}
+
+/**
+ * Query reads from DATABASE_READ_URL: pools per role on the replica, its lag
+ * sampled every second. A replica that is not a standby is a configuration
+ * mistake (a stop); one that does not answer yet is not (queries go to the
+ * primary until it does).
+ */
+async function startReplicaReads(config: Config, pools: RolePools, registry: Registry, log: Logger, onPoolError: (error: Error) => void) {
+  const readPools = makeRolePools(config.databaseReadUrl!, config.api.statementTimeout, onPoolError, { replica: true });
+  const monitor = new ReplicaMonitor({ primary: pools.owner, replica: readPools.owner, maxLagSeconds: config.api.replicaMaxLagSeconds, intervalMs: config.api.replicaSampleIntervalMs, registry, log });
+  const first = await monitor.start();
+  if (first.problem === 'not_standby') {
+    monitor.stop();
+    await readPools.end();
+    throw new ConfigError(`DATABASE_READ_URL ${redact(config.databaseReadUrl!)} is not a streaming replica (pg_is_in_recovery() is false there): point it at a hot standby of DATABASE_URL, or unset it`);
+  }
+  if (first.status === 'down') log.warn({ err: first.error }, 'read replica (DATABASE_READ_URL) not reachable: queries go to the primary until it is');
+  return {
+    monitor,
+    readWithPgClient: makeReadWithPgClient({ primary: roleRouted(pools), replica: roleRouted(readPools), monitor, metrics: createReadMetrics(registry) }),
+    stop: async () => {
+      monitor.stop();
+      await readPools.end();
+    },
+  };
 }

@@ -72,7 +72,7 @@ async function binaries(): Promise<{ postgres: string; initdb: string }> {
 }
 
 /** Postgres will not run as root; as root we run it as the local `postgres` user. */
-function runAs(): { uid: number; gid: number } | undefined {
+export function runAs(): { uid: number; gid: number } | undefined {
   if (process.getuid?.() !== 0) return undefined;
   const user = systemUser('postgres');
   if (!user) {

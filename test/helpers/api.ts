@@ -95,7 +95,7 @@ export interface Subscription {
  * on Node's own WebSocket client, so the test sees every frame.
  * Resolves once the server acknowledged the connection and took the subscription.
  */
-export async function subscribe(url: string, query: string, variables: Record<string, unknown>, options: { token?: string } = {}): Promise<Subscription> {
+export async function subscribe(url: string, query: string, variables: Record<string, unknown>, options: { token?: string; connectionParams?: Record<string, string> } = {}): Promise<Subscription> {
   const socket = new WebSocket(`${url.replace(/^http/, 'ws')}/graphql`, 'graphql-transport-ws');
   const queue: Array<{ data?: Record<string, unknown>; errors?: never }> = [];
   const waiters: Array<(value: (typeof queue)[number]) => void> = [];
@@ -108,7 +108,7 @@ export async function subscribe(url: string, query: string, variables: Record<st
     socket.addEventListener('error', () => reject(new Error('websocket error')), { once: true });
     socket.addEventListener('close', (event) => reject(new Error(`websocket closed before ack: ${event.code} ${event.reason}`)), { once: true });
     socket.addEventListener('open', () => {
-      socket.send(JSON.stringify({ type: 'connection_init', payload: options.token ? { authorization: `Bearer ${options.token}` } : {} }));
+      socket.send(JSON.stringify({ type: 'connection_init', payload: { ...options.connectionParams, ...(options.token ? { authorization: `Bearer ${options.token}` } : {}) } }));
     }, { once: true });
     socket.addEventListener('message', (event) => {
       const message = JSON.parse(String(event.data)) as { type: string; payload?: never };
