@@ -9,6 +9,20 @@ import { inPartitionSql, type Partition } from '../partition.ts';
 export const PUBLISHED_TABLES = ['inventory.products', 'inventory.warehouses', 'inventory.stock_levels', 'inventory.movements'];
 
 /**
+ * The columns of each that the consumer reads (transaction.ts): a column
+ * list spares the walsender formatting, and the consumer parsing, the others
+ * (last_movement_at on every stock row change, names and times of products).
+ * Replica-identity columns are always in (PostgreSQL requires it).
+ */
+export const PUBLISHED_COLUMNS: Readonly<Record<string, readonly string[]>> = {
+  'inventory.products': ['id', 'sku'],
+  'inventory.warehouses': ['id', 'code'],
+  'inventory.stock_levels': ['product_id', 'warehouse_id', 'on_hand', 'reserved', 'safety_stock', 'low_stock_threshold', 'version'],
+  'inventory.movements': ['id', 'product_id', 'warehouse_id', 'kind', 'on_hand_delta', 'reserved_delta', 'on_hand_after', 'reserved_after',
+    'reason', 'reservation_id', 'reference', 'actor', 'occurred_at'],
+};
+
+/**
  * What one consumer streams: the publication of the tables above, or, for a
  * partition, two publications with row filters on the product (its catalog
  * and stock rows in one; its ledger rows, inserts only, in the other: a row
@@ -22,27 +36,34 @@ export function publicationNames(p: Publications): string[] {
   return p.ledgerPublication ? [p.publication, p.ledgerPublication] : [p.publication];
 }
 
+/** One table of a publication: its published columns, and a row filter (SQL, or undefined for every row). */
+interface PublishedTable { table: string; filter?: string }
+
 export async function ensurePublications(client: Pick<pg.Pool, 'query'>, p: Publications): Promise<void> {
-  if (!p.partition || !p.ledgerPublication) return ensurePublication(client, p.publication);
-  const byProduct = (column: string) => `where (${inPartitionSql(column, p.partition!)})`;
+  if (!p.partition || !p.ledgerPublication) return ensurePublication(client, p.publication, PUBLISHED_TABLES.map((table) => ({ table })));
+  const byProduct = (column: string) => inPartitionSql(column, p.partition!);
   await ensurePublication(client, p.publication, [
-    `inventory.products ${byProduct('id')}`, 'inventory.warehouses', `inventory.stock_levels ${byProduct('product_id')}`,
+    { table: 'inventory.products', filter: byProduct('id') }, { table: 'inventory.warehouses' },
+    { table: 'inventory.stock_levels', filter: byProduct('product_id') },
   ]);
-  await ensurePublication(client, p.ledgerPublication, [`inventory.movements ${byProduct('product_id')}`], 'insert');
+  await ensurePublication(client, p.ledgerPublication, [{ table: 'inventory.movements', filter: byProduct('product_id') }], 'insert');
 }
 
-export async function ensurePublication(client: Pick<pg.Pool, 'query'>, name: string, entries: string[] = PUBLISHED_TABLES,
+/** Creates the publication, or brings an existing one to these tables and columns (one made by an earlier version lists every column). */
+async function ensurePublication(client: Pick<pg.Pool, 'query'>, name: string, wanted: PublishedTable[],
   publish = 'insert, update, delete, truncate'): Promise<void> {
-  const wanted = entries.map((entry) => entry.split(' ')[0]!);
-  const tables = entries.join(', ');
-  const { rows } = await client.query<{ table: string }>(
-    `select schemaname || '.' || tablename as table from pg_publication_tables where pubname = $1`, [name]);
+  const entry = ({ table, filter }: PublishedTable) => `${table} (${PUBLISHED_COLUMNS[table]!.join(', ')})${filter ? ` where (${filter})` : ''}`;
+  const tables = wanted.map(entry).join(', ');
+  const { rows } = await client.query<{ table: string; columns: string[] }>(
+    `select schemaname || '.' || tablename as table, attnames::text[] as columns from pg_publication_tables where pubname = $1`, [name]);
+  const shape = (list: Array<{ table: string; columns: readonly string[] }>) =>
+    list.map((t) => `${t.table}(${[...t.columns].sort().join()})`).sort().join(' ');
   const exists = (await client.query('select 1 from pg_publication where pubname = $1', [name])).rowCount === 1;
   const ident = pg.escapeIdentifier(name);
   try {
     if (!exists) {
       await client.query(`create publication ${ident} for table ${tables} with (publish = '${publish}')`);
-    } else if (rows.map((r) => r.table).sort().join() !== [...wanted].sort().join()) {
+    } else if (shape(rows) !== shape(wanted.map((w) => ({ table: w.table, columns: PUBLISHED_COLUMNS[w.table]! })))) {
       await client.query(`alter publication ${ident} set table ${tables}`);
     }
   } catch (cause) {

@@ -6,7 +6,7 @@
 import test, { type ExecutionContext } from 'ava';
 import type { Redis } from 'ioredis';
 import { parseLsn } from '../../src/cache/lsn.ts';
-import { PUBLISHED_TABLES } from '../../src/listener/replication-setup.ts';
+import { PUBLISHED_COLUMNS, PUBLISHED_TABLES } from '../../src/listener/replication-setup.ts';
 import { openTestDatabase, type TestDatabase } from '../helpers/database.ts';
 import { cacheMismatches, eventProblems, readStream, testRedis, uniqueNames, waitFor, waitForCache } from '../helpers/cache.ts';
 import type { Queryable } from '../helpers/invariants.ts';
@@ -202,6 +202,29 @@ test('a second listener on the same slot does not steal it: it stands by until t
   t.is(await redis.get(env.key('stock:A:available')), '44');
   t.true(await metricValue(second.registry, 'stockroom_cache_changes_applied_total') >= 2);
   t.deepEqual(await eventProblems(movementsAfter(db, before), await readStream(redis, names.stream)), [], 'exactly once across the handover');
+});
+
+test('the publication lists only the columns the consumer reads; one made by an earlier version (every column) is brought to them at start', async (t) => {
+  const env = await environment(t, 'slot_columns', { A: { WH1: 5 } });
+  const { db, redis, names } = env;
+  // As earlier versions made it: every column of every table.
+  await db.query(`create publication ${names.publication} for table ${PUBLISHED_TABLES.join(', ')}`);
+  await env.start();
+  const { rows } = await db.query<{ table: string; columns: string[] }>(
+    `select schemaname || '.' || tablename as table, attnames::text[] as columns from pg_publication_tables where pubname = $1 order by 1`, [names.publication]);
+  t.deepEqual(Object.fromEntries(rows.map((r) => [r.table, [...r.columns].sort()])),
+    Object.fromEntries(Object.entries(PUBLISHED_COLUMNS).map(([table, columns]) => [table, [...columns].sort()])));
+  t.false(rows.some((r) => r.columns.includes('last_movement_at') || r.columns.includes('idempotency_key')));
+  // And the stream still carries everything the cache and the events need.
+  await db.query(`select inventory.upsert_product('B', 'Product B')`);
+  await db.query(`select inventory.adjust('B', 'WH1', 4, 'receipt')`);
+  await db.query(`select inventory.reserve('o-1', '[{"sku":"A","warehouse":"WH1","qty":2}]')`);
+  t.deepEqual(await waitForCache(db, redis, names.prefix), []);
+  let problems: string[] = [];
+  await waitFor(async () => (problems = await eventProblems(movementsAfter(db, 1), await readStream(redis, names.stream))).length === 0, 10_000);
+  t.deepEqual(problems, []);
+  const reserved = (await readStream(redis, names.stream)).find((e) => e.type === 'warehouse.stock.reserved');
+  t.like(reserved?.event.data, { sku: 'A', warehouse: 'WH1', kind: 'RESERVE', reference: 'o-1', actor: 'postgres' });
 });
 
 test('a slot dropped while no listener runs is recreated at the next start, the cache rebuilt from its snapshot and the events of the gap published', async (t) => {
