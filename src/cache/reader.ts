@@ -2,8 +2,7 @@
 // rows hashes, and single rows beside their warehouse keys. In a Redis
 // Cluster a multi-key command or script must stay in one hash slot: reads of
 // many skus go as one call per slot (all keys of a sku share one, keys.ts),
-// sent at once, so each sku's keys are still read
-// in one atomic step.
+// sent at once, so each sku's keys are still read in one atomic step.
 import { isCluster, type Redis } from './redis.ts';
 import { groupBySlot } from './slots.ts';
 import type { CacheKeys } from './keys.ts';
