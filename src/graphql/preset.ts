@@ -5,8 +5,7 @@
 import { existsSync } from 'node:fs';
 import path from 'node:path';
 import { SafeError } from 'postgraphile/grafast';
-import type { WithPgClient } from 'postgraphile/@dataplan/pg';
-import type { NodePostgresPgClient, makePgService } from 'postgraphile/adaptors/pg';
+import type { makePgService } from 'postgraphile/adaptors/pg';
 import { getOperationAST } from 'postgraphile/graphql';
 import { PostGraphileAmberPreset } from 'postgraphile/presets/amber';
 import { jsonPgSmartTags } from 'postgraphile/utils';
@@ -14,7 +13,7 @@ import { PersistedPlugin } from '@grafserv/persisted';
 import { AuthError, authenticate, type AuthPolicy, type Claims } from './auth.ts';
 import { maskError } from './errors.ts';
 import { makeLimitsPlugin, type Limits } from './limits.ts';
-import { ReadFromHeaderPlugin, readTargetOf } from './read-routing.ts';
+import { ReadFromHeaderPlugin, queryTargetOf, type QueryReads } from './read-routing.ts';
 
 declare global {
   namespace Grafast {
@@ -26,8 +25,8 @@ declare global {
 export interface PresetOptions {
   /** The database, as role-pools.ts serves it (a pool of sessions per API role). */
   pgService: ReturnType<typeof makePgService>;
-  /** With a read replica (DATABASE_READ_URL): the withPgClient of query operations (read-routing.ts). */
-  readWithPgClient?: WithPgClient<NodePostgresPgClient>;
+  /** With a read replica (DATABASE_READ_URL): the withPgClients of query operations (read-routing.ts). */
+  queryReads?: QueryReads;
   auth: AuthPolicy;
   production: boolean;
   limits: Omit<Limits, 'production'>;
@@ -218,7 +217,7 @@ export function makePreset(options: PresetOptions): GraphileConfig.Preset {
       TagsPlugin, ListNamesPlugin, options.extensions,
       makeLimitsPlugin({ ...options.limits, production: options.production }),
       makeAuthPlugin(policy),
-      ...(options.readWithPgClient ? [ReadFromHeaderPlugin] : []),
+      ...(options.queryReads ? [ReadFromHeaderPlugin] : []),
       ...(options.production ? [] : [makeGraphiqlPlugin(options.graphiqlHeaders)]),
       ...(options.persistedOperationsDirectory ? [makePersistedGuard(options.persistedOperationsDirectory), PersistedPlugin] : []),
     ],
@@ -256,10 +255,10 @@ export function makePreset(options: PresetOptions): GraphileConfig.Preset {
         // call have many actors), so a reserve alone needs no setting.
         const pgSettings: Record<string, string> = { role: claims.role };
         if (claims.sub && needsActorSetting(args)) pgSettings['stockroom.actor'] = claims.sub;
-        // A query reads from the replica (read-routing.ts): this replaces the withPgClient
-        // PostGraphile put on the context for the request; mutations and subscriptions keep it.
-        const reads = options.readWithPgClient && readTargetOf(args, requestContext) === 'replica' ? { withPgClient: options.readWithPgClient } : {};
-        return { pgSettings, stockroomClaims: claims, ...reads };
+        // A query reads from the replica, or the primary when asked (read-routing.ts): this replaces
+        // the withPgClient PostGraphile put on the context for the request; mutations and subscriptions keep it.
+        const target = options.queryReads && queryTargetOf(args, requestContext);
+        return { pgSettings, stockroomClaims: claims, ...(target ? { withPgClient: options.queryReads![target] } : {}) };
       },
     },
   };

@@ -42,14 +42,15 @@ function askedTarget(value: unknown): { target?: ReadTarget; error?: { message: 
 }
 
 /**
- * Where an operation's reads go: the replica for a query (unless the caller
- * asks for the primary), the primary for anything else.
+ * Where a query's reads go: the replica unless the caller asks for the
+ * primary. Undefined for a mutation or subscription: it keeps the primary's
+ * withPgClient PostGraphile gives every request.
  */
-export function readTargetOf(args: Grafast.ExecutionArgs, requestContext: Partial<Grafast.RequestContext>): ReadTarget {
+export function queryTargetOf(args: Grafast.ExecutionArgs, requestContext: Partial<Grafast.RequestContext>): ReadTarget | undefined {
   const { target, error } = askedTarget(requestContext.http?.headers[READ_FROM_HEADER] ?? requestContext.ws?.normalizedConnectionParams?.[READ_FROM_HEADER]);
   if (error) throw new SafeError(error.message, { code: error.code, statusCode: 400, detail: error.detail });
-  const operation = getOperationAST(args.document, args.operationName)?.operation;
-  return operation === 'query' && target !== 'primary' ? 'replica' : 'primary';
+  if (getOperationAST(args.document, args.operationName)?.operation !== 'query') return undefined;
+  return target ?? 'replica';
 }
 
 /** Over HTTP, a bad stockroom-read-from header is refused with 400 before the body is read (as a bad token is). */
@@ -80,22 +81,27 @@ export function createReadMetrics(registry: Registry) {
   };
 }
 
+/** The withPgClient of each query target (both counted in stockroom_api_query_reads_total). */
+export type QueryReads = Record<ReadTarget, WithPgClient<NodePostgresPgClient>>;
+
 /**
- * The withPgClient of query operations: the replica's role-routed sessions
- * while the monitor says it is readable, the primary's otherwise, and the
- * primary's for a call that could not get a replica session at all.
+ * The withPgClients of query operations. replica: the replica's role-routed
+ * sessions while the monitor says it is readable, the primary's otherwise, and
+ * the primary's for a call the replica failed (see replicaFailureOf).
+ * primary: the primary's, for a query whose caller asked for it.
  */
-export function makeReadWithPgClient(deps: {
+export function makeQueryReads(deps: {
   primary: WithPgClient<NodePostgresPgClient>;
   replica: WithPgClient<NodePostgresPgClient>;
   monitor: Pick<ReplicaMonitor, 'readable' | 'reportUnreachable'>;
   metrics: ReturnType<typeof createReadMetrics>;
-}): WithPgClient<NodePostgresPgClient> {
+}): QueryReads {
   const { primary, replica, monitor, metrics } = deps;
-  const onPrimary = <T>(pgSettings: Record<string, string | undefined> | null, callback: (client: NodePostgresPgClient) => T | Promise<T>) => {
+  const onPrimary = (async <T>(pgSettings: Record<string, string | undefined> | null, callback: (client: NodePostgresPgClient) => T | Promise<T>): Promise<T> => {
     metrics.reads.inc({ database: 'primary' });
     return primary(pgSettings, callback);
-  };
+  }) as WithPgClient<NodePostgresPgClient>;
+  onPrimary.release = () => {};
   const read = (async <T>(pgSettings: Record<string, string | undefined> | null, callback: (client: NodePostgresPgClient) => T | Promise<T>): Promise<T> => {
     if (!monitor.readable) return onPrimary(pgSettings, callback);
     let reached = false;
@@ -115,7 +121,7 @@ export function makeReadWithPgClient(deps: {
     }
   }) as WithPgClient<NodePostgresPgClient>;
   read.release = () => {};
-  return read;
+  return { replica: read, primary: onPrimary };
 }
 
 /** SQLSTATEs of a session the server ended or refused: admin_shutdown, crash_shutdown, cannot_connect_now, database_dropped. */

@@ -18,7 +18,7 @@ import { API_ROLES, signToken, type ApiRole } from './auth.ts';
 import { makePreset } from './preset.ts';
 import { ReserveCombiner, createCombinerMetrics } from './reserve-combiner.ts';
 import { ReplicaMonitor } from '../db/replica-lag.ts';
-import { createReadMetrics, makeReadWithPgClient } from './read-routing.ts';
+import { createReadMetrics, makeQueryReads } from './read-routing.ts';
 import { makeRolePools, roleRouted, roleRoutedPgService, sessionPool, type RolePools } from './role-pools.ts';
 import { createApiMetrics, makeSchemaExtensions } from './schema-extensions.ts';
 
@@ -69,7 +69,7 @@ export async function startApi(deps: ApiDeps): Promise<void> {
     writer: new CacheWriter(redis, keys, { name: config.stream, maxLength: config.streamMaxLength }),
   });
   const preset = makePreset({
-    readWithPgClient: replica?.readWithPgClient,
+    queryReads: replica?.queryReads,
     pgService: roleRoutedPgService(pools, {
       schemas: ['inventory'],
       // Introspect as the API's strongest role: the RBAC plugin then leaves out
@@ -152,7 +152,7 @@ async function startReplicaReads(config: Config, pools: RolePools, registry: Reg
   if (first.status === 'down') log.warn({ err: first.error }, 'read replica (DATABASE_READ_URL) not reachable: queries go to the primary until it is');
   return {
     monitor,
-    readWithPgClient: makeReadWithPgClient({ primary: roleRouted(pools), replica: roleRouted(readPools), monitor, metrics: createReadMetrics(registry) }),
+    queryReads: makeQueryReads({ primary: roleRouted(pools), replica: roleRouted(readPools), monitor, metrics: createReadMetrics(registry) }),
     stop: async () => {
       monitor.stop();
       await readPools.end();

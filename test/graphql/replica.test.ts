@@ -104,7 +104,9 @@ test.serial('queries read from the replica, mutations write and read on the prim
   t.is((await db.query(`select on_hand from inventory.stock_levels`)).rows[0].on_hand, 15, 'the write landed on the primary');
   t.is(await onHand(), 10, 'a query reads the replica, which has not replayed the change');
   t.true((await reads('replica')) > fromReplica);
+  const askedBefore = await reads('primary');
   t.is(await onHand({ 'stockroom-read-from': 'primary' }), 15, 'a caller can ask for the primary');
+  t.true((await reads('primary')) > askedBefore, 'counted as a read on the primary');
   // Over websockets too, by the connection parameter.
   const overWebsocket = async (connectionParams?: Record<string, string>) => {
     const socket = await subscribe(api.url, '{ productBySku(sku: "SKU-A") { stockLevels { nodes { onHand } } } }', {}, { connectionParams });
