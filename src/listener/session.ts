@@ -261,7 +261,7 @@ export class ReplicationSession {
     this.flushing = this.flushing.then(async () => {
       if (this.failure || !applying) return;
       const result = await applying;
-      if (result.skipped) throw new Error('a batch sent ahead of this one was not applied whole; nothing of this one was applied');
+      if (result.skipped) throw new Error('a batch sent ahead of this one was not applied whole; the events and position of this one were not written (in a cluster its rows may have been: they are version-guarded, and the replay rewrites them)');
       const now = Date.now();
       for (const micros of batch.commitTimes) metrics.syncLatency.observe(Math.max(0, now - Number(micros / 1000n)) / 1000);
       metrics.changesApplied.inc(result.applied);
