@@ -39,7 +39,7 @@ import { seed, skuOf, warehouseCodeOf } from '../src/db/seed.ts';
 import { printTable } from '../src/cli/output.ts';
 import { postGraphql, startApiProcess, type ApiProcess } from './lib/api-process.ts';
 import { startCpuMeter } from './lib/cpu.ts';
-import { closeClients, openClients, type LoadResult } from './lib/load.ts';
+import { assertMostlyOk, closeClients, openClients, runWorkers, type LoadResult } from './lib/load.ts';
 import { startBenchServices } from './lib/services.ts';
 import { median, round, summarize } from './lib/stats.ts';
 
@@ -74,32 +74,11 @@ if (products < STOCK_SKUS) throw new Error(`--products must be at least ${STOCK_
 
 interface Run extends LoadResult { firstError: string | undefined; cpu?: Record<string, number>; apiStatements?: number }
 
-/** Closed loop over `workers` workers for `seconds`; an operation may return its own latency (e.g. to the last byte, before parsing). */
+/** Closed loop over `workers` workers for `seconds` (bench/lib/load.ts); a round that mostly failed stops the run. */
 async function closedLoop(workers: number, seconds: number, operation: (worker: number) => Promise<number | void>): Promise<Run> {
-  const latenciesMs: number[] = [];
-  const errors: Record<string, number> = {};
-  let ok = 0;
-  let firstError: string | undefined;
-  const started = performance.now();
-  const deadline = started + seconds * 1000;
-  await Promise.all(Array.from({ length: workers }, async (_, worker) => {
-    while (performance.now() < deadline) {
-      const t0 = performance.now();
-      try {
-        const ms = await operation(worker);
-        latenciesMs.push(typeof ms === 'number' ? ms : performance.now() - t0);
-        ok++;
-      } catch (error) {
-        const code = (error as { code?: string }).code ?? 'unknown';
-        errors[code] = (errors[code] ?? 0) + 1;
-        firstError ??= `${code}: ${(error as Error).message}`;
-      }
-    }
-  }));
-  const elapsed = (performance.now() - started) / 1000;
-  const failed = Object.values(errors).reduce((n, e) => n + e, 0);
-  if (failed > ok) throw new Error(`${failed} of ${failed + ok} requests failed; the first: ${firstError}`);
-  return { clients: workers, seconds: elapsed, ok, errors, latenciesMs, throughput: ok / elapsed, firstError };
+  const run = await runWorkers(workers, seconds, operation);
+  assertMostlyOk(run);
+  return run;
 }
 
 const figure = (list: Run[]) => {

@@ -29,7 +29,7 @@ import { seed, skuOf } from '../src/db/seed.ts';
 import { startStreamingReplica, type StreamingReplica } from '../src/harness/replica.ts';
 import { postGraphql, startApiProcess, type ApiProcess } from './lib/api-process.ts';
 import { startCpuMeter } from './lib/cpu.ts';
-import { closeClients, openClients } from './lib/load.ts';
+import { assertMostlyOk, closeClients, openClients, runWorkers } from './lib/load.ts';
 import { startBenchServices } from './lib/services.ts';
 import { median, round, summarize } from './lib/stats.ts';
 
@@ -110,33 +110,14 @@ try {
     const agent = new http.Agent({ keepAlive: true, maxSockets: clients, maxFreeSockets: clients });
     const readsBefore = await readsSoFar();
     const meter = startCpuMeter(cpuGroups);
-    const latenciesMs: number[] = [];
-    const errors: Record<string, number> = {};
-    let ok = 0;
-    let firstError: string | undefined;
-    const started = performance.now();
-    const deadline = started + time * 1000;
-    const operation = once(variant, agent);
-    await Promise.all(Array.from({ length: clients }, async () => {
-      while (performance.now() < deadline) {
-        try {
-          latenciesMs.push(await operation());
-          ok++;
-        } catch (error) {
-          const code = (error as { code?: string }).code ?? 'unknown';
-          errors[code] = (errors[code] ?? 0) + 1;
-          firstError ??= `${code}: ${(error as Error).message}`;
-        }
-      }
-    }));
-    const elapsed = (performance.now() - started) / 1000;
+    const loop = await runWorkers(clients, time, once(variant, agent));
     const cpu = meter.stop();
     agent.destroy();
     const readsAfter = await readsSoFar();
-    const failed = Object.values(errors).reduce((n, e) => n + e, 0);
-    if (failed > ok) throw new Error(`${failed} of ${failed + ok} requests failed; the first: ${firstError}`);
+    assertMostlyOk(loop);
+    const { throughput, ok, latenciesMs, errors, firstError } = loop;
     return {
-      throughput: ok / elapsed, ok, latenciesMs, errors, firstError, cpu,
+      throughput, ok, latenciesMs, errors, firstError, cpu,
       reads: { replica: readsAfter.replica - readsBefore.replica, primary: readsAfter.primary - readsBefore.primary },
     };
   };

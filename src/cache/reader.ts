@@ -11,7 +11,7 @@ import { READ_ROWS, runScript } from './scripts.ts';
 
 /**
  * A sku's keys as Redis holds them; undefined when any SPEC key is missing or
- * not a value the cache writes. `sums` is the bookkeeping key (row.ts, SkuTotals.sums).
+ * not a value the cache writes. `sums` is the bookkeeping key (row.ts, SkuTotals.sums), read only when asked for.
  */
 export interface CachedSkuKeys { total: number; available: number; status: StockStatus; lowStock: boolean; sums: string | undefined }
 
@@ -68,12 +68,14 @@ export class CacheReader {
   }
 
   /** The per-sku keys of many skus in one MGET (per slot in a cluster): one atomic snapshot of each sku (APPLY writes them together). */
-  async skuKeys(skus: readonly string[]): Promise<Array<CachedSkuKeys | undefined>> {
+  async skuKeys(skus: readonly string[], options: { sums?: boolean } = {}): Promise<Array<CachedSkuKeys | undefined>> {
     if (skus.length === 0) return [];
     const k = this.keys;
-    const values = await this.mget(skus.flatMap((sku) => [k.total(sku), k.available(sku), k.status(sku), k.lowStock(sku), k.sums(sku)]));
+    // The sums key only when asked (incremental sync checks it): cachedStock reads these keys for many skus per request.
+    const width = options.sums ? 5 : 4;
+    const values = await this.mget(skus.flatMap((sku) => [k.total(sku), k.available(sku), k.status(sku), k.lowStock(sku), ...(options.sums ? [k.sums(sku)] : [])]));
     return skus.map((_, i) => {
-      const [total, available, status, lowStock, sums] = values.slice(5 * i, 5 * i + 5);
+      const [total, available, status, lowStock, sums] = values.slice(width * i, width * i + width);
       if (total == null || available == null || status == null || lowStock == null || !STATUSES.has(status)) return undefined;
       return { total: Number(total), available: Number(available), status: status as StockStatus, lowStock: lowStock === '1', sums: sums ?? undefined };
     });

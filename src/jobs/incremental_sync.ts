@@ -108,7 +108,7 @@ async function repairRows(db: Pick<pg.Pool, 'query'>, writer: CacheWriter, rows:
  * moves them by) that disagree with the sku's rows hash: rewritten from it.
  */
 async function repairSkuKeys(writer: CacheWriter, skus: string[]): Promise<number> {
-  const [keys, hashes] = await Promise.all([writer.reader.skuKeys(skus), writer.reader.rowsHashes(skus)]);
+  const [keys, hashes] = await Promise.all([writer.reader.skuKeys(skus, { sums: true }), writer.reader.rowsHashes(skus)]);
   const wrong = skus.flatMap((sku, i) => {
     const rows = hashes[i];
     if (!rows) return []; // nothing cached for the sku: its rows were just repaired, or it has none
