@@ -8,6 +8,7 @@ revoke execute on all functions in schema inventory from public;
 
 grant execute on function
   inventory.stock(text[]),
+  inventory.kit_stock(text[]),
   inventory.recently_updated(timestamptz, text, text, integer),
   inventory.stock_levels_available(inventory.stock_levels)
 to stockroom_public;
@@ -27,7 +28,8 @@ grant execute on function
   inventory.set_count(text, text, integer, text, integer),
   inventory.transfer(text, text, text, integer, text, text),
   inventory.upsert_product(text, text),
-  inventory.set_policy(text, text, integer, integer)
+  inventory.set_policy(text, text, integer, integer),
+  inventory.set_kit(text, jsonb, integer)
 to stockroom_writer;
 
 grant execute on function

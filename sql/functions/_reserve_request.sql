@@ -5,7 +5,8 @@ drop function if exists inventory._reserve_request(text, jsonb, interval, text, 
 -- problem, in argument order, comes back in .error, so that reserve() can
 -- raise it and reserve_many() can answer it to that request alone. Lines are
 -- summed per stock row (repeated lines count together) in key order; a line
--- without a warehouse keeps warehouse_id null for allocation.
+-- without a warehouse keeps warehouse_id null for allocation. A kit line
+-- becomes its components' lines (r.kits keeps it as asked).
 create or replace function inventory._reserve_request(
   p_order_ref text,
   p_lines jsonb,
@@ -31,6 +32,7 @@ declare
   v_too_much boolean;
   v_product_id uuid;
   v_warehouse_id uuid;
+  v_has_kit boolean;
 begin
   r.order_ref := p_order_ref;
   r.ttl := p_ttl;
@@ -92,22 +94,29 @@ begin
       v_product_id := p_known_product_ids[array_position(p_known_skus, p_lines -> 0 ->> 'sku')];
       v_warehouse_id := p_known_warehouse_ids[array_position(p_known_codes, p_lines -> 0 ->> 'warehouse')];
     else
-      select (select p.id from inventory.products p where p.sku = p_lines -> 0 ->> 'sku'),
+      select (select p.id from inventory.products p where p.sku = p_lines -> 0 ->> 'sku' and not p.is_kit),
              (select w.id from inventory.warehouses w where w.code = p_lines -> 0 ->> 'warehouse')
       into v_product_id, v_warehouse_id;
     end if;
-    if v_product_id is null or v_warehouse_id is null then
+    -- A kit, or a sku the caller did not know (a kit is never among them):
+    -- the general path below finds out which.
+    if v_product_id is null and (p_known_skus is not null
+        or exists (select from inventory.products p where p.sku = p_lines -> 0 ->> 'sku')) then
+      v_product_id := null; -- (falls through)
+    elsif v_product_id is null or v_warehouse_id is null then
       r.error := inventory._unknown_error(
         case when v_product_id is null then array[p_lines -> 0 ->> 'sku'] end,
         case when v_warehouse_id is null then array[p_lines -> 0 ->> 'warehouse'] end);
       return r;
     end if;
-    r.lines := array[row(v_product_id, v_warehouse_id, (p_lines -> 0 ->> 'qty')::numeric)::inventory._line];
-    r.has_open_line := false;
-    if p_idempotency_key is not null then
-      r.request_hash := inventory._request_hash(p_order_ref, p_ttl, r.lines);
+    if v_product_id is not null then
+      r.lines := array[row(v_product_id, v_warehouse_id, (p_lines -> 0 ->> 'qty')::numeric)::inventory._line];
+      r.has_open_line := false;
+      if p_idempotency_key is not null then
+        r.request_hash := inventory._request_hash(p_order_ref, p_ttl, r.lines);
+      end if;
+      return r;
     end if;
-    return r;
   end if;
 
   select
@@ -116,8 +125,9 @@ begin
     array_agg(distinct l.sku) filter (where p.id is null),
     array_agg(distinct l.warehouse) filter (where l.warehouse is not null and w.id is null),
     coalesce(bool_or(l.warehouse is null), false),
-    coalesce(bool_or(l.qty > 2147483647), false)
-  into r.lines, v_unknown_skus, v_unknown_warehouses, r.has_open_line, v_too_much
+    coalesce(bool_or(l.qty > 2147483647), false),
+    coalesce(bool_or(p.is_kit), false)
+  into r.lines, v_unknown_skus, v_unknown_warehouses, r.has_open_line, v_too_much, v_has_kit
   from (
     select e ->> 'sku' as sku, e ->> 'warehouse' as warehouse, sum((e ->> 'qty')::numeric)::bigint as qty
     from jsonb_array_elements(p_lines) e
@@ -125,11 +135,34 @@ begin
   ) l
   -- One index probe per line, whatever the planner guesses a JSON array holds
   -- (limit 1 keeps these subqueries from being flattened into a hash join).
-  left join lateral (select p.id from inventory.products p where p.sku = l.sku limit 1) p on true
+  left join lateral (select p.id, p.is_kit from inventory.products p where p.sku = l.sku limit 1) p on true
   left join lateral (select w.id from inventory.warehouses w where w.code = l.warehouse limit 1) w on true;
   if v_unknown_skus is not null or v_unknown_warehouses is not null then
     r.error := inventory._unknown_error(v_unknown_skus, v_unknown_warehouses);
     return r;
+  end if;
+  -- Kit lines become their components' lines (qty × units per kit, same
+  -- warehouse or the same open choice), summed with the other lines per
+  -- stock row: two lines sharing a component take it together. r.kits keeps
+  -- the kit lines as asked.
+  if v_has_kit then
+    r.kits := array(select row(l.product_id, l.warehouse_id, l.qty)::inventory._line
+                    from unnest(r.lines) l join inventory.products p on p.id = l.product_id
+                    where p.is_kit order by l.product_id, l.warehouse_id nulls last);
+    select array_agg(row(x.product_id, x.warehouse_id, x.qty)::inventory._line order by x.product_id, x.warehouse_id nulls last),
+           coalesce(bool_or(x.qty > 2147483647), false)
+    into r.lines, v_too_much
+    from (
+      select e.product_id, e.warehouse_id, sum(e.qty)::bigint as qty
+      from (
+        select l.product_id, l.warehouse_id, l.qty::numeric as qty
+        from unnest(r.lines) l where l.product_id <> all (array(select k.product_id from unnest(r.kits) k))
+        union all
+        select c.component_id, k.warehouse_id, k.qty::numeric * c.qty
+        from unnest(r.kits) k join inventory.kit_components c on c.kit_id = k.product_id
+      ) e
+      group by e.product_id, e.warehouse_id
+    ) x;
   end if;
   if v_too_much then
     r.error := row('IV005', 'the summed qty of one sku in one warehouse exceeds 2147483647',
@@ -137,7 +170,8 @@ begin
     return r;
   end if;
   if p_idempotency_key is not null then
-    r.request_hash := inventory._request_hash(p_order_ref, p_ttl, r.lines);
+    -- (The kit lines too: a kit and its components asked one by one are different requests.)
+    r.request_hash := inventory._request_hash(p_order_ref, p_ttl, r.lines || coalesce(r.kits, '{}'));
   end if;
   return r;
 end

@@ -15,7 +15,7 @@ set plan_cache_mode = force_generic_plan -- see reserve.sql
 as $$
 #variable_conflict use_column
 declare
-  v_product_id uuid := inventory._product_id(adjust.sku);
+  v_product_id uuid := inventory._stocked_product_id(adjust.sku);
   v_warehouse_id uuid := inventory._warehouse_id(adjust.warehouse);
   v_row inventory.stock_levels;
 begin

@@ -17,10 +17,12 @@
 -- When the UPDATE finds nothing (short as the row stands), the locked path
 -- decides: it takes in a row created meanwhile, expires due reservations on
 -- the row, and raises IV001 if the line is still short.
--- Everything else (several lines, a line without a warehouse, any error)
+-- Everything else (several lines, a line without a warehouse, a kit, any error)
 -- takes the general path: _reserve_request checks and resolves, the
 -- reservation row claims the key, _allocate_locked locks every candidate row
--- in key order and allocates, _write_holds writes.
+-- in key order and allocates, _write_holds writes. A kit line is its
+-- components' lines (_reserve_request expands it, under a shared lock on the
+-- kit's definition: _lock_kits).
 --
 -- The advisory lock of step 4: when many sessions want one row (a flash
 -- sale), waiting on the row itself is expensive: each commit wakes every
@@ -69,7 +71,7 @@ begin
             or (btrim(reserve.idempotency_key) <> ''
                 and length(reserve.idempotency_key) <= inventory._max_length('idempotency_key')))
        and inventory._line_check(v_line) is null then
-      select (select p.id from inventory.products p where p.sku = v_line ->> 'sku'),
+      select (select p.id from inventory.products p where p.sku = v_line ->> 'sku' and not p.is_kit),
              (select w.id from inventory.warehouses w where w.code = v_line ->> 'warehouse')
       into v_product_id, v_warehouse_id;
     end if;
@@ -132,6 +134,12 @@ begin
   if (v_request.error).code is not null then
     perform inventory._raise_error(v_request.error);
   end if;
+  if v_request.kits is not null then
+    -- Hold the kits' definitions (set_kit waits), then expand again: the
+    -- first expansion may have read a definition changed since.
+    perform inventory._lock_kits(v_request.kits);
+    v_request := inventory._reserve_request(reserve.order_ref, reserve.lines, reserve.ttl, reserve.idempotency_key, v_actor);
+  end if;
   if reserve.idempotency_key is not null then
     select * into v_reservation from inventory._claim_reservation_keys(array[reserve.idempotency_key]);
     if v_reservation.id is not null then
@@ -149,6 +157,10 @@ begin
   perform inventory._write_holds(array(
     select row(v_reservation.id, t.product_id, t.warehouse_id, t.qty, reserve.order_ref, reserve.idempotency_key, v_actor)::inventory._hold
     from unnest(v_take) t));
+  if v_request.kits is not null then
+    insert into inventory.reservation_kits (reservation_id, kit_id, warehouse_id, qty)
+    select v_reservation.id, k.product_id, k.warehouse_id, k.qty from unnest(v_request.kits) k;
+  end if;
   return v_reservation;
 end
 $$;

@@ -58,6 +58,7 @@ declare
   v_keys text[];
   v_found inventory.reservations;
   v_all_lines inventory._line[] := '{}';
+  v_kits inventory._line[];
   v_row_keys text[];
   v_base integer[];
   v_taken integer[];
@@ -106,7 +107,8 @@ begin
     where jsonb_typeof(r.value) = 'object' and jsonb_typeof(l.value) = 'object'
   ),
   product as (
-    select array_agg(p.sku) as skus, array_agg(p.id) as ids from inventory.products p where p.sku in (select n.sku from named n)
+    -- (Kits are left out: _reserve_request looks them up and expands them.)
+    select array_agg(p.sku) as skus, array_agg(p.id) as ids from inventory.products p where p.sku in (select n.sku from named n) and not p.is_kit
   ),
   warehouse as (
     select array_agg(w.code) as codes, array_agg(w.id) as ids from inventory.warehouses w where w.code in (select n.code from named n)
@@ -162,6 +164,26 @@ begin
     v_same := v_same || null::integer;
     v_ids := v_ids || null::uuid;
   end loop;
+
+  -- Requests with kit lines: hold the kits' definitions, then expand again
+  -- (as reserve() does).
+  v_kits := array(select x from generate_subscripts(v_state, 1) n, unnest((v_requests[n]).kits) x where v_state[n] = 'pending');
+  if cardinality(v_kits) > 0 then
+    perform inventory._lock_kits(v_kits);
+    for i in 1 .. v_count loop
+      if v_state[i] = 'pending' and (v_requests[i]).kits is not null then
+        v_request := requests -> (i - 1);
+        v_req := inventory._reserve_request(v_request ->> 'order_ref', v_request -> 'lines', (v_requests[i]).ttl,
+          v_request ->> 'idempotency_key', (v_requests[i]).actor,
+          coalesce(v_known_skus, '{}'), v_known_product_ids, coalesce(v_known_codes, '{}'), v_known_warehouse_ids);
+        v_requests[i] := v_req;
+        if (v_req.error).code is not null then
+          v_state[i] := 'error';
+          v_error[i] := v_req.error;
+        end if;
+      end if;
+    end loop;
+  end if;
 
   -- 2. Idempotency keys.
   for i in 1 .. v_count loop
@@ -271,6 +293,10 @@ begin
     select array_agg(h.reservation order by u.n) into v_held_rows
     from held h join unnest(v_held_ids) with ordinality u(id, n) on u.id = (h.reservation).id;
     perform inventory._write_holds(v_holds);
+    insert into inventory.reservation_kits (reservation_id, kit_id, warehouse_id, qty)
+    select v_ids[k], x.product_id, x.warehouse_id, x.qty
+    from generate_subscripts(v_state, 1) k, unnest((v_requests[k]).kits) x
+    where v_state[k] = 'held';
   end if;
 
   for i in 1 .. v_count loop

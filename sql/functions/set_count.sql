@@ -15,7 +15,7 @@ set plan_cache_mode = force_generic_plan -- see reserve.sql
 as $$
 #variable_conflict use_column
 declare
-  v_product_id uuid := inventory._product_id(set_count.sku);
+  v_product_id uuid := inventory._stocked_product_id(set_count.sku);
   v_warehouse_id uuid := inventory._warehouse_id(set_count.warehouse);
   v_row inventory.stock_levels;
 begin

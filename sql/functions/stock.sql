@@ -19,7 +19,14 @@ begin
     join inventory.products p on p.sku = q.sku
     join inventory.stock_levels s on s.product_id = p.id
     join inventory.warehouses w on w.id = s.warehouse_id
-    order by p.sku, w.code;
+    where not p.is_kit
+    union all
+    select p.sku, w.code, r.on_hand, null, null, r.available, r.version, r.last_movement_at
+    from (select distinct q.sku from unnest(stock.skus) q(sku)) q
+    join inventory.products p on p.sku = q.sku and p.is_kit
+    cross join lateral inventory._kit_rows(array[p.id]) r
+    join inventory.warehouses w on w.id = r.warehouse_id
+    order by 1, 2;
 end
 $$;
 comment on function inventory.stock(text[]) is 'Bulk read of stock rows for a list of skus';

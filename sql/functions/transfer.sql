@@ -16,7 +16,7 @@ set plan_cache_mode = force_generic_plan -- see reserve.sql
 as $$
 #variable_conflict use_column
 declare
-  v_product_id uuid := inventory._product_id(transfer.sku);
+  v_product_id uuid := inventory._stocked_product_id(transfer.sku);
   v_from_id uuid := inventory._warehouse_id(transfer.from_warehouse, 'from_warehouse');
   v_to_id uuid := inventory._warehouse_id(transfer.to_warehouse, 'to_warehouse');
   v_from inventory.stock_levels;
