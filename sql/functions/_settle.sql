@@ -24,7 +24,7 @@ begin
     select 1 from inventory.stock_levels s
     where (s.product_id, s.warehouse_id) in (
       select l.product_id, l.warehouse_id from inventory.reservation_lines l
-      where l.reservation_id = any (p_reservation_ids))
+      where l.reservation_id = any (p_reservation_ids) and l.qty > 0)
     order by s.product_id, s.warehouse_id
     for update of s
   ) locked;
@@ -33,7 +33,7 @@ begin
     select l.reservation_id, l.product_id, l.warehouse_id, l.qty,
            sum(l.qty) over (partition by l.product_id, l.warehouse_id order by l.reservation_id) as qty_so_far
     from inventory.reservation_lines l
-    where l.reservation_id = any (p_reservation_ids)
+    where l.reservation_id = any (p_reservation_ids) and l.qty > 0 -- (a line edited down to 0 holds nothing)
   ),
   per_row as (
     select product_id, warehouse_id, sum(qty)::integer as qty, count(*) as changes
