@@ -82,10 +82,11 @@ create index reservation_lines_backorder_queue_idx
   on inventory.reservation_lines (product_id, warehouse_id, backorder_seq) where backordered > 0;
 
 -- The ledger records backorders: how many units a movement added to or took
--- from the row's backordered, and what it was after.
+-- from the row's backordered, and what it was after (null when the movement
+-- did not change it: most movements, which then cost nothing more).
 alter table inventory.movements
   add column backordered_delta integer not null default 0,
-  add column backordered_after integer not null default 0;
+  add column backordered_after integer;
 alter table inventory.movements drop constraint movements_kind_valid;
 alter table inventory.movements add constraint movements_kind_valid check (kind in (
   'RECEIVE', 'ADJUST', 'COUNT', 'RESERVE', 'RELEASE', 'EXPIRE', 'CONFIRM', 'TRANSFER_OUT', 'TRANSFER_IN',
@@ -96,3 +97,7 @@ grant select on inventory.reservation_kits to stockroom_reader;
 
 -- A resolved reserve() request also carries its kit lines (kit_id, warehouse_id or null, qty): its lines are the components.
 alter type inventory._reserve_request add attribute kits inventory._line[];
+
+-- Allocation sees, per candidate row, also how many units it may still sell
+-- beyond what it has (0 unless its policy allows backorders or preorders now).
+alter type inventory._slot add attribute backorderable integer;

@@ -15,7 +15,8 @@ to stockroom_public;
 
 grant execute on function
   inventory.movement_history(text, text, text, timestamptz, timestamptz),
-  inventory.reservation_holds(uuid)
+  inventory.reservation_holds(uuid),
+  inventory.backorder_position(uuid)
 to stockroom_reader;
 
 grant execute on function
@@ -29,7 +30,8 @@ grant execute on function
   inventory.transfer(text, text, text, integer, text, text),
   inventory.upsert_product(text, text),
   inventory.set_policy(text, text, integer, integer),
-  inventory.set_kit(text, jsonb, integer)
+  inventory.set_kit(text, jsonb, integer),
+  inventory.set_backorder_policy(text, text, text, integer, timestamptz)
 to stockroom_writer;
 
 grant execute on function

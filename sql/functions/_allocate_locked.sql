@@ -7,16 +7,21 @@
 -- on the rows, allocating again after each step. Returns the take per row
 -- or, if still short, every short line.
 -- p_pending: holds this transaction has taken but not written yet
--- (reserve_many's earlier requests); they are not available again. When
+-- (reserve_many's earlier requests); they are not available again. Likewise
+-- p_pending_backorders for what rows may still backorder. backorder: what
+-- to backorder per row when the policy of a row allows selling beyond it. When
 -- given, the caller already holds stock rows (it locked every row it knew of,
 -- in key order): then a row it does not hold yet is taken only if it is free
 -- right now (SKIP LOCKED, as for new rows), since waiting for it out of key
 -- order could deadlock.
+drop function if exists inventory._allocate_locked(inventory._line[], inventory._line[]);
 create or replace function inventory._allocate_locked(
   p_lines inventory._line[],
   p_pending inventory._line[] default null,
+  p_pending_backorders inventory._line[] default null,
   out take inventory._line[],
-  out short jsonb
+  out short jsonb,
+  out backorder inventory._line[]
 )
 language plpgsql volatile
 as $$
@@ -48,9 +53,9 @@ begin
       for update of s skip locked
     ) s;
   end if;
-  select a.take, a.short into take, short
-  from inventory._allocate(p_lines, inventory._slots(v_products, v_warehouses, p_pending)) a;
-  if short is null then
+  select a.take, a.short, a.backorder into take, short, backorder
+  from inventory._allocate(p_lines, inventory._slots(v_products, v_warehouses, p_pending, p_pending_backorders)) a;
+  if short is null and backorder is null then
     return;
   end if;
 
@@ -71,18 +76,18 @@ begin
   if v_new_products is not null then
     v_products := coalesce(v_products, '{}') || v_new_products;
     v_warehouses := coalesce(v_warehouses, '{}') || v_new_warehouses;
-    select a.take, a.short into take, short
-    from inventory._allocate(p_lines, inventory._slots(v_products, v_warehouses, p_pending)) a;
-    if short is null then
+    select a.take, a.short, a.backorder into take, short, backorder
+    from inventory._allocate(p_lines, inventory._slots(v_products, v_warehouses, p_pending, p_pending_backorders)) a;
+    if short is null and backorder is null then
       return;
     end if;
   end if;
 
   if inventory._expire_due_on_rows(v_products, v_warehouses) > 0 then
-    select a.take, a.short into take, short
-    from inventory._allocate(p_lines, inventory._slots(v_products, v_warehouses, p_pending)) a;
+    select a.take, a.short, a.backorder into take, short, backorder
+    from inventory._allocate(p_lines, inventory._slots(v_products, v_warehouses, p_pending, p_pending_backorders)) a;
   end if;
 end
 $$;
-comment on function inventory._allocate_locked(inventory._line[], inventory._line[]) is
+comment on function inventory._allocate_locked(inventory._line[], inventory._line[], inventory._line[]) is
   'Internal: lock a request''s candidate rows in key order and allocate, taking in new rows and expiring due reservations when short';

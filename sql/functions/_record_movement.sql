@@ -1,5 +1,6 @@
 -- Applies one on_hand/reserved change to a locked stock row and writes its
--- movement: the single path of adjust(), set_count() and transfer().
+-- movement: the single path of adjust(), set_count() and transfer(). Units
+-- added fill the row's waiting backorders (_fill_backorders).
 create or replace function inventory._record_movement(
   p_row inventory.stock_levels,
   p_kind text,
@@ -23,6 +24,10 @@ begin
     reason, reference, idempotency_key, actor)
   values (v_row.product_id, v_row.warehouse_id, p_kind, p_on_hand_delta, 0, v_row.on_hand, v_row.reserved,
     p_reason, p_reference, p_idempotency_key, inventory._actor());
+  -- Stock that arrives goes to waiting backorders first.
+  if p_on_hand_delta > 0 and v_row.backordered > 0 and inventory._fill_backorders(v_row.product_id, v_row.warehouse_id) > 0 then
+    select * into v_row from inventory.stock_levels s where s.product_id = p_row.product_id and s.warehouse_id = p_row.warehouse_id;
+  end if;
   return v_row;
 end
 $$;

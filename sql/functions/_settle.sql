@@ -24,42 +24,65 @@ begin
     select 1 from inventory.stock_levels s
     where (s.product_id, s.warehouse_id) in (
       select l.product_id, l.warehouse_id from inventory.reservation_lines l
-      where l.reservation_id = any (p_reservation_ids) and l.qty > 0)
+      where l.reservation_id = any (p_reservation_ids) and (l.qty > 0 or l.backordered > 0))
     order by s.product_id, s.warehouse_id
     for update of s
   ) locked;
 
+  -- A line's waiting backorder (backordered) is cancelled by a release or
+  -- expiry; a confirm leaves it waiting (the sale stands; _fill_backorders
+  -- ships the units when they arrive).
   with line as (
-    select l.reservation_id, l.product_id, l.warehouse_id, l.qty,
-           sum(l.qty) over (partition by l.product_id, l.warehouse_id order by l.reservation_id) as qty_so_far
-    from inventory.reservation_lines l
-    where l.reservation_id = any (p_reservation_ids) and l.qty > 0 -- (a line edited down to 0 holds nothing)
+    select l.reservation_id, l.product_id, l.warehouse_id, l.qty, l.back,
+           sum(l.qty) over w as qty_so_far, sum(l.back) over w as back_so_far
+    from (select l.*, l.backordered * (1 - v_confirm) as back from inventory.reservation_lines l
+          where l.reservation_id = any (p_reservation_ids)) l
+    where l.qty > 0 or l.back > 0 -- (a line edited down to 0 holds nothing)
+    window w as (partition by l.product_id, l.warehouse_id order by l.reservation_id)
   ),
   per_row as (
-    select product_id, warehouse_id, sum(qty)::integer as qty, count(*) as changes
+    select product_id, warehouse_id, sum(qty)::integer as qty, sum(back)::integer as back, count(*) as changes
     from line group by product_id, warehouse_id
   ),
   changed as (
     update inventory.stock_levels s
     set reserved = s.reserved - r.qty,
         on_hand = s.on_hand - r.qty * v_confirm,
+        backordered = s.backordered - r.back,
         version = s.version + r.changes,
         last_movement_at = clock_timestamp()
     from per_row r
     where s.product_id = r.product_id and s.warehouse_id = r.warehouse_id
-    returning s.product_id, s.warehouse_id, s.on_hand, s.reserved, r.qty as total
+    returning s.product_id, s.warehouse_id, s.on_hand, s.reserved, s.backordered, r.qty as total, r.back as back_total
+  ),
+  cancelled as (
+    update inventory.reservation_lines l set backordered = 0
+    from line
+    where line.back > 0 and l.reservation_id = line.reservation_id and l.product_id = line.product_id and l.warehouse_id = line.warehouse_id
   )
   insert into inventory.movements (
     product_id, warehouse_id, kind, on_hand_delta, reserved_delta, on_hand_after, reserved_after,
-    reason, reservation_id, reference, idempotency_key, actor)
+    backordered_delta, backordered_after, reason, reservation_id, reference, idempotency_key, actor)
   select l.product_id, l.warehouse_id, p_kind, -l.qty * v_confirm, -l.qty,
          c.on_hand + (c.total - l.qty_so_far) * v_confirm,
          c.reserved + (c.total - l.qty_so_far),
+         -l.back, case when l.back > 0 then c.backordered + (c.back_total - l.back_so_far) end,
          p_reason, l.reservation_id, r.order_ref, r.idempotency_key, inventory._actor()
   from line l
   join changed c on c.product_id = l.product_id and c.warehouse_id = l.warehouse_id
   join inventory.reservations r on r.id = l.reservation_id
+  where l.qty > 0 or l.back > 0
   order by l.product_id, l.warehouse_id, l.reservation_id;
+
+  -- Units given back go to the rows' waiting backorders first.
+  if v_confirm = 0 then
+    perform inventory._fill_backorders(s.product_id, s.warehouse_id)
+    from inventory.stock_levels s
+    where (s.product_id, s.warehouse_id) in (
+        select l.product_id, l.warehouse_id from inventory.reservation_lines l where l.reservation_id = any (p_reservation_ids))
+      and s.backordered > 0
+    order by s.product_id, s.warehouse_id;
+  end if;
 
   update inventory.reservations
   set status = v_status,

@@ -4,7 +4,10 @@
 -- order given, each carrying the row's on_hand/reserved right after it.
 -- reserve()'s general path writes one reservation's holds, reserve_many() a
 -- whole batch's in one go: a row taken by many requests changes once.
-create or replace function inventory._write_holds(p_holds inventory._hold[]) returns void
+-- p_lines_written: the reservation lines exist already with these qty
+-- (reserve()'s lean path writes its line before it takes the units).
+drop function if exists inventory._write_holds(inventory._hold[]);
+create or replace function inventory._write_holds(p_holds inventory._hold[], p_lines_written boolean default false) returns void
 language plpgsql volatile
 as $$
 begin
@@ -13,7 +16,7 @@ begin
   ),
   line as (
     insert into inventory.reservation_lines (reservation_id, product_id, warehouse_id, qty)
-    select h.reservation_id, h.product_id, h.warehouse_id, h.qty from hold h
+    select h.reservation_id, h.product_id, h.warehouse_id, h.qty from hold h where not p_lines_written
   ),
   per_row as (
     select h.product_id, h.warehouse_id, sum(h.qty)::integer as qty, count(*)::integer as changes
@@ -37,5 +40,5 @@ begin
   order by h.n;
 end
 $$;
-comment on function inventory._write_holds(inventory._hold[]) is
+comment on function inventory._write_holds(inventory._hold[], boolean) is
   'Internal: write allocated holds (lines, stock rows, RESERVE movements) on rows the caller has locked';

@@ -57,6 +57,7 @@ declare
   v_taken integer;
   v_request inventory._reserve_request;
   v_take inventory._line[];
+  v_backorder inventory._line[];
   v_short jsonb;
   v_actor text := inventory._actor();
 begin
@@ -121,7 +122,20 @@ begin
       )
       select count(*) into v_taken from taken;
       exit when v_taken = 1;
-      select a.short into v_short from inventory._allocate_locked(v_lines) a;
+      select a.short, a.take, a.backorder into v_short, v_take, v_backorder from inventory._allocate_locked(v_lines) a;
+      if v_short is null and v_backorder is not null then
+        -- Beyond available, and the row's policy allows it: hold what there
+        -- is (the line was written for all of it) and backorder the rest.
+        update inventory.reservation_lines l set qty = coalesce((select sum(t.qty) from unnest(v_take) t), 0)
+        where l.reservation_id = v_reservation.id;
+        perform inventory._write_holds(array(
+          select row(v_reservation.id, t.product_id, t.warehouse_id, t.qty, reserve.order_ref, reserve.idempotency_key, v_actor)::inventory._hold
+          from unnest(v_take) t), true);
+        perform inventory._write_backorders(array(
+          select row(v_reservation.id, b.product_id, b.warehouse_id, b.qty, reserve.order_ref, reserve.idempotency_key, v_actor)::inventory._hold
+          from unnest(v_backorder) b));
+        return v_reservation;
+      end if;
       if v_short is not null or v_attempt = 2 then
         perform inventory._raise_error(inventory._short_error(reserve.order_ref, coalesce(v_short, '[]'), 1));
       end if;
@@ -150,13 +164,18 @@ begin
   insert into inventory.reservations (order_ref, expires_at, idempotency_key, request_hash)
   values (reserve.order_ref, now() + reserve.ttl, reserve.idempotency_key, v_request.request_hash)
   returning * into v_reservation;
-  select a.take, a.short into v_take, v_short from inventory._allocate_locked(v_request.lines) a;
+  select a.take, a.short, a.backorder into v_take, v_short, v_backorder from inventory._allocate_locked(v_request.lines) a;
   if v_short is not null then
     perform inventory._raise_error(inventory._short_error(reserve.order_ref, v_short, cardinality(v_request.lines)));
   end if;
   perform inventory._write_holds(array(
     select row(v_reservation.id, t.product_id, t.warehouse_id, t.qty, reserve.order_ref, reserve.idempotency_key, v_actor)::inventory._hold
     from unnest(v_take) t));
+  if v_backorder is not null then
+    perform inventory._write_backorders(array(
+      select row(v_reservation.id, b.product_id, b.warehouse_id, b.qty, reserve.order_ref, reserve.idempotency_key, v_actor)::inventory._hold
+      from unnest(v_backorder) b));
+  end if;
   if v_request.kits is not null then
     insert into inventory.reservation_kits (reservation_id, kit_id, warehouse_id, qty)
     select v_reservation.id, k.product_id, k.warehouse_id, k.qty from unnest(v_request.kits) k;

@@ -59,6 +59,9 @@ declare
   v_found inventory.reservations;
   v_all_lines inventory._line[] := '{}';
   v_kits inventory._line[];
+  v_backorder inventory._line[];
+  v_pending_backorders inventory._line[] := '{}';
+  v_backorders inventory._hold[] := '{}';
   v_row_keys text[];
   v_base integer[];
   v_taken integer[];
@@ -255,7 +258,8 @@ begin
     if v_met then
       v_take := v_req.lines;
     else
-      select a.take, a.short into v_take, v_short from inventory._allocate_locked(v_req.lines, v_pending) a;
+      select a.take, a.short, a.backorder into v_take, v_short, v_backorder
+      from inventory._allocate_locked(v_req.lines, v_pending, v_pending_backorders) a;
       if v_short is not null then
         v_state[i] := 'short';
         v_error[i] := inventory._short_error(v_req.order_ref, v_short, cardinality(v_req.lines));
@@ -270,8 +274,14 @@ begin
     end if;
     v_ids[i] := inventory._new_id();
     v_held_ids := v_held_ids || v_ids[i];
-    v_pending := v_pending || v_take;
-    foreach v_line in array v_take loop
+    v_pending := v_pending || coalesce(v_take, '{}');
+    if not v_met and v_backorder is not null then
+      v_pending_backorders := v_pending_backorders || v_backorder;
+      v_backorders := v_backorders || array(
+        select row(v_ids[i], b.product_id, b.warehouse_id, b.qty, v_req.order_ref, v_req.idempotency_key, v_req.actor)::inventory._hold
+        from unnest(v_backorder) b);
+    end if;
+    foreach v_line in array coalesce(v_take, '{}') loop
       v_position := array_position(v_row_keys, v_line.product_id::text || v_line.warehouse_id::text);
       if v_position is not null then
         v_taken[v_position] := v_taken[v_position] + v_line.qty;
@@ -293,6 +303,9 @@ begin
     select array_agg(h.reservation order by u.n) into v_held_rows
     from held h join unnest(v_held_ids) with ordinality u(id, n) on u.id = (h.reservation).id;
     perform inventory._write_holds(v_holds);
+    if cardinality(v_backorders) > 0 then
+      perform inventory._write_backorders(v_backorders);
+    end if;
     insert into inventory.reservation_kits (reservation_id, kit_id, warehouse_id, qty)
     select v_ids[k], x.product_id, x.warehouse_id, x.qty
     from generate_subscripts(v_state, 1) k, unnest((v_requests[k]).kits) x

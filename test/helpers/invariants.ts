@@ -2,7 +2,10 @@
 // - for each stock row, Σ movement deltas = on_hand and reserved, and each
 //   movement's *_after values follow from the previous ones in id order;
 // - 0 ≤ reserved ≤ on_hand;
-// - reserved = Σ qty of HELD reservation lines.
+// - reserved = Σ qty of HELD reservation lines;
+// - backordered = Σ backordered_delta of the ledger = Σ backordered of the
+//   lines of HELD and CONFIRMED reservations (an ended one waits for nothing),
+//   and each backordered_after recorded follows the ledger.
 import type { ExecutionContext } from 'ava';
 import type pg from 'pg';
 
@@ -13,15 +16,16 @@ export interface Queryable {
 export async function invariantViolations(db: Queryable): Promise<string[]> {
   const { rows } = await db.query<{ problem: string }>(`
     with ledger as (
-      select product_id, warehouse_id, sum(on_hand_delta) as on_hand, sum(reserved_delta) as reserved
+      select product_id, warehouse_id, sum(on_hand_delta) as on_hand, sum(reserved_delta) as reserved, sum(backordered_delta) as backordered
       from inventory.movements group by 1, 2),
     held as (
-      select l.product_id, l.warehouse_id, sum(l.qty) as qty
+      select l.product_id, l.warehouse_id, sum(l.qty) filter (where r.status = 'HELD') as qty, sum(l.backordered) as backordered
       from inventory.reservation_lines l join inventory.reservations r on r.id = l.reservation_id
-      where r.status = 'HELD' group by 1, 2),
+      where r.status in ('HELD', 'CONFIRMED') group by 1, 2),
     chain as (
       select product_id, warehouse_id, id, on_hand_after, reserved_after,
-             sum(on_hand_delta) over w as on_hand_running, sum(reserved_delta) over w as reserved_running
+             sum(on_hand_delta) over w as on_hand_running, sum(reserved_delta) over w as reserved_running,
+             backordered_after, sum(backordered_delta) over w as backordered_running
       from inventory.movements
       window w as (partition by product_id, warehouse_id order by id))
     select format('%s/%s: on_hand %s but ledger sums to %s', s.product_id, s.warehouse_id, s.on_hand, coalesce(l.on_hand, 0)) as problem
@@ -42,6 +46,21 @@ export async function invariantViolations(db: Queryable): Promise<string[]> {
     select format('movement %s: after values (%s, %s) do not follow the ledger (%s, %s)',
                   id, on_hand_after, reserved_after, on_hand_running, reserved_running)
     from chain where on_hand_after <> on_hand_running or reserved_after <> reserved_running
+    union all
+    select format('%s/%s: backordered %s but ledger sums to %s', s.product_id, s.warehouse_id, s.backordered, coalesce(l.backordered, 0))
+    from inventory.stock_levels s left join ledger l using (product_id, warehouse_id)
+    where s.backordered <> coalesce(l.backordered, 0)
+    union all
+    select format('%s/%s: backordered %s but waiting lines wait for %s', s.product_id, s.warehouse_id, s.backordered, coalesce(h.backordered, 0))
+    from inventory.stock_levels s left join held h using (product_id, warehouse_id)
+    where s.backordered <> coalesce(h.backordered, 0)
+    union all
+    select format('reservation %s is %s but its lines still wait for %s', r.id, r.status, sum(l.backordered))
+    from inventory.reservations r join inventory.reservation_lines l on l.reservation_id = r.id
+    where r.status in ('RELEASED', 'EXPIRED') group by r.id, r.status having sum(l.backordered) > 0
+    union all
+    select format('movement %s: backordered_after %s does not follow the ledger (%s)', id, backordered_after, backordered_running)
+    from chain where backordered_after <> backordered_running
     limit 20`);
   return rows.map((r) => r.problem);
 }

@@ -17,6 +17,7 @@ type Role = 'stockroom_public' | 'stockroom_reader' | 'stockroom_writer' | 'stoc
 const ROLES: Role[] = ['stockroom_public', 'stockroom_reader', 'stockroom_writer', 'stockroom_admin'];
 
 const PUBLIC_FUNCTIONS = [
+  'kit_stock(text[])',
   'recently_updated(timestamp with time zone,text,text,integer)',
   'stock(text[])',
   'stock_levels_available(stock_levels)',
@@ -25,6 +26,7 @@ const READER_FUNCTIONS = [
   ...PUBLIC_FUNCTIONS,
   'movement_history(text,text,text,timestamp with time zone,timestamp with time zone)',
   'reservation_holds(uuid)',
+  'backorder_position(uuid)',
 ].sort();
 const WRITER_FUNCTIONS = [
   ...READER_FUNCTIONS,
@@ -34,7 +36,9 @@ const WRITER_FUNCTIONS = [
   'release(uuid,text)',
   'reserve(text,jsonb,interval,text)',
   'reserve_many(jsonb)',
+  'set_backorder_policy(text,text,text,integer,timestamp with time zone)',
   'set_count(text,text,integer,text,integer)',
+  'set_kit(text,jsonb,integer)',
   'set_policy(text,text,integer,integer)',
   'transfer(text,text,text,integer,text,text)',
   'upsert_product(text,text)',
