@@ -166,7 +166,7 @@ begin
   returning * into v_reservation;
   select a.take, a.short, a.backorder into v_take, v_short, v_backorder from inventory._allocate_locked(v_request.lines) a;
   if v_short is not null then
-    perform inventory._raise_error(inventory._short_error(reserve.order_ref, v_short, cardinality(v_request.lines)));
+    perform inventory._raise_error(inventory._short_error(reserve.order_ref, inventory._short_with_kits(v_short, v_request.kits), cardinality(v_request.lines)));
   end if;
   perform inventory._write_holds(array(
     select row(v_reservation.id, t.product_id, t.warehouse_id, t.qty, reserve.order_ref, reserve.idempotency_key, v_actor)::inventory._hold

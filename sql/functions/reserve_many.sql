@@ -262,7 +262,7 @@ begin
       from inventory._allocate_locked(v_req.lines, v_pending, v_pending_backorders) a;
       if v_short is not null then
         v_state[i] := 'short';
-        v_error[i] := inventory._short_error(v_req.order_ref, v_short, cardinality(v_req.lines));
+        v_error[i] := inventory._short_error(v_req.order_ref, inventory._short_with_kits(v_short, v_req.kits), cardinality(v_req.lines));
         continue;
       end if;
     end if;

@@ -109,6 +109,10 @@ const TagsPlugin = jsonPgSmartTags({
         '(reservation_id) references inventory.reservations (id)|@fieldName reservation|@foreignFieldName movements',
         '(product_id, warehouse_id) references inventory.stock_levels (product_id, warehouse_id)|@fieldName stockLevel|@foreignFieldName movements',
       ] } },
+      'inventory.reservation_kits': { tags: { foreignKey: [
+        '(reservation_id) references inventory.reservations (id)|@fieldName reservation|@foreignFieldName kitLines',
+        '(kit_id) references inventory.products (id)|@fieldName kit|@foreignFieldName reservationKitLines',
+      ] } },
       'inventory.operation_keys': { tags: { behavior: '-*' } },
     },
     constraint: {
@@ -122,6 +126,8 @@ const TagsPlugin = jsonPgSmartTags({
     procedure: {
       'inventory.stock': { tags: { behavior: '-connection +list' } },
       'inventory.recently_updated': { tags: { behavior: '-connection +list' } },
+      'inventory.kit_stock': { tags: { behavior: '-connection +list' } },
+      'inventory.backorder_position': { tags: { behavior: '-connection +list' } },
       // These have typed, validated mutations in schema-extensions.ts instead.
       // reserve_many is how the API combines reserve mutations, not a mutation of its own.
       ...Object.fromEntries(['reserve', 'reserve_many', 'confirm', 'release', 'extend', 'adjust', 'set_count', 'transfer']

@@ -3,7 +3,7 @@
 // warehouse summed; warehouse null for lines left to allocation) and unknown
 // skus and warehouses by name; a cart shows lines. So each short row gets
 // `inputLines` (the positions, from 1, of the lines it sums, as INVALID_ARGUMENT's
-// detail.line counts them), and IV004 gets `lines`, those naming an unknown sku
+// detail.line counts them, a kit's line counting for its components), and IV004 gets `lines`, those naming an unknown sku
 // or warehouse.
 import { ReserveRefusal } from './reserve-combiner.ts';
 
@@ -29,7 +29,8 @@ export function withRefusedLines(refusal: ReserveRefusal, lines: readonly Line[]
   if (refusal.code === 'IV001' && Array.isArray(detail.lines)) {
     detail.lines = (detail.lines as Array<Record<string, unknown>>).map((short) => ({
       ...short,
-      inputLines: positions(lines, (line) => sameName(short.sku, line.sku)
+      // A component's shortage is also its kits' (detail "kits": the kits of the request that need it).
+      inputLines: positions(lines, (line) => (sameName(short.sku, line.sku) || (Array.isArray(short.kits) && short.kits.some((kit) => sameName(kit, line.sku))))
         && (short.warehouse == null ? line.warehouse == null : line.warehouse != null && sameName(short.warehouse, line.warehouse))),
     }));
   } else if (refusal.code === 'IV004' && Array.isArray(detail.unknown_skus) && Array.isArray(detail.unknown_warehouses)) {
