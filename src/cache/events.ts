@@ -19,6 +19,10 @@ export interface Movement {
   reservedDelta: number;
   onHandAfter: number;
   reservedAfter: number;
+  /** Units this movement added to (or, negative, took from) the row's backordered; 0 for most. */
+  backorderedDelta: number;
+  /** The row's backordered after it, when it changed (null otherwise). */
+  backorderedAfter: number | null;
   reason: string | null;
   reservationId: string | null;
   reference: string | null;
@@ -34,6 +38,8 @@ export interface MovementRow {
   reserved_delta: number;
   on_hand_after: number;
   reserved_after: number;
+  backordered_delta: number;
+  backordered_after: number | null;
   reason: string | null;
   reservation_id: string | null;
   reference: string | null;
@@ -52,6 +58,8 @@ export function movementFromRow(row: MovementRow, sku: string, warehouse: string
     reservedDelta: row.reserved_delta,
     onHandAfter: row.on_hand_after,
     reservedAfter: row.reserved_after,
+    backorderedDelta: row.backordered_delta ?? 0,
+    backorderedAfter: row.backordered_after ?? null,
     reason: row.reason,
     reservationId: row.reservation_id,
     reference: row.reference,
@@ -75,6 +83,8 @@ const TYPED: Record<string, string> = {
   EXPIRE: 'warehouse.stock.released',
   TRANSFER_OUT: 'warehouse.stock.transferred',
   TRANSFER_IN: 'warehouse.stock.transferred',
+  BACKORDER: 'warehouse.stock.backordered',
+  FILL: 'warehouse.stock.backorder_filled',
 };
 
 
@@ -113,6 +123,11 @@ export function movementEvents(movement: Movement, policy: RowPolicy, commitLsn:
     actor: movement.actor,
     old: { ...before, available: oldAvailable },
     new: { ...after, available: newAvailable },
+    // Only where the movement changed the row's backordered (BACKORDER, FILL,
+    // a release cancelling waiting units): other events keep their shape.
+    ...(movement.backorderedDelta !== 0 && movement.backorderedAfter !== null
+      ? { backordered: { delta: movement.backorderedDelta, old: movement.backorderedAfter - movement.backorderedDelta, new: movement.backorderedAfter } }
+      : {}),
   };
   const typed = TYPED[movement.kind] ?? 'warehouse.stock.adjusted';
   const events: StreamEvent[] = [

@@ -143,7 +143,8 @@ export async function backfillGap(options: BackfillOptions): Promise<BackfillRes
     let index = 0;
     for (let low = bounds?.first == null ? last + 1n : BigInt(bounds.first); low <= last; low += BigInt(perBatch)) {
       const { rows } = await client.query<CandidateRow>(`
-        select m.id::text as id, m.kind, m.on_hand_delta, m.reserved_delta, m.on_hand_after, m.reserved_after, m.reason,
+        select m.id::text as id, m.kind, m.on_hand_delta, m.reserved_delta, m.on_hand_after, m.reserved_after,
+               m.backordered_delta, m.backordered_after, m.reason,
                m.reservation_id, m.reference, m.actor, m.occurred_at, p.sku, w.code, s.safety_stock, s.low_stock_threshold
         from inventory.movements m
         join inventory.products p on p.id = m.product_id

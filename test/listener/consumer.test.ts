@@ -47,6 +47,7 @@ const TYPED: Record<string, string> = {
   RESERVE: 'warehouse.stock.reserved', CONFIRM: 'warehouse.stock.confirmed',
   RELEASE: 'warehouse.stock.released', EXPIRE: 'warehouse.stock.released',
   TRANSFER_OUT: 'warehouse.stock.transferred', TRANSFER_IN: 'warehouse.stock.transferred',
+  BACKORDER: 'warehouse.stock.backordered', FILL: 'warehouse.stock.backorder_filled',
 };
 const ALL_KINDS = Object.keys(TYPED);
 
@@ -282,6 +283,8 @@ test('after concurrent random SQL API traffic the cache equals Postgres and the 
         await db.query('select inventory.set_policy($1, $2, $3, $4)', [sku, w, (i + j) % 3, (i * j) % 7]);
       }
     }
+    // Backorders on a few rows: reserves beyond stock there backorder, receipts and releases fill.
+    for (const sku of ['R01', 'R02']) await db.query(`select inventory.set_backorder_policy($1, 'WH1', 'BACKORDER', 30)`, [sku]);
   });
   const before = await lastMovementId(db);
   t.true(before > 0);
@@ -381,6 +384,28 @@ test('typed events by kind, with old/new values, reasons and references, and ids
   t.deepEqual([expire.data.old, expire.data.new], [{ on_hand: 4, reserved: 1, available: 3 }, { on_hand: 4, reserved: 0, available: 4 }]);
   t.is(expire.data.reservation_id, r3);
   t.false(Number.isNaN(Date.parse(String(confirm.time))));
+});
+
+test('backorders: a BACKORDER event when a reserve goes beyond stock, a backorder_filled event when stock arrives, each with the backordered change', async (t) => {
+  const { db, redis, prefix, stream } = await setup(t, 'consumer_backorders', { B: { WH1: 1 }, ZZ: { WH1: 1 } });
+  await db.query(`select inventory.set_backorder_policy('B', 'WH1', 'BACKORDER', 5)`);
+  const before = await lastMovementId(db);
+  const held = (await queryOne(db, `select id from inventory.reserve('bo-1', '[{"sku":"B","warehouse":"WH1","qty":4}]')`)).id as string;
+  await db.query(`select inventory.adjust('B', 'WH1', 2, 'po-9')`);
+  await sentinel(db, redis, stream, 'ZZ', 'WH1');
+  t.deepEqual(await waitForCache(db, redis, prefix), []);
+  const movements = await movementRows(db, before);
+  const entries = (await readStream(redis, stream)).filter((e) => e.subject === 'B/WH1');
+  t.deepEqual(entryProblems(entries, movements.filter((m) => m.sku === 'B')), []);
+  t.deepEqual(entries.filter((e) => e.type !== 'warehouse.stock.updated').map((e) => [e.type, e.event.data.kind, e.event.data.backordered ?? null]), [
+    ['warehouse.stock.reserved', 'RESERVE', null],
+    ['warehouse.stock.backordered', 'BACKORDER', { delta: 3, old: 0, new: 3 }],
+    ['warehouse.stock.adjusted', 'RECEIVE', null],
+    ['warehouse.stock.backorder_filled', 'FILL', { delta: -2, old: 3, new: 1 }],
+  ]);
+  const fill = entries.find((e) => e.type === 'warehouse.stock.backorder_filled')!.event;
+  t.is(fill.data.reservation_id, held);
+  t.deepEqual([fill.data.old, fill.data.new], [{ on_hand: 3, reserved: 1, available: 2 }, { on_hand: 3, reserved: 3, available: 0 }]);
 });
 
 test('warehouse.inventory.low_stock only when available crosses the threshold downward (threshold > 0)', async (t) => {
