@@ -13,7 +13,8 @@
 // - reserve, no queue: today's reserve without its advisory-lock queue for
 //   the row (made from sql/functions/reserve.sql at setup), on the hot row.
 // Scenarios: uniform random rows at 8 and 32 sessions, reserve_many at 32
-// sessions, 5-line baskets, and one hot row at 8 and 64 sessions. Within a
+// sessions, 5-line baskets, a kit of 5 components next to a 5-line basket
+// (each reserve holds 5 rows), and one hot row at 8 and 64 sessions. Within a
 // scenario the variants take turns for --rounds rounds of --seconds each;
 // throughput is the median over rounds, latencies pooled over rounds.
 // With --attribute, one more round of each single-line variant runs with
@@ -46,6 +47,8 @@ const { values: args } = parseArgs({
 const seconds = Number(args.seconds);
 const rounds = Number(args.rounds);
 const only = args.only ? new RegExp(args.only) : undefined;
+/** Kits made for the kit scenario (5 random components each). */
+const KITS = 1000;
 const BATCH = 8;
 
 interface Row { productId: string; warehouseId: string; sku: string; code: string }
@@ -72,6 +75,18 @@ try {
   if (!queueLock.test(today)) throw new Error('bench/reserve: the queue lock is no longer in sql/functions/reserve.sql; update the no-queue variant');
   await setup!.query(`create schema bench_no_queue;\n${today.replace(queueLock, '').replace('function inventory.reserve(', 'function bench_no_queue.reserve(')
     .replace(/comment on function[\s\S]*$/, '')}`);
+  // Kits of 5 distinct products each (one unit of each per kit), for the kit scenario.
+  await setup!.query(`
+    do $$
+    begin
+      for i in 1 .. ${KITS} loop
+        perform inventory.upsert_product('BENCH-KIT-' || i);
+        perform inventory.set_kit('BENCH-KIT-' || i, (
+          select jsonb_agg(jsonb_build_object('sku', p.sku, 'qty', 1))
+          from (select sku from inventory.products where not is_kit and sku not like 'BENCH-KIT-%' order by random() limit 5) p));
+      end loop;
+    end
+    $$`);
   await setup!.query('create extension pg_stat_statements');
   await setup!.query('vacuum analyze');
   const { rows } = await setup!.query<{ product_id: string; warehouse_id: string; sku: string; code: string }>(`
@@ -139,12 +154,21 @@ try {
     op: (client) => client.query({ name: 'reserve-basket', text: 'select id from inventory.reserve($1, $2::jsonb)', values: [orderRef(), JSON.stringify(basket().map(line))] }),
   };
   const hot = () => hotRow;
+  const codes = [...new Set(stockRows.map((r) => r.code))];
+  const reserveKit: Variant = {
+    name: 'kit of 5', reservationsPerCall: 1,
+    op: (client) => client.query({
+      name: 'reserve-kit', text: 'select id from inventory.reserve($1, $2::jsonb)',
+      values: [orderRef(), JSON.stringify([{ sku: `BENCH-KIT-${1 + Math.floor(Math.random() * KITS)}`, warehouse: codes[Math.floor(Math.random() * codes.length)], qty: 1 }])],
+    }),
+  };
 
   const scenarios: Scenario[] = ([
     { name: 'uniform, 1 line', clients: 8, variants: [baseline(randomRow), reserve(randomRow)] },
     { name: 'uniform, 1 line', clients: 32, variants: [baseline(randomRow), reserve(randomRow)] },
     { name: 'uniform, reserve_many', clients: 32, variants: [baseline(randomRow), reserveMany(randomRow)] },
     { name: 'uniform, 5-line basket', clients: 32, variants: [baselineBasket, reserveBasket] },
+    { name: 'uniform, kit of 5 vs 5-line basket', clients: 32, variants: [reserveBasket, reserveKit] },
     { name: 'hot row, 1 line', clients: 8, variants: [baseline(hot), reserve(hot), noQueue(hot), reference(hot)] },
     { name: 'hot row, 1 line', clients: 64, variants: [baseline(hot), reserve(hot), noQueue(hot), reference(hot)] },
     { name: 'hot row, reserve_many', clients: 8, variants: [reserveMany(hot)] },
