@@ -12,6 +12,7 @@ set search_path = pg_catalog, inventory, pg_temp
 as $$
 declare
   v_confirm integer := case when p_kind = 'CONFIRM' then 1 else 0 end;
+  v_waiting boolean;
   v_status text := case p_kind when 'CONFIRM' then 'CONFIRMED' when 'RELEASE' then 'RELEASED' else 'EXPIRED' end;
 begin
   if p_kind not in ('CONFIRM', 'RELEASE', 'EXPIRE') then
@@ -59,7 +60,8 @@ begin
     update inventory.reservation_lines l set backordered = 0
     from line
     where line.back > 0 and l.reservation_id = line.reservation_id and l.product_id = line.product_id and l.warehouse_id = line.warehouse_id
-  )
+  ),
+  moved as (
   insert into inventory.movements (
     product_id, warehouse_id, kind, on_hand_delta, reserved_delta, on_hand_after, reserved_after,
     backordered_delta, backordered_after, reason, reservation_id, reference, idempotency_key, actor)
@@ -72,10 +74,13 @@ begin
   join changed c on c.product_id = l.product_id and c.warehouse_id = l.warehouse_id
   join inventory.reservations r on r.id = l.reservation_id
   where l.qty > 0 or l.back > 0
-  order by l.product_id, l.warehouse_id, l.reservation_id;
+  order by l.product_id, l.warehouse_id, l.reservation_id
+  )
+  -- (The writes above run whether read or not; this asks whether a row has a queue.)
+  select coalesce(bool_or(c.backordered > 0), false) into v_waiting from changed c;
 
   -- Units given back go to the rows' waiting backorders first.
-  if v_confirm = 0 then
+  if v_confirm = 0 and v_waiting then
     perform inventory._fill_backorders(s.product_id, s.warehouse_id)
     from inventory.stock_levels s
     where (s.product_id, s.warehouse_id) in (

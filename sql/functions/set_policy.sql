@@ -38,6 +38,10 @@ begin
       last_movement_at = clock_timestamp() -- the incremental sync's watermark: available changed
   where s.product_id = v_product_id and s.warehouse_id = v_warehouse_id
   returning * into v_row;
+  -- A lower safety stock makes units available: waiting backorders take them first.
+  if v_row.backordered > 0 and inventory._fill_backorders(v_product_id, v_warehouse_id) > 0 then
+    select * into v_row from inventory.stock_levels s where s.product_id = v_product_id and s.warehouse_id = v_warehouse_id;
+  end if;
   return v_row;
 end
 $$;

@@ -134,3 +134,38 @@ test('64 concurrent reserves of the last units never hold more than on hand nor 
   }
   t.is((await rowOf(db, 'HOT', 'WH1')).backordered, 0);
 });
+
+test('expiry cancels waiting units and gives held ones to the queue; a transfer in and a lower safety stock fill it too', async (t) => {
+  const { db } = t.context;
+  await setupCatalog(db, { A: { WH1: 2, WH2: 3 } });
+  await db.query(`select inventory.set_backorder_policy('A', 'WH1', 'BACKORDER', 10)`);
+  const expiring = await queryOne(db, `select * from inventory.reserve('exp', '[{"sku":"A","warehouse":"WH1","qty":3}]', ttl => '1 second')`);
+  const waiting = await reserve(db, 'wait', [{ sku: 'A', warehouse: 'WH1', qty: 4 }]);
+  t.deepEqual(await rowOf(db, 'A', 'WH1'), { on_hand: 2, reserved: 2, backordered: 5 });
+  await new Promise((resolve) => setTimeout(resolve, 1_100));
+  t.is((await queryOne(db, 'select inventory.expire_due() as n')).n, 1);
+  // The expired one's 2 held units go to the waiting one; its 1 waiting unit is cancelled.
+  t.deepEqual(await lineOf(db, expiring.id), { qty: 2, backordered: 0, confirmed: 0 });
+  t.deepEqual(await lineOf(db, waiting.id), { qty: 2, backordered: 2, confirmed: 0 });
+  t.deepEqual(await rowOf(db, 'A', 'WH1'), { on_hand: 2, reserved: 2, backordered: 2 });
+  await db.query(`select * from inventory.transfer('A', 'WH2', 'WH1', 1, 'rebalance')`);
+  t.deepEqual(await lineOf(db, waiting.id), { qty: 3, backordered: 1, confirmed: 0 });
+  await db.query(`select inventory.set_policy('A', 'WH1', safety_stock => 1)`);
+  await db.query(`select inventory.adjust('A', 'WH1', 1, 'found one')`);
+  t.deepEqual(await lineOf(db, waiting.id), { qty: 3, backordered: 1, confirmed: 0 }, 'the found unit is safety stock');
+  await db.query(`select inventory.set_policy('A', 'WH1', safety_stock => 0)`);
+  t.deepEqual(await lineOf(db, waiting.id), { qty: 4, backordered: 0, confirmed: 0 }, 'releasing the safety stock filled the queue');
+});
+
+test('a kit whose component allows backorders backorders that component only', async (t) => {
+  const { db } = t.context;
+  await setupCatalog(db, { BODY: { WH1: 5 }, LENS: { WH1: 1 } });
+  await db.query(`select inventory.upsert_product('KIT')`);
+  await db.query(`select inventory.set_kit('KIT', '[{"sku":"BODY","qty":1},{"sku":"LENS","qty":1}]')`);
+  await rejectsWithCode(t, reserve(db, 'k0', [{ sku: 'KIT', warehouse: 'WH1', qty: 3 }]), 'IV001');
+  await db.query(`select inventory.set_backorder_policy('LENS', 'WH1', 'BACKORDER', 2)`);
+  const held = await reserve(db, 'k1', [{ sku: 'KIT', warehouse: 'WH1', qty: 3 }]);
+  t.deepEqual(await rowOf(db, 'BODY', 'WH1'), { on_hand: 5, reserved: 3, backordered: 0 });
+  t.deepEqual(await rowOf(db, 'LENS', 'WH1'), { on_hand: 1, reserved: 1, backordered: 2 });
+  t.deepEqual(await lineOf(db, held.id), { qty: 4, backordered: 2, confirmed: 0 });
+});
