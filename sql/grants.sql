@@ -37,5 +37,6 @@ to stockroom_writer;
 grant execute on function
   inventory.upsert_warehouse(text, text, text, integer),
   inventory.expire_due(integer),
+  inventory.end_preorders(),
   inventory.verify_counters(boolean)
 to stockroom_admin;

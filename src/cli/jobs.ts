@@ -8,6 +8,7 @@ import {
   cancelJobs, enqueueJob, failedJobIds, jobStates, jobsDashboard, rescheduleJobs, retryJobs, type Dashboard,
 } from '../db/jobs-queries.ts';
 import { StockroomError, UsageError } from '../errors.ts';
+import { END_PREORDERS } from '../jobs/end_preorders.ts';
 import { EXPIRE_SWEEP } from '../jobs/expire_sweep.ts';
 import { INCREMENTAL_SYNC } from '../jobs/incremental_sync.ts';
 import { UNLOCK_DEAD_WORKERS } from '../jobs/unlock_dead_workers.ts';
@@ -18,7 +19,7 @@ import { withCliContext, type CliContext } from './context.ts';
 import { age } from './format.ts';
 import { formatTable, printJson, printTable } from './output.ts';
 
-const TASKS = [EXPIRE_SWEEP, INCREMENTAL_SYNC, UNLOCK_DEAD_WORKERS, VERIFY_COUNTERS];
+const TASKS = [END_PREORDERS, EXPIRE_SWEEP, INCREMENTAL_SYNC, UNLOCK_DEAD_WORKERS, VERIFY_COUNTERS];
 
 class JobsError extends StockroomError {
   constructor(message: string) {

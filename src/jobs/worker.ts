@@ -11,6 +11,7 @@ import type { Config } from '../config.ts';
 import type { Lifecycle } from '../lifecycle.ts';
 import type { Logger } from '../log.ts';
 import { CRONTAB } from './crontab.ts';
+import { END_PREORDERS, endPreordersTask } from './end_preorders.ts';
 import { EXPIRE_SWEEP, expireSweepTask, scheduleSweep } from './expire_sweep.ts';
 import { INCREMENTAL_SYNC, incrementalSyncTask } from './incremental_sync.ts';
 import { workerLogger } from './logger.ts';
@@ -42,6 +43,7 @@ export function taskList(deps: Pick<WorkerDeps, 'writer' | 'verifyFix' | 'heartb
     [UNLOCK_DEAD_WORKERS]: unlockDeadWorkersTask(metrics, deps.heartbeatMs),
     [INCREMENTAL_SYNC]: incrementalSyncTask(deps.writer, metrics),
     [VERIFY_COUNTERS]: verifyCountersTask(deps.verifyFix ?? false, metrics),
+    [END_PREORDERS]: endPreordersTask(),
   };
 }
 

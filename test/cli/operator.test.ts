@@ -88,7 +88,7 @@ test('jobs --json: every task with its counts by state, the failures, the live w
   const pool = (await queryOne<{ pool_id: string }>(db, 'select pool_id from stockroom_meta.worker_heartbeats')).pool_id;
 
   const { json } = await runJson(t, ['jobs', '--json'], env);
-  t.deepEqual(json.tasks.map((x: { task: string }) => x.task), ['expire_sweep', 'incremental_sync', 'unlock_dead_workers', 'verify_counters']);
+  t.deepEqual(json.tasks.map((x: { task: string }) => x.task), ['end_preorders', 'expire_sweep', 'incremental_sync', 'unlock_dead_workers', 'verify_counters']);
   t.deepEqual(json.tasks.find((x: { task: string }) => x.task === 'verify_counters'), {
     task: 'verify_counters', queue: '', queued: 0, scheduled: 2, running: 0, failed: 0, permanentlyFailed: 0, oldestWaitingSeconds: null,
   });
@@ -111,7 +111,7 @@ test('jobs --json: every task with its counts by state, the failures, the live w
   t.regex(text.stdout, /verify_counters\s+30 3 \* \* \*\s+in \d+[hm]\d+[ms]s?\s+never/);
   t.regex(text.stdout, /incremental_sync\s+\*\/5 \* \* \* \*\s+(in \d+m?\d*s|due now)/);
   t.true(text.stdout.split('\n').every((line) => line.length <= 80), `fits 80 columns:\n${text.stdout}`);
-  t.deepEqual(json.recurring.map((r: { task: string }) => r.task).sort(), ['expire_sweep', 'incremental_sync', 'unlock_dead_workers', 'verify_counters']);
+  t.deepEqual(json.recurring.map((r: { task: string }) => r.task).sort(), ['end_preorders', 'expire_sweep', 'incremental_sync', 'unlock_dead_workers', 'verify_counters']);
   // The worker records each job's end: the sweep it runs at start is there, with its outcome.
   t.true(await waitFor(async () => {
     const again = await runJson(t, ['jobs', '--json'], env);
@@ -235,7 +235,7 @@ test('jobs: an unknown or running job is one line saying why (exit 1); a bad id 
   const usage: Array<[string[], RegExp]> = [
     [['retry', 'abc'], /^stockroom: job ids are whole numbers, got 'abc'\n$/],
     [['retry'], /^stockroom: name the job ids to retry, or use --failed\n$/],
-    [['run', 'nosuch'], /^stockroom: unknown task 'nosuch'; the tasks are expire_sweep, incremental_sync, unlock_dead_workers, verify_counters\n$/],
+    [['run', 'nosuch'], /^stockroom: unknown task 'nosuch'; the tasks are end_preorders, expire_sweep, incremental_sync, unlock_dead_workers, verify_counters\n$/],
   ];
   for (const [args, message] of usage) {
     const result = await runCli(['jobs', ...args], env);

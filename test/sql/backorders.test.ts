@@ -169,3 +169,19 @@ test('a kit whose component allows backorders backorders that component only', a
   t.deepEqual(await rowOf(db, 'LENS', 'WH1'), { on_hand: 1, reserved: 1, backordered: 2 });
   t.deepEqual(await lineOf(db, held.id), { qty: 4, backordered: 2, confirmed: 0 });
 });
+
+test('end_preorders turns rows past their preorder date to DENY, keeping the date and every waiting unit', async (t) => {
+  const { db } = t.context;
+  await setupCatalog(db, { GAME: { WH1: 0 }, OTHER: { WH1: 0 } });
+  await db.query(`select inventory.set_backorder_policy('GAME', 'WH1', 'PREORDER', 5, now() + interval '1 day')`);
+  await db.query(`select inventory.set_backorder_policy('OTHER', 'WH1', 'PREORDER', 5, now() + interval '1 day')`);
+  await reserve(db, 'p1', [{ sku: 'GAME', warehouse: 'WH1', qty: 2 }]);
+  t.is((await queryOne(db, 'select inventory.end_preorders() as n')).n, 0);
+  await db.query(`update inventory.stock_levels s set preorder_until = now() - interval '1 second' from inventory.products p where p.id = s.product_id and p.sku = 'GAME'`);
+  const before = await queryOne(db, `select version from inventory.stock_levels s join inventory.products p on p.id = s.product_id where p.sku = 'GAME'`);
+  t.is((await queryOne(db, 'select inventory.end_preorders() as n')).n, 1);
+  const after = await queryOne(db, `select backorder_policy, backordered, preorder_until < now() as ended, version from inventory.stock_levels s join inventory.products p on p.id = s.product_id where p.sku = 'GAME'`);
+  t.like(after, { backorder_policy: 'DENY', backordered: 2, ended: true });
+  t.true(Number(after.version) > Number(before.version), 'the cache sees the change');
+  t.is((await queryOne(db, 'select inventory.end_preorders() as n')).n, 0, 'once');
+});

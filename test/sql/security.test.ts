@@ -45,6 +45,7 @@ const WRITER_FUNCTIONS = [
 ];
 const ADMIN_FUNCTIONS = [
   ...WRITER_FUNCTIONS,
+  'end_preorders()',
   'expire_due(integer)',
   'upsert_warehouse(text,text,text,integer)',
   'verify_counters(boolean)',
