@@ -66,13 +66,17 @@ export async function openTestDatabase(label: string, options: { max?: number; t
 
 export type DatabaseContext = { db: TestDatabase & { close(): Promise<void> } };
 
-/** Gives each test t.context.db, checks the invariants after it, and drops it. */
-export function useDatabase(test: TestFn<DatabaseContext>): void {
+/**
+ * Gives each test t.context.db, checks the invariants after it, and drops it.
+ * reservationLedger: also check each reservation line against its movements
+ * (reservationLedgerViolations), for tests that change reservations only through the API.
+ */
+export function useDatabase(test: TestFn<DatabaseContext>, options: { reservationLedger?: boolean } = {}): void {
   test.beforeEach(async (t) => {
     t.context.db = await openTestDatabase(t.title);
   });
   test.afterEach(async (t) => {
-    await assertInvariants(t, t.context.db);
+    await assertInvariants(t, t.context.db, options);
   });
   test.afterEach.always(async (t) => {
     await t.context.db?.close();

@@ -3,6 +3,9 @@
 //   movement's *_after values follow from the previous ones in id order;
 // - 0 ≤ reserved ≤ on_hand;
 // - reserved = Σ qty of HELD reservation lines.
+// And, for tests that change reservations only through the SQL API (verify_counters'
+// tests damage reservations on purpose), reservationLedgerViolations: each
+// reservation line agrees with the reservation's own movements on its row.
 import type { ExecutionContext } from 'ava';
 import type pg from 'pg';
 
@@ -46,6 +49,35 @@ export async function invariantViolations(db: Queryable): Promise<string[]> {
   return rows.map((r) => r.problem);
 }
 
-export async function assertInvariants(t: ExecutionContext, db: Queryable): Promise<void> {
+/**
+ * Each reservation's lines against its movements, per stock row: what its movements
+ * reserved and gave back sums to the line's qty while it is HELD and to 0 once it has
+ * ended; the units its CONFIRM movements took are the line's `confirmed` (units
+ * confirmed part by part, confirm_lines), plus its qty when confirm() ended it (a
+ * settled line keeps its qty as history). Every movement of a reservation has its line.
+ */
+export async function reservationLedgerViolations(db: Queryable): Promise<string[]> {
+  const { rows } = await db.query<{ problem: string }>(`
+    with moved as (
+      select reservation_id, product_id, warehouse_id, sum(reserved_delta) as reserved,
+             coalesce(-sum(on_hand_delta) filter (where kind = 'CONFIRM'), 0) as confirmed
+      from inventory.movements where reservation_id is not null group by 1, 2, 3),
+    line as (
+      select l.reservation_id, l.product_id, l.warehouse_id, l.qty, l.confirmed, r.status
+      from inventory.reservation_lines l join inventory.reservations r on r.id = l.reservation_id)
+    select format('reservation %s, row %s/%s (%s): line qty %s confirmed %s, but its movements reserved %s and confirmed %s',
+                  coalesce(l.reservation_id, m.reservation_id), coalesce(l.product_id, m.product_id), coalesce(l.warehouse_id, m.warehouse_id),
+                  coalesce(l.status, 'no line'), l.qty, l.confirmed, coalesce(m.reserved, 0), coalesce(m.confirmed, 0)) as problem
+    from line l
+    full join moved m on m.reservation_id = l.reservation_id and m.product_id = l.product_id and m.warehouse_id = l.warehouse_id
+    where l.reservation_id is null
+       or coalesce(m.reserved, 0) <> case when l.status = 'HELD' then l.qty else 0 end
+       or coalesce(m.confirmed, 0) <> l.confirmed + case when l.status = 'CONFIRMED' then l.qty else 0 end
+    limit 20`);
+  return rows.map((r) => r.problem);
+}
+
+export async function assertInvariants(t: ExecutionContext, db: Queryable, options: { reservationLedger?: boolean } = {}): Promise<void> {
   t.deepEqual(await invariantViolations(db), [], 'ledger invariants hold');
+  if (options.reservationLedger) t.deepEqual(await reservationLedgerViolations(db), [], 'reservation lines agree with their movements');
 }
