@@ -50,7 +50,7 @@ begin
   v_reservation := inventory._locked_reservation_and_rows(p_reservation_id);
   if v_reservation.status <> 'HELD' then
     perform inventory._refuse_transition(v_reservation, v_action || ' lines of',
-      format('it is %s (%s)', v_reservation.status, inventory._clip(coalesce(v_reservation.release_reason, 'no reason'))),
+      format('it is %s%s', v_reservation.status, coalesce(' (' || inventory._clip(v_reservation.release_reason) || ')', '')),
       'Nothing is held any more. Retry with an idempotency key to make a repeated call safe.');
   elsif p_kind = 'CONFIRM' and v_reservation.expires_at <= now() then
     perform inventory._refuse_transition(v_reservation, 'confirm lines of',

@@ -75,7 +75,7 @@ begin
   v_reservation := inventory._locked_reservation_and_rows(edit_reservation.reservation_id, v_request.lines);
   if v_reservation.status <> 'HELD' then
     perform inventory._refuse_transition(v_reservation, 'edit',
-      format('it is %s (%s)', v_reservation.status, inventory._clip(coalesce(v_reservation.release_reason, 'no reason'))),
+      format('it is %s%s', v_reservation.status, coalesce(' (' || inventory._clip(v_reservation.release_reason) || ')', '')),
       'Only a HELD reservation can be edited; reserve the new lines instead.');
   elsif v_reservation.expires_at <= now() then
     perform inventory._refuse_transition(v_reservation, 'edit',

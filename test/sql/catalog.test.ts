@@ -27,7 +27,7 @@ async function stockRow(db: Queryable, sku: string, warehouse: string): Promise<
 test('upsert_product creates a product and returns its products row', async (t) => {
   const { db } = t.context;
   const product = await queryOne(db, `select * from inventory.upsert_product('A-1', 'Widget')`);
-  t.deepEqual(Object.keys(product), ['id', 'sku', 'name', 'created_at', 'updated_at']);
+  t.deepEqual(Object.keys(product), ['id', 'sku', 'name', 'created_at', 'updated_at', 'is_kit']);
   t.regex(product.id, UUID);
   t.like(product, { sku: 'A-1', name: 'Widget' });
   t.deepEqual(await queryOne(db, `select * from inventory.products`), product);
