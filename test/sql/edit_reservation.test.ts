@@ -216,6 +216,25 @@ test('kits: an edit changes and removes kit lines (reservation_kits follows); co
   await db.query(`select inventory.set_kit('KIT', '[{"sku":"LENS","qty":1}]')`);
 });
 
+test('confirm_lines waiting on an edit that adds a stock row to the reservation takes that row too (it locks again once it sees the lines changed)', async (t) => {
+  const { db } = t.context;
+  await setupCatalog(db, { A: { WH1: 10 }, C: { WH1: 5 } });
+  const held = await reserve(db, 'order-1', [{ sku: 'A', warehouse: 'WH1', qty: 2 }]);
+  const editor = await db.pool.connect();
+  try {
+    await editor.query('begin');
+    await editor.query(`select inventory.edit_reservation($1, '[{"sku":"A","warehouse":"WH1","qty":2},{"sku":"C","warehouse":"WH1","qty":1}]')`, [held.id]);
+    // It read the lines (A only) before the edit commits, and waits for A's row.
+    const confirming = confirmLines(db, held.id, [{ sku: 'A', qty: 1 }, { sku: 'C', qty: 1 }]);
+    await new Promise((resolve) => setTimeout(resolve, 200));
+    await editor.query('commit');
+    t.is((await confirming).status, 'HELD');
+  } finally {
+    editor.release();
+  }
+  t.deepEqual(await linesOf(db, held.id), { 'A@WH1': '1 (confirmed 1)', 'C@WH1': '0 (confirmed 1)' });
+});
+
 test('64 concurrent clients editing and reserving the last units of a sku never oversell, and never deadlock', async (t) => {
   const { db } = t.context;
   await setupCatalog(db, { HOT: { WH1: 40, WH2: 10 }, B: { WH1: 100 }, C: { WH2: 100 } });
