@@ -97,8 +97,17 @@ export function makeSchemaExtensions(deps: ExtensionDeps): GraphileConfig.Plugin
     const callSql = <K extends keyof typeof inputs>(
       fieldArgs: FieldArgs, name: K, text: string, values: (input: z.infer<(typeof inputs)[K]>) => unknown[],
     ) => sideEffectWithPgClient(executor, fieldArgs.getRaw(), async (client, raw) => {
-      const { rows } = await client.query<Record<string, unknown>>({ text, values: values(validated(name, raw)) });
-      return rows;
+      const input = validated(name, raw);
+      try {
+        const { rows } = await client.query<Record<string, unknown>>({ text, values: values(input) });
+        return rows;
+      } catch (error) {
+        // A mutation taking lines (editReservation) says which of them a refusal is about, as reserve does.
+        const lines = (input as { lines?: ReadonlyArray<{ sku: string; warehouse?: string | null }> }).lines;
+        const { code, message, detail, hint } = error as { code?: unknown; message: string; detail?: string; hint?: string };
+        if (lines && (code === 'IV001' || code === 'IV004')) throw withRefusedLines(new ReserveRefusal(code, message, detail, hint), lines);
+        throw error;
+      }
     });
     type Rows = ReturnType<typeof callSql>;
     const reservationOf = ($rows: Rows) => reservations.get({ id: access($rows, [0, 'id']) });

@@ -144,7 +144,7 @@ test('editReservation, confirmLines and releaseLines change a HELD reservation p
   t.like(await stockOf(db, 'EDIT', 'WH1'), { reserved: 4 });
   errorOf(t, await api.graphql(edit, { id, lines: [{ sku: 'EDIT', qty: 1 }], key: 'gql-edit-1' }, { token: writer }), 'IDEMPOTENCY_CONFLICT');
   const short = errorOf(t, await api.graphql(edit, { id, lines: [{ sku: 'EDIT', warehouse: 'WH1', qty: 9 }] }, { token: writer }), 'INSUFFICIENT_STOCK');
-  t.like((short.extensions!.detail as { lines: unknown[] }).lines[0], { sku: 'EDIT', warehouse: 'WH1', requested: 9, available: 5 });
+  t.deepEqual((short.extensions!.detail as { lines: unknown[] }).lines, [{ sku: 'EDIT', warehouse: 'WH1', requested: 9, available: 5, inputLines: [1] }]);
 
   const confirm = `mutation ($id: UUID!, $lines: [ReserveLineInput!]!) { confirmLines(reservationId: $id, lines: $lines) { status } }`;
   t.is((await api.graphql<{ confirmLines: { status: string } }>(confirm, { id, lines: [{ sku: 'EDIT', warehouse: 'WH1', qty: 1 }] }, { token: writer })).data!.confirmLines.status, 'HELD');

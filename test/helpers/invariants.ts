@@ -2,10 +2,10 @@
 // - for each stock row, Σ movement deltas = on_hand and reserved, and each
 //   movement's *_after values follow from the previous ones in id order;
 // - 0 ≤ reserved ≤ on_hand;
-// - reserved = Σ qty of HELD reservation lines.
-// And, for tests that change reservations only through the SQL API (verify_counters'
-// tests damage reservations on purpose), reservationLedgerViolations: each
-// reservation line agrees with the reservation's own movements on its row.
+// - reserved = Σ qty of HELD reservation lines;
+// - and (reservationLedgerViolations; verify_counters' tests, which damage
+//   reservations on purpose, leave it out) each reservation line agrees with
+//   the reservation's own movements on its row.
 import type { ExecutionContext } from 'ava';
 import type pg from 'pg';
 

@@ -1,7 +1,7 @@
 // Editing a reservation (edit_reservation) and settling part of one
 // (confirm_lines, release_lines): movements, lines, kits, refusals that write
-// nothing, idempotency, and concurrency without oversell or deadlock. Every
-// test also checks each reservation line against its own movements.
+// nothing, idempotency, and concurrency without oversell or deadlock. After
+// every test (useDatabase) each reservation line agrees with its own movements.
 import anyTest, { type TestFn } from 'ava';
 import { lastMovementId, movements, snapshotOfWrites } from '../helpers/ledger.ts';
 import { useDatabase, type DatabaseContext } from '../helpers/database.ts';
@@ -9,7 +9,7 @@ import type { Queryable } from '../helpers/invariants.ts';
 import { queryOne, rejectsWithCode, setupCatalog, stockOf } from '../helpers/inventory.ts';
 
 const test = anyTest as TestFn<DatabaseContext>;
-useDatabase(test, { reservationLedger: true });
+useDatabase(test);
 
 interface Reservation { id: string; order_ref: string; status: string; release_reason: string | null; updated_at: Date }
 type Line = { sku: string; warehouse?: string | null; qty: number };
