@@ -2,8 +2,13 @@
 -- unknown. Lock order, everywhere: stock rows (in key order) first, then the
 -- reservation. So whoever holds a reservation lock already holds every stock
 -- row it needs and never waits again, and reserve()'s lazy expiry can safely
--- wait for a reservation lock. A reservation's lines never change, so its rows
--- can be read before it is locked.
+-- wait for a reservation lock. Its rows are read before it is locked: only
+-- edit_reservation adds rows to a reservation, and _settle locks the rows of
+-- the lines as they are once the reservation is locked, so a concurrent edit
+-- can cost a wait out of key order (rare: PostgreSQL resolves a resulting
+-- deadlock by aborting one side, 40P01), never a wrong settle. Functions that
+-- change lines use _locked_reservation_and_rows, which takes the rows again
+-- when they changed meanwhile.
 create or replace function inventory._locked_reservation(p_id uuid, p_lock_stock boolean default true)
 returns inventory.reservations
 language plpgsql volatile

@@ -130,7 +130,8 @@ const TagsPlugin = jsonPgSmartTags({
       'inventory.backorder_position': { tags: { behavior: '-connection +list' } },
       // These have typed, validated mutations in schema-extensions.ts instead.
       // reserve_many is how the API combines reserve mutations, not a mutation of its own.
-      ...Object.fromEntries(['reserve', 'reserve_many', 'confirm', 'release', 'extend', 'adjust', 'set_count', 'transfer']
+      ...Object.fromEntries(['reserve', 'reserve_many', 'confirm', 'release', 'extend', 'edit_reservation', 'confirm_lines', 'release_lines',
+        'adjust', 'set_count', 'transfer']
         .map((name) => [`inventory.${name}`, { tags: { behavior: '-*' } }])),
     },
   },

@@ -1,6 +1,7 @@
 // What Stockroom adds to the schema PostGraphile derives from `inventory`:
 // - mutations for the SQL API with typed, validated inputs (reserve, confirm,
-//   release, extend, adjust, setCount, transfer). Business rules stay in the
+//   release, extend, editReservation, confirmLines, releaseLines, adjust,
+//   setCount, transfer). Business rules stay in the
 //   database: each calls its function as the request's role in one statement
 //   (in PostGraphile's transaction for the actor's setting, when there is an
 //   actor: a savepoint inside it would cost two more round trips for nothing),
@@ -28,6 +29,8 @@ const reason = z.string().trim().min(1).max(500);
 const key = z.string().trim().min(1).max(200);
 const positive = z.number().int().positive().max(2_147_483_647);
 const ttlSeconds = z.number().int().positive().max(366 * 24 * 3600);
+/** A reservation's lines, as reserve, editReservation, confirmLines and releaseLines take them. */
+const lines = z.array(z.object({ sku, warehouse: code.nullish(), qty: positive })).min(1).max(1000);
 
 /** The most skus one cachedStock call reads. */
 export const MAX_CACHED_SKUS = 1000;
@@ -35,13 +38,16 @@ export const MAX_CACHED_SKUS = 1000;
 const inputs = {
   reserve: z.object({
     orderRef: z.string().trim().min(1).max(200),
-    lines: z.array(z.object({ sku, warehouse: code.nullish(), qty: positive })).min(1).max(1000),
+    lines,
     ttlSeconds: ttlSeconds.nullish(),
     idempotencyKey: key.nullish(),
   }),
   confirm: z.object({ reservationId: z.uuid() }),
   release: z.object({ reservationId: z.uuid(), reason: reason.nullish() }),
   extend: z.object({ reservationId: z.uuid(), ttlSeconds }),
+  editReservation: z.object({ reservationId: z.uuid(), lines, idempotencyKey: key.nullish() }),
+  confirmLines: z.object({ reservationId: z.uuid(), lines, idempotencyKey: key.nullish() }),
+  releaseLines: z.object({ reservationId: z.uuid(), lines, reason: reason.nullish(), idempotencyKey: key.nullish() }),
   adjust: z.object({ sku, warehouse: code, delta: z.number().int().min(-2_147_483_647).max(2_147_483_647).refine((d) => d !== 0, 'must not be 0'), reason, idempotencyKey: key.nullish() }),
   setCount: z.object({ sku, warehouse: code, counted: z.number().int().min(0).max(2_147_483_647), reason, expected: z.number().int().min(0).nullish() }),
   transfer: z.object({ sku, fromWarehouse: code, toWarehouse: code, qty: positive, reason, idempotencyKey: key.nullish() }),
@@ -91,8 +97,17 @@ export function makeSchemaExtensions(deps: ExtensionDeps): GraphileConfig.Plugin
     const callSql = <K extends keyof typeof inputs>(
       fieldArgs: FieldArgs, name: K, text: string, values: (input: z.infer<(typeof inputs)[K]>) => unknown[],
     ) => sideEffectWithPgClient(executor, fieldArgs.getRaw(), async (client, raw) => {
-      const { rows } = await client.query<Record<string, unknown>>({ text, values: values(validated(name, raw)) });
-      return rows;
+      const input = validated(name, raw);
+      try {
+        const { rows } = await client.query<Record<string, unknown>>({ text, values: values(input) });
+        return rows;
+      } catch (error) {
+        // A mutation taking lines (editReservation) says which of them a refusal is about, as reserve does.
+        const lines = (input as { lines?: ReadonlyArray<{ sku: string; warehouse?: string | null }> }).lines;
+        const { code, message, detail, hint } = error as { code?: unknown; message: string; detail?: string; hint?: string };
+        if (lines && (code === 'IV001' || code === 'IV004')) throw withRefusedLines(new ReserveRefusal(code, message, detail, hint), lines);
+        throw error;
+      }
     });
     type Rows = ReturnType<typeof callSql>;
     const reservationOf = ($rows: Rows) => reservations.get({ id: access($rows, [0, 'id']) });
@@ -154,6 +169,35 @@ export function makeSchemaExtensions(deps: ExtensionDeps): GraphileConfig.Plugin
             reservationId: UUID!
             "Seconds from now until it expires (at most a year)."
             ttlSeconds: Int!
+          ): Reservation!
+          "Change a HELD reservation's lines to the lines given, all or nothing: units added must be available (INSUFFICIENT_STOCK: detail.lines with requested and available counting what the reservation holds), units no longer asked for are given back. A line without a warehouse keeps the reservation's holds of that sku where they are and allocates only the rest."
+          editReservation(
+            "The reservation's rowId."
+            reservationId: UUID!
+            "What it holds from now on: 1 to 1000 lines, as reserve takes them (kits too)."
+            lines: [ReserveLineInput!]!
+            "Makes a retry safe: the same key with the same edit applies it once; with another, IDEMPOTENCY_CONFLICT (1 to 200 characters)."
+            idempotencyKey: String
+          ): Reservation!
+          "Final deduction of part of a HELD reservation (a partial shipment); it ends CONFIRMED when nothing is left held."
+          confirmLines(
+            "The reservation's rowId."
+            reservationId: UUID!
+            "Units it holds: a line may leave out the warehouse when the reservation holds that sku in one warehouse only; a kit means its components. More than held is INVALID_ARGUMENT."
+            lines: [ReserveLineInput!]!
+            "Makes a retry safe: the same key with the same lines confirms once (1 to 200 characters)."
+            idempotencyKey: String
+          ): Reservation!
+          "Give part of a HELD reservation back; when nothing is left held it ends (CONFIRMED if some of it was confirmed, else RELEASED)."
+          releaseLines(
+            "The reservation's rowId."
+            reservationId: UUID!
+            "Units it holds, as for confirmLines."
+            lines: [ReserveLineInput!]!
+            "Why: ORDER_CHANGED (the default), CANCELLED, CUSTOMER_CANCELLED, PAYMENT_FAILED, FRAUD or ADMIN."
+            reason: String
+            "Makes a retry safe: the same key with the same lines and reason releases once (1 to 200 characters)."
+            idempotencyKey: String
           ): Reservation!
           "Receipt (delta > 0) or correction (delta < 0) of on_hand."
           adjust(
@@ -263,6 +307,18 @@ export function makeSchemaExtensions(deps: ExtensionDeps): GraphileConfig.Plugin
             extend(_$root, fieldArgs) {
               return reservationOf(callSql(fieldArgs, 'extend', 'select id from inventory.extend($1, make_interval(secs => $2))',
                 (input) => [input.reservationId, input.ttlSeconds]));
+            },
+            editReservation(_$root, fieldArgs) {
+              return reservationOf(callSql(fieldArgs, 'editReservation', 'select id from inventory.edit_reservation($1, $2::jsonb, $3)',
+                (input) => [input.reservationId, JSON.stringify(input.lines), input.idempotencyKey ?? null]));
+            },
+            confirmLines(_$root, fieldArgs) {
+              return reservationOf(callSql(fieldArgs, 'confirmLines', 'select id from inventory.confirm_lines($1, $2::jsonb, $3)',
+                (input) => [input.reservationId, JSON.stringify(input.lines), input.idempotencyKey ?? null]));
+            },
+            releaseLines(_$root, fieldArgs) {
+              return reservationOf(callSql(fieldArgs, 'releaseLines', `select id from inventory.release_lines($1, $2::jsonb, coalesce($3, 'ORDER_CHANGED'), $4)`,
+                (input) => [input.reservationId, JSON.stringify(input.lines), input.reason ?? null, input.idempotencyKey ?? null]));
             },
             adjust(_$root, fieldArgs) {
               return stockLevelOf(first(callSql(fieldArgs, 'adjust', 'select product_id, warehouse_id from inventory.adjust($1, $2, $3, $4, $5)',

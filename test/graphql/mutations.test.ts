@@ -17,7 +17,7 @@ test.before(async () => {
   db = await openTestDatabase('gql_mutations');
   await setupCatalog(db, {
     RES: { WH1: 10, WH2: 10 }, SHORT: { WH1: 2, WH2: 1 }, CONF: { WH1: 5 }, REL: { WH1: 5 }, EXT: { WH1: 5 },
-    ADJ: { WH1: 10 }, CNT: { WH1: 10 }, TRF: { WH1: 10, WH2: 0 }, IDEM: { WH1: 10 }, BAD: { WH1: 10 },
+    ADJ: { WH1: 10 }, CNT: { WH1: 10 }, TRF: { WH1: 10, WH2: 0 }, IDEM: { WH1: 10 }, BAD: { WH1: 10 }, EDIT: { WH1: 5, WH2: 5 },
   });
   api = await startTestApi(db.url, { label: 'gql_mutations' });
   writer = await token('stockroom_writer', { sub: 'test-writer' });
@@ -130,6 +130,36 @@ test('release gives the stock back with its reason; an unknown reservation is NO
   t.deepEqual(response.data!.release, { status: 'RELEASED', releaseReason: 'CUSTOMER_CANCELLED' });
   t.like(await stockOf(db, 'REL', 'WH1'), { on_hand: 5, reserved: 0 });
   errorOf(t, await api.graphql(mutation, { id: '00000000-0000-4000-8000-000000000000' }, { token: writer }), 'NOT_FOUND');
+});
+
+test('editReservation, confirmLines and releaseLines change a HELD reservation part by part; their refusals carry the SQL API\'s codes', async (t) => {
+  const { id } = await queryOne<{ id: string }>(db, `select id from inventory.reserve('gql-edit', '[{"sku":"EDIT","warehouse":"WH1","qty":2}]')`);
+  const edit = `mutation ($id: UUID!, $lines: [ReserveLineInput!]!, $key: String) {
+    editReservation(reservationId: $id, lines: $lines, idempotencyKey: $key) { ${RESERVATION_FIELDS} } }`;
+  const lines = [{ sku: 'EDIT', warehouse: 'WH1', qty: 4 }, { sku: 'EDIT', warehouse: 'WH2', qty: 1 }];
+  const edited = await api.graphql<{ editReservation: Reservation }>(edit, { id, lines, key: 'gql-edit-1' }, { token: writer });
+  t.is(edited.errors, undefined);
+  t.deepEqual(edited.data!.editReservation.lines.nodes.map((l) => [l.stockLevel.warehouse.code, l.qty]).sort(), [['WH1', 4], ['WH2', 1]]);
+  t.is((await api.graphql(edit, { id, lines, key: 'gql-edit-1' }, { token: writer })).errors, undefined, 'a retry');
+  t.like(await stockOf(db, 'EDIT', 'WH1'), { reserved: 4 });
+  errorOf(t, await api.graphql(edit, { id, lines: [{ sku: 'EDIT', qty: 1 }], key: 'gql-edit-1' }, { token: writer }), 'IDEMPOTENCY_CONFLICT');
+  const short = errorOf(t, await api.graphql(edit, { id, lines: [{ sku: 'EDIT', warehouse: 'WH1', qty: 9 }] }, { token: writer }), 'INSUFFICIENT_STOCK');
+  t.deepEqual((short.extensions!.detail as { lines: unknown[] }).lines, [{ sku: 'EDIT', warehouse: 'WH1', requested: 9, available: 5, inputLines: [1] }]);
+
+  const confirm = `mutation ($id: UUID!, $lines: [ReserveLineInput!]!) { confirmLines(reservationId: $id, lines: $lines) { status } }`;
+  t.is((await api.graphql<{ confirmLines: { status: string } }>(confirm, { id, lines: [{ sku: 'EDIT', warehouse: 'WH1', qty: 1 }] }, { token: writer })).data!.confirmLines.status, 'HELD');
+  t.like(await stockOf(db, 'EDIT', 'WH1'), { on_hand: 4, reserved: 3 });
+  const release = `mutation ($id: UUID!, $lines: [ReserveLineInput!]!, $reason: String) {
+    releaseLines(reservationId: $id, lines: $lines, reason: $reason) { status releaseReason } }`;
+  const ambiguous = errorOf(t, await api.graphql(release, { id, lines: [{ sku: 'EDIT', qty: 1 }] }, { token: writer }), 'INVALID_ARGUMENT');
+  t.regex(ambiguous.message, /say which/);
+  errorOf(t, await api.graphql(confirm, { id, lines: [] }, { token: writer }), 'INVALID_ARGUMENT');
+  const ended = await api.graphql<{ releaseLines: unknown }>(release,
+    { id, lines: [{ sku: 'EDIT', warehouse: 'WH1', qty: 3 }, { sku: 'EDIT', warehouse: 'WH2', qty: 1 }], reason: 'CUSTOMER_CANCELLED' }, { token: writer });
+  t.deepEqual(ended.data!.releaseLines, { status: 'CONFIRMED', releaseReason: null }, 'one unit was confirmed');
+  errorOf(t, await api.graphql(confirm, { id, lines: [{ sku: 'EDIT', qty: 1 }] }, { token: writer }), 'INVALID_STATE');
+  const { actor } = await queryOne<{ actor: string }>(db, `select actor from inventory.movements m join inventory.products p on p.id = m.product_id where p.sku = 'EDIT' order by m.id desc limit 1`);
+  t.is(actor, 'test-writer');
 });
 
 test('extend moves expires_at; a ttl over a year is INVALID_ARGUMENT before any SQL', async (t) => {

@@ -66,13 +66,18 @@ export async function openTestDatabase(label: string, options: { max?: number; t
 
 export type DatabaseContext = { db: TestDatabase & { close(): Promise<void> } };
 
-/** Gives each test t.context.db, checks the invariants after it, and drops it. */
-export function useDatabase(test: TestFn<DatabaseContext>): void {
+/**
+ * Gives each test t.context.db, checks the invariants after it, and drops it.
+ * The invariants include each reservation line against its own movements
+ * (reservationLedgerViolations) unless reservationLedger is false: for tests
+ * that damage reservations on purpose (verify_counters).
+ */
+export function useDatabase(test: TestFn<DatabaseContext>, options: { reservationLedger?: boolean } = {}): void {
   test.beforeEach(async (t) => {
     t.context.db = await openTestDatabase(t.title);
   });
   test.afterEach(async (t) => {
-    await assertInvariants(t, t.context.db);
+    await assertInvariants(t, t.context.db, { reservationLedger: options.reservationLedger ?? true });
   });
   test.afterEach.always(async (t) => {
     await t.context.db?.close();

@@ -185,3 +185,15 @@ test('end_preorders turns rows past their preorder date to DENY, keeping the dat
   t.true(Number(after.version) > Number(before.version), 'the cache sees the change');
   t.is((await queryOne(db, 'select inventory.end_preorders() as n')).n, 0, 'once');
 });
+
+test('a reservation waiting for backordered units cannot be edited (IV003); its held units can be confirmed in part', async (t) => {
+  const { db } = t.context;
+  await setupCatalog(db, { A: { WH1: 2 } });
+  await db.query(`select inventory.set_backorder_policy('A', 'WH1', 'BACKORDER', 5)`);
+  const held = await reserve(db, 'o1', [{ sku: 'A', warehouse: 'WH1', qty: 4 }]);
+  const error = await rejectsWithCode(t, db.query(`select inventory.edit_reservation($1, '[{"sku":"A","warehouse":"WH1","qty":1}]')`, [held.id]), 'IV003');
+  t.regex(error.message, /waits for 2 backordered unit/);
+  await db.query(`select inventory.confirm_lines($1, '[{"sku":"A","qty":2}]')`, [held.id]);
+  t.deepEqual(await lineOf(db, held.id), { qty: 0, backordered: 2, confirmed: 2 });
+  t.is((await queryOne(db, 'select status from inventory.reservations where id = $1', [held.id])).status, 'HELD', 'still waiting');
+});

@@ -32,8 +32,11 @@ const WRITER_FUNCTIONS = [
   ...READER_FUNCTIONS,
   'adjust(text,text,integer,text,text)',
   'confirm(uuid)',
+  'confirm_lines(uuid,jsonb,text)',
+  'edit_reservation(uuid,jsonb,text)',
   'extend(uuid,interval)',
   'release(uuid,text)',
+  'release_lines(uuid,jsonb,text,text)',
   'reserve(text,jsonb,interval,text)',
   'reserve_many(jsonb)',
   'set_backorder_policy(text,text,text,integer,timestamp with time zone)',
@@ -227,6 +230,20 @@ test('a writer can reserve, confirm, release, extend, adjust, transfer, set_coun
   t.like(await stockOf(db, 'A', 'WH1'), { on_hand: 10, reserved: 1, safety_stock: 2, available: 7 });
   const { rows: actors } = await db.query('select distinct actor from inventory.movements where id > $1', [mark]);
   t.deepEqual(actors, [{ actor: name }], 'movements record the login');
+});
+
+test('a writer can edit a reservation and confirm or release part of it', async (t) => {
+  const { db } = t.context;
+  await setupCatalog(db, { A: { WH1: 10 } });
+  const { name, client } = await connectAs(t, 'stockroom_writer');
+  const { rows: [held] } = await client.query(`select * from inventory.reserve('w-1', '[{"sku":"A","warehouse":"WH1","qty":1}]')`);
+  await client.query(`select inventory.edit_reservation($1, '[{"sku":"A","qty":3}]')`, [held.id]);
+  await client.query(`select inventory.confirm_lines($1, '[{"sku":"A","qty":1}]')`, [held.id]);
+  const { rows: [ended] } = await client.query(`select * from inventory.release_lines($1, '[{"sku":"A","qty":2}]')`, [held.id]);
+  t.is(ended.status, 'CONFIRMED');
+  t.like(await stockOf(db, 'A', 'WH1'), { on_hand: 9, reserved: 0 });
+  const { rows: actors } = await db.query(`select distinct actor from inventory.movements where reservation_id = $1`, [held.id]);
+  t.deepEqual(actors, [{ actor: name }]);
 });
 
 test('a writer cannot write tables directly', async (t) => {
