@@ -56,6 +56,15 @@ begin
          p_reason, p_reservation.id, p_reservation.order_ref, p_idempotency_key, inventory._actor()
   from changed c
   order by c.product_id, c.warehouse_id;
+
+  -- Units given back go to the rows' waiting backorders first.
+  if v_confirm = 0 then
+    perform inventory._fill_backorders(s.product_id, s.warehouse_id)
+    from unnest(p_changes) c
+    join inventory.stock_levels s on s.product_id = c.product_id and s.warehouse_id = c.warehouse_id
+    where c.qty < 0 and s.backordered > 0
+    order by s.product_id, s.warehouse_id;
+  end if;
 end
 $$;
 comment on function inventory._change_holds(inventory.reservations, inventory._line[], text, text, text) is

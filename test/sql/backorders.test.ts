@@ -197,3 +197,16 @@ test('a reservation waiting for backordered units cannot be edited (IV003); its 
   t.deepEqual(await lineOf(db, held.id), { qty: 0, backordered: 2, confirmed: 2 });
   t.is((await queryOne(db, 'select status from inventory.reservations where id = $1', [held.id])).status, 'HELD', 'still waiting');
 });
+
+test('units given back by release_lines or edit_reservation fill the waiting queue first', async (t) => {
+  const { db } = t.context;
+  await setupCatalog(db, { A: { WH1: 3 } });
+  await db.query(`select inventory.set_backorder_policy('A', 'WH1', 'BACKORDER', 5)`);
+  const first = await reserve(db, 'first', [{ sku: 'A', warehouse: 'WH1', qty: 3 }]);
+  const waiting = await reserve(db, 'waiting', [{ sku: 'A', warehouse: 'WH1', qty: 3 }]);
+  await db.query(`select inventory.release_lines($1, '[{"sku":"A","qty":1}]')`, [first.id]);
+  t.deepEqual(await lineOf(db, waiting.id), { qty: 1, backordered: 2, confirmed: 0 });
+  await db.query(`select inventory.edit_reservation($1, '[{"sku":"A","warehouse":"WH1","qty":1}]')`, [first.id]);
+  t.deepEqual(await lineOf(db, waiting.id), { qty: 2, backordered: 1, confirmed: 0 });
+  t.deepEqual(await rowOf(db, 'A', 'WH1'), { on_hand: 3, reserved: 3, backordered: 1 });
+});
