@@ -202,52 +202,68 @@ end
 `;
 
 /**
- * The kit rule of kitState in Lua: kitOf(hashes, qtys, threshold) takes each
- * component's HGETALL reply and qty, in definition order, and returns the
- * warehouse codes (sorted), their encoded entries (code → entry), total,
- * available and Σ versions. Entries that do not decode count as missing, as
- * reader.ts drops them. Tested against kitState and inventory._kit_rows.
+ * The kit rule of kitState in Lua. componentOf(key) reads a component's rows
+ * hash once per script call (a component of several kits is decoded once):
+ * its rows (code → { version, on_hand, available }; entries that do not
+ * decode count as missing, as reader.ts drops them) and its sums.
+ * kitOf(components, qtys) takes them in definition order and returns the
+ * kit's warehouse codes, their encoded entries and available figures (code →
+ * entry, code → available), total, available and Σ versions. Tested against
+ * kitState and inventory._kit_rows.
  */
 export const LUA_KIT_FUNCTIONS = `
-local function kitOf(hashes, qtys)
-  local byCode, codes = {}, {}
-  local onHandSums, availableSums = {}, {}
+local decodedComponents = {}
+local function componentOf(key)
+  local component = decodedComponents[key]
+  if component then return component end
+  local flat = redis.call('HGETALL', key)
+  component = { rows = {}, codes = {}, onHand = 0, available = 0, version = 0 }
+  for i = 1, #flat, 2 do
+    local version, onHand, available = decodeEntry(flat[i + 1])
+    if version then
+      component.rows[flat[i]] = { version, onHand, available }
+      component.codes[#component.codes + 1] = flat[i]
+      component.onHand, component.available = component.onHand + onHand, component.available + available
+      component.version = component.version + version
+    end
+  end
+  decodedComponents[key] = component
+  return component
+end
+local function kitOf(components, qtys)
+  local codes, seen = {}, {}
   local versionSum = 0
   for c = 1, #qtys do
-    local onHandSum, availableSum = 0, 0
-    local flat = hashes[c]
-    for i = 1, #flat, 2 do
-      local version, onHand, available = decodeEntry(flat[i + 1])
-      if version then
-        local code = flat[i]
-        local row = byCode[code]
-        if not row then
-          row = { version = 0, onHand = {}, available = {} }
-          byCode[code] = row
-          codes[#codes + 1] = code
-        end
-        row.version = row.version + version
-        row.onHand[c], row.available[c] = onHand, available
-        onHandSum, availableSum = onHandSum + onHand, availableSum + available
-        versionSum = versionSum + version
+    versionSum = versionSum + components[c].version
+    for _, code in ipairs(components[c].codes) do
+      if not seen[code] then
+        seen[code] = true
+        codes[#codes + 1] = code
       end
     end
-    onHandSums[c], availableSums[c] = onHandSum, availableSum
   end
-  local function least(values)
-    local m
-    for c = 1, #qtys do
-      local v = math.floor((values[c] or 0) / qtys[c])
-      if not m or v < m then m = v end
-    end
-    return m or 0
-  end
-  table.sort(codes)
-  local entries = {}
+  local entries, availables = {}, {}
   for _, code in ipairs(codes) do
-    local row = byCode[code]
-    entries[code] = encodeRow(row.version, least(row.onHand), 0, least(row.available), 0)
+    local version, onHand, available = 0, nil, nil
+    for c = 1, #qtys do
+      local row = components[c].rows[code]
+      local o, a = 0, 0
+      if row then
+        version = version + row[1]
+        o, a = math.floor(row[2] / qtys[c]), math.floor(row[3] / qtys[c])
+      end
+      if not onHand or o < onHand then onHand = o end
+      if not available or a < available then available = a end
+    end
+    entries[code] = encodeRow(version, onHand, 0, available, 0)
+    availables[code] = available
   end
-  return codes, entries, least(onHandSums), least(availableSums), versionSum
+  local total, available
+  for c = 1, #qtys do
+    local o, a = math.floor(components[c].onHand / qtys[c]), math.floor(components[c].available / qtys[c])
+    if not total or o < total then total = o end
+    if not available or a < available then available = a end
+  end
+  return codes, entries, availables, total or 0, available or 0, versionSum
 end
 `;

@@ -86,7 +86,7 @@ end
  *   result and the next ARGV and KEYS indexes.
  */
 const LUA_KIT_KEYS = `${LUA_KIT_FUNCTIONS}
-local function writeKit(kitBase, codeKeys, definitionVersion, force, threshold, codes, entries, total, available, versionSum)
+local function writeKit(kitBase, codeKeys, definitionVersion, force, threshold, codes, entries, availables, total, available, versionSum)
   local function K(n) return KEYS[kitBase + n] end
   local mark = redis.call('GET', K(8))
   if mark then
@@ -120,11 +120,10 @@ local function writeKit(kitBase, codeKeys, definitionVersion, force, threshold, 
     local entry, was = entries[code], before[code]
     if force or entry ~= was then
       redis.call('HSET', K(1), code, entry)
-      local _, availableNow = decodeRow(entry)
       local availableBefore
-      if was then _, availableBefore = decodeRow(was) end
-      if force or availableNow ~= availableBefore then
-        redis.call('SET', codeKeys[code], availableNow)
+      if was then availableBefore = select(2, decodeRow(was)) end
+      if force or availables[code] ~= availableBefore then
+        redis.call('SET', codeKeys[code], availables[code])
         changed = true
       end
     end
@@ -137,15 +136,15 @@ local function writeKit(kitBase, codeKeys, definitionVersion, force, threshold, 
 end
 local function recomputeKit(kitBase, codes, force, a)
   local definitionVersion, threshold, n = tonumber(ARGV[a]), tonumber(ARGV[a + 1]), tonumber(ARGV[a + 2])
-  local qtys, hashes = {}, {}
+  local qtys, components = {}, {}
   for c = 1, n do
     qtys[c] = tonumber(ARGV[a + 2 + c])
-    hashes[c] = redis.call('HGETALL', KEYS[kitBase + 8 + c])
+    components[c] = componentOf(KEYS[kitBase + 8 + c])
   end
   local codeKeys = {}
   for i, code in ipairs(codes) do codeKeys[code] = KEYS[kitBase + 8 + n + i] end
-  local kitCodes, entries, total, available, versionSum = kitOf(hashes, qtys)
-  local result = writeKit(kitBase, codeKeys, definitionVersion, force, threshold, kitCodes, entries, total, available, versionSum)
+  local kitCodes, entries, availables, total, available, versionSum = kitOf(components, qtys)
+  local result = writeKit(kitBase, codeKeys, definitionVersion, force, threshold, kitCodes, entries, availables, total, available, versionSum)
   return result, a + 3 + n, kitBase + 8 + n + #codes
 end
 `;
@@ -379,13 +378,15 @@ local codeCount = tonumber(ARGV[7])
 local codeKeys = {}
 for i = 1, codeCount do codeKeys[ARGV[7 + i]] = KEYS[8 + i] end
 local a = 8 + codeCount
-local codes, entries = {}, {}
+local codes, entries, availables = {}, {}, {}
 for i = 1, tonumber(ARGV[a]) do
   local code, entry = ARGV[a + 2 * i - 1], ARGV[a + 2 * i]
   codes[i] = code
   entries[code] = entry
+  local _, entryAvailable = decodeRow(entry)
+  availables[code] = entryAvailable
 end
-return writeKit(0, codeKeys, definitionVersion, force, threshold, codes, entries, total, available, versionSum)
+return writeKit(0, codeKeys, definitionVersion, force, threshold, codes, entries, availables, total, available, versionSum)
 `,
 };
 
