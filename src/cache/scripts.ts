@@ -88,7 +88,8 @@ end
 const LUA_KIT_KEYS = `${LUA_KIT_FUNCTIONS}
 local function writeKit(kitBase, codeKeys, definitionVersion, force, threshold, codes, entries, availables, total, available, versionSum)
   local function K(n) return KEYS[kitBase + n] end
-  local mark = redis.call('GET', K(8))
+  local stored = redis.call('MGET', K(8), K(7))
+  local mark, sums = stored[1], stored[2]
   if mark then
     local storedDefinition, storedSum = string.match(mark, '^(%d+):(%d+)$')
     if storedDefinition then
@@ -108,30 +109,41 @@ local function writeKit(kitBase, codeKeys, definitionVersion, force, threshold, 
     if not codeKeys[code] then unknown[#unknown + 1] = code end
   end
   if #unknown > 0 then return unknown end
-  local changed = force
+  -- What changed, written with one command of each kind.
+  local gone, goneKeys, hset, mset = {}, {}, {}, {}
   for code in pairs(before) do
     if entries[code] == nil then
-      redis.call('HDEL', K(1), code)
-      redis.call('DEL', codeKeys[code])
-      changed = true
+      gone[#gone + 1], goneKeys[#goneKeys + 1] = code, codeKeys[code]
     end
   end
   for _, code in ipairs(codes) do
     local entry, was = entries[code], before[code]
     if force or entry ~= was then
-      redis.call('HSET', K(1), code, entry)
+      hset[#hset + 1], hset[#hset + 2] = code, entry
       local availableBefore
       if was then availableBefore = select(2, decodeRow(was)) end
       if force or availables[code] ~= availableBefore then
-        redis.call('SET', codeKeys[code], availables[code])
-        changed = true
+        mset[#mset + 1], mset[#mset + 2] = codeKeys[code], availables[code]
       end
     end
   end
-  if changed or redis.call('GET', K(7)) ~= encodeSums(total, available, threshold) then
-    writeSku(K(2), K(3), K(4), K(5), K(6), K(7), total, available, threshold)
+  if #gone > 0 then
+    redis.call('HDEL', K(1), unpack(gone))
+    redis.call('DEL', unpack(goneKeys))
   end
-  redis.call('SET', K(8), string.format('%.0f:%.0f', definitionVersion, versionSum))
+  if #hset > 0 then redis.call('HSET', K(1), unpack(hset)) end
+  local newSums = encodeSums(total, available, threshold)
+  if force or #gone > 0 or #mset > 0 or sums ~= newSums then
+    local state = statusOf(available, threshold)
+    mset[#mset + 1], mset[#mset + 2] = K(2), total
+    mset[#mset + 1], mset[#mset + 2] = K(3), available
+    mset[#mset + 1], mset[#mset + 2] = K(4), state
+    mset[#mset + 1], mset[#mset + 2] = K(5), state == 'low_stock' and '1' or '0'
+    mset[#mset + 1], mset[#mset + 2] = K(7), newSums
+    redis.call('DEL', K(6))
+  end
+  mset[#mset + 1], mset[#mset + 2] = K(8), string.format('%.0f:%.0f', definitionVersion, versionSum)
+  redis.call('MSET', unpack(mset))
   return 1
 end
 local function recomputeKit(kitBase, codes, force, a)

@@ -145,6 +145,8 @@ export class CacheWriter {
   private kitsAhead: Promise<unknown> = Promise.resolve();
   /** Every warehouse code seen: a kit's recompute is given the kit's warehouse key for each. */
   private readonly warehouses = new Set<string>();
+  /** Per kit, its kitKeys and warehouse keys for every code seen (made again when a code is added). */
+  private readonly kitKeyCache = new Map<string, { codes: number; keys: string[] }>();
 
   readonly reader: CacheReader;
 
@@ -178,7 +180,7 @@ export class CacheWriter {
     const skuIndex = new Map(skus.map((sku, i) => [sku, i + 1]));
     const keys = [this.keys.source, this.stream.name, this.keys.position, this.keys.applyChain, ...skus.flatMap((sku) => this.keys.skuKeys(sku)),
       ...rows.map((r) => this.keys.warehouse(r.sku, r.warehouse)),
-      ...kits.flatMap((kit) => [...this.keys.kitKeys(kit.sku), ...kit.components.map((c) => this.keys.rows(c.sku)), ...codes.map((code) => this.keys.warehouse(kit.sku, code))])];
+      ...kits.flatMap((kit) => [...this.keys.kitKeys(kit.sku), ...kit.components.map((c) => this.keys.rows(c.sku)), ...this.kitWarehouseKeys(kit.sku, codes)])];
     const args: Array<string | number> = [this.stream.maxLength, position === undefined ? '' : formatLsn(position), skus.length, rows.length,
       chain?.after ?? '', chain?.token ?? '', options?.shiftSums ? '1' : ''];
     for (const r of rows) args.push(skuIndex.get(r.sku)!, r.warehouse, r.version, encodeRow(r));
@@ -195,6 +197,17 @@ export class CacheWriter {
     };
     await this.kitOutcomes(kits, kitResults ?? [], result, (again) => this.apply([], [], undefined, undefined, { ...options, kits: again }));
     return result;
+  }
+
+  /** A kit's warehouse key for each code (codes: every code seen, in the order seen, so a longer list only adds). */
+  private kitWarehouseKeys(sku: string, codes: readonly string[]): string[] {
+    let cached = this.kitKeyCache.get(sku);
+    if (!cached || cached.codes !== codes.length) {
+      cached = { codes: codes.length, keys: codes.map((code) => this.keys.warehouse(sku, code)) };
+      if (this.kitKeyCache.size > 100_000) this.kitKeyCache.clear();
+      this.kitKeyCache.set(sku, cached);
+    }
+    return cached.keys;
   }
 
   /**

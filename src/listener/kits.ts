@@ -63,6 +63,11 @@ export class KitMap {
     this.kitsOfComponent.get(componentId)?.delete(kitId);
   }
 
+  /** A kit (its own stock rows, all zero and frozen by set_kit, are never cache rows: its keys are the kit's). */
+  isKit(productId: string): boolean {
+    return this.kits.has(productId);
+  }
+
   /** Kit ids a product is a component of (none for most). */
   kitsOf(productId: string): ReadonlySet<string> | undefined {
     return this.kitsOfComponent.get(productId);

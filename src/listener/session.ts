@@ -19,7 +19,7 @@
 import { randomUUID } from 'node:crypto';
 import { LogicalReplicationService, PgoutputPlugin, type Pgoutput } from 'pg-logical-replication';
 import type { CacheWriter, StreamEvent } from '../cache/writer.ts';
-import type { KitDefinition, RowState } from '../cache/row.ts';
+import type { RowState } from '../cache/row.ts';
 import type { Logger } from '../log.ts';
 import type { Catalog } from './catalog.ts';
 import { formatLsn, parseLsn, type Lsn } from '../cache/lsn.ts';
@@ -52,8 +52,8 @@ export interface SessionOptions {
 interface Batch {
   rows: RowState[];
   events: StreamEvent[];
-  /** Kits to recompute after the rows, by sku, with the definition as of the batch's last transaction. */
-  kits: Map<string, KitDefinition>;
+  /** Kits (product ids) to recompute after the rows, with their definitions as of the batch's last transaction. */
+  kits: Set<string>;
   /** End LSN of the last whole transaction in the batch, when it has one. */
   endLsn: Lsn | undefined;
   commitTimes: bigint[];
@@ -68,7 +68,7 @@ interface Batch {
  */
 const MAX_FLUSHES_IN_FLIGHT = 4;
 
-const emptyBatch = (): Batch => ({ rows: [], events: [], kits: new Map(), endLsn: undefined, commitTimes: [], transactions: 0 });
+const emptyBatch = (): Batch => ({ rows: [], events: [], kits: new Set(), endLsn: undefined, commitTimes: [], transactions: 0 });
 
 export class ReplicationSession {
   private readonly options: SessionOptions;
@@ -199,7 +199,7 @@ export class ReplicationSession {
     const { rows, events, kits } = transaction.drain();
     this.batch.rows.push(...rows);
     this.batch.events.push(...events);
-    for (const kit of kits) this.batch.kits.set(kit.sku, kit);
+    for (const kit of kits) this.batch.kits.add(kit);
     if (endLsn !== undefined) {
       this.batch.endLsn = endLsn;
       this.batch.commitTimes.push(transaction.commitTimeMicros);
@@ -259,7 +259,10 @@ export class ReplicationSession {
     const { writer, metrics } = this.options;
     const chain = { after: this.batchesSent === 0 ? '' : `${this.sessionToken}:${this.batchesSent}`, token: `${this.sessionToken}:${this.batchesSent + 1}` };
     this.batchesSent++;
-    const applying = this.failure ? undefined : writer.apply(batch.rows, batch.events, batch.endLsn, chain, { shiftSums: true, kits: [...batch.kits.values()] });
+    // Definitions taken now, as the batch is cut: as of its last transaction (later ones are not decoded yet).
+    const { catalog } = this.options;
+    const kits = [...batch.kits].flatMap((id) => catalog.kits.definition(id, (productId) => catalog.sku(productId)) ?? []);
+    const applying = this.failure ? undefined : writer.apply(batch.rows, batch.events, batch.endLsn, chain, { shiftSums: true, kits });
     applying?.catch(() => {}); // its failure is taken below, in order
     this.flushing = this.flushing.then(async () => {
       if (this.failure || !applying) return;

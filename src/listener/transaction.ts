@@ -5,7 +5,7 @@
 import type { Pgoutput } from 'pg-logical-replication';
 import { movementEvents, movementFromRow, type Movement, type MovementRow, type RowPolicy } from '../cache/events.ts';
 import type { StreamEvent } from '../cache/writer.ts';
-import { rowState, type KitDefinition, type RowState } from '../cache/row.ts';
+import { rowState, type RowState } from '../cache/row.ts';
 import type { Catalog } from './catalog.ts';
 import { parseLsn, type Lsn } from '../cache/lsn.ts';
 
@@ -60,6 +60,7 @@ export class ReplicatedTransaction {
         this.kits.add(row.kit_id);
         break;
       case 'stock_levels': {
+        if (catalog.kits.isKit(row.product_id)) break;
         const rowKey = `${row.product_id}/${row.warehouse_id}`;
         const onHand = row.on_hand as number;
         const reserved = row.reserved as number;
@@ -99,21 +100,17 @@ export class ReplicatedTransaction {
    * it at commit) and starts collecting afresh. Movement events are built here,
    * when the row changes of the same transaction have been seen.
    */
-  drain(): { rows: RowState[]; events: StreamEvent[]; kits: KitDefinition[] } {
+  drain(): { rows: RowState[]; events: StreamEvent[]; kits: Set<string> } {
     for (const { movement, policy } of this.movements) {
       const events = movementEvents(movement, policy, this.commitLsn + this.streamIdOffset, this.eventIndex);
       this.eventIndex += events.length;
       this.events.push(...events);
     }
-    const kits: KitDefinition[] = [];
+    // The kits to recompute, by id: the batch takes their definitions when it is cut (session.ts).
+    const kits = this.kits;
     const catalog = this.catalog;
-    if (catalog && (catalog.kits.size > 0 || this.kits.size > 0)) {
-      const ids = new Set(this.kits);
-      for (const product of this.products) for (const kit of catalog.kits.kitsOf(product) ?? []) ids.add(kit);
-      for (const id of ids) {
-        const definition = catalog.kits.definition(id, (productId) => catalog.sku(productId));
-        if (definition) kits.push(definition);
-      }
+    if (catalog && catalog.kits.size > 0) {
+      for (const product of this.products) for (const kit of catalog.kits.kitsOf(product) ?? []) kits.add(kit);
     }
     const drained = { rows: [...this.rows.values()], events: this.events, kits };
     this.products = new Set();
