@@ -122,6 +122,16 @@ test('kit keys follow kit_stock() through random concurrent component and kit ch
   t.is(await redis.get(`${prefix}stock:K2:warehouse:WH3`), '7');
   t.is(await redis.exists(`${prefix}product:K2`), 0);
 
+  // Stopped, then redefined and changed: the next listener loads today's definitions and replays the slot over them.
+  await listener.stop();
+  await db.query(`select inventory.set_kit('K1', '[{"sku": "CB", "qty": 3}, {"sku": "CC", "qty": 1}]', 1)`);
+  await db.query(`select inventory.adjust('CC', 'WH2', 4, 'receipt')`);
+  await db.query(`select inventory.set_kit('K1', '[{"sku": "CA", "qty": 2}, {"sku": "CC", "qty": 1}]', 1)`);
+  await db.query(`select inventory.adjust('CA', 'WH1', 2, 'receipt')`);
+  const again = await startTestListener(db.url, { names: listener.names });
+  t.teardown(() => again.stop());
+  t.deepEqual(await waitForCache(db, redis, prefix, 20_000), [], 'after a restart that replays redefinitions');
+
   // cachedStock: from the cache, and after the kit's keys are gone, from PostgreSQL and written back.
   const metrics = createCacheMetrics(new Registry());
   const writer = new CacheWriter(redis, cacheKeys(prefix), { name: listener.names.stream, maxLength: 10_000 });
