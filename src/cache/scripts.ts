@@ -68,12 +68,13 @@ end
 /**
  * Lua for a kit's keys (keys.ts kitKeys order: rows, total, available,
  * status, low_stock, product, sums, kit), from the kit rule of row.ts:
- * - writeKit(kitBase, codeKeys, definitionVersion, force, threshold, codes,
- *   entries, total, available, versionSum) writes a kit computed from its
- *   components (KEYS[kitBase + 1…8] are its keys, codeKeys maps a warehouse
- *   code to the kit's warehouse key). Refused (returns 0) when the kit key
- *   says it was computed with a newer definition, or, unless forced, from
- *   newer component rows (a larger Σ versions). Otherwise it replaces the
+ * - writeKit(kitBase, codeKeys, definitionVersion, force, anySum, threshold,
+ *   codes, entries, availables, total, available, versionSum) writes a kit
+ *   computed from its components (KEYS[kitBase + 1…8] are its keys, codeKeys
+ *   maps a warehouse code to the kit's warehouse key). Refused (returns 0)
+ *   when the kit key says it was computed with a newer definition, or, unless
+ *   anySum, from newer component rows (a larger Σ versions: the guard of a
+ *   recompute from reads made elsewhere, KIT_WRITE). Otherwise it replaces the
  *   kit's rows hash (entries of warehouses no longer there are deleted, with
  *   their keys), writes what changed (force: everything, which repairs keys
  *   edited by hand), deletes the product key when any public key changed, and
@@ -86,7 +87,7 @@ end
  *   result and the next ARGV and KEYS indexes.
  */
 const LUA_KIT_KEYS = `${LUA_KIT_FUNCTIONS}
-local function writeKit(kitBase, codeKeys, definitionVersion, force, threshold, codes, entries, availables, total, available, versionSum)
+local function writeKit(kitBase, codeKeys, definitionVersion, force, anySum, threshold, codes, entries, availables, total, available, versionSum)
   local function K(n) return KEYS[kitBase + n] end
   local stored = redis.call('MGET', K(8), K(7))
   local mark, sums = stored[1], stored[2]
@@ -95,7 +96,7 @@ local function writeKit(kitBase, codeKeys, definitionVersion, force, threshold, 
     if storedDefinition then
       storedDefinition, storedSum = tonumber(storedDefinition), tonumber(storedSum)
       if definitionVersion < storedDefinition then return 0 end
-      if definitionVersion == storedDefinition and not force and versionSum < storedSum then return 0 end
+      if definitionVersion == storedDefinition and not anySum and versionSum < storedSum then return 0 end
     end
   end
   local old = redis.call('HGETALL', K(1))
@@ -156,7 +157,8 @@ local function recomputeKit(kitBase, codes, force, a)
   local codeKeys = {}
   for i, code in ipairs(codes) do codeKeys[code] = KEYS[kitBase + 8 + n + i] end
   local kitCodes, entries, availables, total, available, versionSum = kitOf(components, qtys)
-  local result = writeKit(kitBase, codeKeys, definitionVersion, force, threshold, kitCodes, entries, availables, total, available, versionSum)
+  -- Read here, atomically, at their newest: no Σ guard (after a repair lowered a version, it would refuse every recompute).
+  local result = writeKit(kitBase, codeKeys, definitionVersion, force, true, threshold, kitCodes, entries, availables, total, available, versionSum)
   return result, a + 3 + n, kitBase + 8 + n + #codes
 end
 `;
@@ -398,7 +400,7 @@ for i = 1, tonumber(ARGV[a]) do
   local _, entryAvailable = decodeRow(entry)
   availables[code] = entryAvailable
 end
-return writeKit(0, codeKeys, definitionVersion, force, threshold, codes, entries, availables, total, available, versionSum)
+return writeKit(0, codeKeys, definitionVersion, force, force, threshold, codes, entries, availables, total, available, versionSum)
 `,
 };
 

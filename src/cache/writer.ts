@@ -76,8 +76,8 @@ export interface ApplyResult {
   appliedRows: RowState[];
   /**
    * Kits not written: Redis holds them computed with a newer definition (the
-   * caller's is stale: a repair reloads it), or, unless forced, from newer
-   * component rows (a concurrent recompute got there first).
+   * caller's is stale: a repair reloads it), or, in a cluster and unless
+   * forced, from newer component rows (a concurrent recompute got there first).
    */
   kitsRefused: string[];
 }

@@ -114,8 +114,9 @@ async function repairKits(db: Pick<pg.Pool, 'query'>, writer: CacheWriter, skus:
   if (kits.length === 0) return 0;
   const components = [...new Set(kits.flatMap((kit) => kit.components.map((c) => c.sku)))];
   const kitSkus = kits.map((kit) => kit.sku);
-  const [componentRows, kitRows, kitKeys] = await Promise.all([
+  const [componentRows, kitRows, kitKeys, marks] = await Promise.all([
     writer.reader.rowsHashes(components), writer.reader.rowsHashes(kitSkus), writer.reader.skuKeys(kitSkus, { sums: true }),
+    writer.reader.mget(kitSkus.map((sku) => writer.keys.kit(sku))),
   ]);
   const rowsOf = new Map(components.map((sku, i) => [sku, componentRows[i]]));
   const wrong = kits.filter((kit, i) => {
@@ -123,7 +124,9 @@ async function repairKits(db: Pick<pg.Pool, 'query'>, writer: CacheWriter, skus:
     const have = kitKeys[i];
     const rows = kitRows[i] ?? new Map();
     const sameRows = rows.size === want.rows.size && [...want.rows].every(([code, row]) => rows.has(code) && encodeRow(rows.get(code)!) === encodeRow(row));
-    return !(sameRows && have && have.total === want.totals.total && have.available === want.totals.available && have.status === want.totals.status
+    // The Σ of component versions too: one left above the rows' (a repair lowered a version) would make a cluster refuse the stream's recomputes.
+    const sameSum = marks[i]?.split(':')[1] === want.mark.split(':')[1];
+    return !(sameRows && sameSum && have && have.total === want.totals.total && have.available === want.totals.available && have.status === want.totals.status
       && (have.lowStock ? '1' : '0') === want.totals.lowStock && have.sums === want.totals.sums);
   });
   if (wrong.length > 0) await writeWithKits(db, writer, [], wrong);

@@ -8,6 +8,7 @@
 import anyTest, { type TestFn } from 'ava';
 import { Registry } from 'prom-client';
 import { cacheKeys, type CacheKeys } from '../../src/cache/keys.ts';
+import { loadKitDefinitions } from '../../src/cache/loader.ts';
 import { rebuildCache, RebuildInterruptedError } from '../../src/cache/rebuild.ts';
 import { createRedis, type Redis } from '../../src/cache/redis.ts';
 import { rowState } from '../../src/cache/row.ts';
@@ -129,6 +130,13 @@ test.serial('the consumer streams into the cluster: keys equal PostgreSQL on all
   t.teardown(() => client.disconnect());
   const writer = new CacheWriter(client, keys, { name: listener.names.stream, maxLength: 100_000 });
   const verify = () => verifyCache({ databaseUrl: db.url, redis: client, writer, keys, fix: false });
+  // The kit's guard here: a recompute from component reads older than the last one's (a smaller Σ of versions) is refused.
+  const [kitDefinition] = await loadKitDefinitions(db.pool, { kits: ['KIT-1'] });
+  const mark = (await redis.get(keys.kit('KIT-1')))!;
+  await redis.set(keys.kit('KIT-1'), `${kitDefinition!.version}:999999`);
+  t.deepEqual(await writer.recomputeKits([kitDefinition!]), ['KIT-1']);
+  t.deepEqual(await writer.recomputeKits([kitDefinition!], { force: true }), [], 'a repair forces it');
+  t.is(await redis.get(keys.kit('KIT-1')), mark);
   t.like(await verify(), { skus: 13, rows: 24, driftedSkus: 0 });
 
   // The version guard: a state older than the one cached is refused.
