@@ -166,6 +166,11 @@ export function kitMark(definitionVersion: string, versionSum: string): string {
   return `${definitionVersion}:${versionSum}`;
 }
 
+/** The Σ of component row versions a kit key records (undefined for anything else). */
+export function kitMarkSum(mark: string | null | undefined): string | undefined {
+  return typeof mark === 'string' ? /^\d+:(\d+)$/.exec(mark)?.[1] : undefined;
+}
+
 /**
  * The same definitions in Lua, for scripts that recompute a sku's keys inside
  * Redis: `decodeRow(value)` returns on_hand, available and threshold of an
@@ -255,7 +260,7 @@ local function kitOf(components, qtys)
       if not onHand or o < onHand then onHand = o end
       if not available or a < available then available = a end
     end
-    entries[code] = encodeRow(version, onHand, 0, available, 0)
+    entries[code] = encodeRow(${FIELDS.map((f) => (f === 'version' || f === 'onHand' || f === 'available' ? f : '0')).join(', ')})
     availables[code] = available
   end
   local total, available

@@ -43,7 +43,7 @@ import { isCluster, type Redis } from './redis.ts';
 import { formatLsn, parseLsn, type Lsn } from './lsn.ts';
 import type { CacheKeys } from './keys.ts';
 import { CacheReader } from './reader.ts';
-import { encodeRow, kitState, type CachedRowValue, type KitDefinition, type RowState } from './row.ts';
+import { encodeRow, kitMarkSum, kitState, type CachedRowValue, type KitDefinition, type RowState } from './row.ts';
 import { APPLY, APPLY_SLOT, APPLY_STREAM, COMPLETE_REBUILD, KIT_WRITE, RELEASE_LEASE, RENEW_LEASE, REPLACE_AHEAD, runScript, SLOT_REBUILD } from './scripts.ts';
 import { groupBySlot, SLOT_COUNT } from './slots.ts';
 
@@ -244,7 +244,7 @@ export class CacheWriter {
       const codes = [...this.warehouses];
       const keys = [...this.keys.kitKeys(kit.sku), ...codes.map((code) => this.keys.warehouse(kit.sku, code))];
       const args: Array<string | number> = [kit.version, force ? '1' : '', kit.lowStockThreshold, state.totals.total, state.totals.available,
-        state.mark.split(':')[1]!, codes.length, ...codes, state.rows.size];
+        kitMarkSum(state.mark)!, codes.length, ...codes, state.rows.size];
       for (const [code, row] of state.rows) args.push(code, encodeRow(row));
       return (await runScript(this.redis, KIT_WRITE, keys, args)) as number | string[];
     }));

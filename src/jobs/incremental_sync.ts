@@ -17,7 +17,7 @@ import type pg from 'pg';
 import { writeWithKits } from '../cache/kits.ts';
 import { CACHE_ROW_COLUMNS, loadKitDefinitions, loadSkus, toRowState } from '../cache/loader.ts';
 import type { CachedRow } from '../cache/reader.ts';
-import { encodeRow, kitState, sameRow, skuTotals, type RowState } from '../cache/row.ts';
+import { encodeRow, kitMarkSum, kitState, sameRow, skuTotals, type RowState } from '../cache/row.ts';
 import type { CacheWriter } from '../cache/writer.ts';
 import type { JobMetrics } from './metrics.ts';
 
@@ -125,7 +125,7 @@ async function repairKits(db: Pick<pg.Pool, 'query'>, writer: CacheWriter, skus:
     const rows = kitRows[i] ?? new Map();
     const sameRows = rows.size === want.rows.size && [...want.rows].every(([code, row]) => rows.has(code) && encodeRow(rows.get(code)!) === encodeRow(row));
     // The Σ of component versions too: one left above the rows' (a repair lowered a version) would make a cluster refuse the stream's recomputes.
-    const sameSum = marks[i]?.split(':')[1] === want.mark.split(':')[1];
+    const sameSum = kitMarkSum(marks[i]) === kitMarkSum(want.mark);
     return !(sameRows && sameSum && have && have.total === want.totals.total && have.available === want.totals.available && have.status === want.totals.status
       && (have.lowStock ? '1' : '0') === want.totals.lowStock && have.sums === want.totals.sums);
   });
