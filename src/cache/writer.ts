@@ -175,7 +175,7 @@ export class CacheWriter {
     for (const r of rows) this.warehouses.add(r.warehouse);
     if (this.keys.cluster) return this.applyInCluster(rows, events, position, chain, options);
     const kits = options?.kits ?? [];
-    const codes = [...this.warehouses];
+    const codes = kits.length > 0 ? [...this.warehouses] : [];
     const skus = [...new Set(rows.map((r) => r.sku))];
     const skuIndex = new Map(skus.map((sku, i) => [sku, i + 1]));
     const keys = [this.keys.source, this.stream.name, this.keys.position, this.keys.applyChain, ...skus.flatMap((sku) => this.keys.skuKeys(sku)),
