@@ -87,6 +87,15 @@ end
  *   result and the next ARGV and KEYS indexes.
  */
 const LUA_KIT_KEYS = `${LUA_KIT_FUNCTIONS}
+-- A command over a long list of arguments (a kit in thousands of warehouses), in pieces: unpack has a limit.
+-- Pieces of 4000 (even) keep HSET's and MSET's pairs together.
+local function callInPieces(command, key, list)
+  for from = 1, #list, 4000 do
+    local piece = {}
+    for i = from, math.min(from + 3999, #list) do piece[#piece + 1] = list[i] end
+    if key then redis.call(command, key, unpack(piece)) else redis.call(command, unpack(piece)) end
+  end
+end
 local function writeKit(kitBase, codeKeys, definitionVersion, force, anySum, threshold, codes, entries, availables, total, available, versionSum)
   local function K(n) return KEYS[kitBase + n] end
   local stored = redis.call('MGET', K(8), K(7))
@@ -129,10 +138,10 @@ local function writeKit(kitBase, codeKeys, definitionVersion, force, anySum, thr
     end
   end
   if #gone > 0 then
-    redis.call('HDEL', K(1), unpack(gone))
-    redis.call('DEL', unpack(goneKeys))
+    callInPieces('HDEL', K(1), gone)
+    callInPieces('DEL', nil, goneKeys)
   end
-  if #hset > 0 then redis.call('HSET', K(1), unpack(hset)) end
+  if #hset > 0 then callInPieces('HSET', K(1), hset) end
   local newSums = encodeSums(total, available, threshold)
   if force or #gone > 0 or #mset > 0 or sums ~= newSums then
     local state = statusOf(available, threshold)
@@ -144,7 +153,7 @@ local function writeKit(kitBase, codeKeys, definitionVersion, force, anySum, thr
     redis.call('DEL', K(6))
   end
   mset[#mset + 1], mset[#mset + 2] = K(8), string.format('%.0f:%.0f', definitionVersion, versionSum)
-  redis.call('MSET', unpack(mset))
+  callInPieces('MSET', nil, mset)
   return 1
 end
 local function recomputeKit(kitBase, codes, force, a)
