@@ -20,6 +20,14 @@
 // --partitions 1,2: the drain with one consumer, then with two partitioned
 // consumers (--partition 1/2 and 2/2) in parallel, for --drain-rounds
 // rounds each (a backlog of --backlog adjusts per round).
+// 4. Kit recompute (after the others, or alone with --only kits): the drain
+//    of adjusts on --kit-components products that are each a component of 3
+//    kits (kit j = components j, j+1, j+2: every batch recomputes the kits of
+//    the components it changed, from their rows hashes, in the apply script),
+//    against the same drain of adjusts on as many products in no kit, one
+//    consumer, rounds interleaved (--drain-rounds each); the ratio of the
+//    medians, and each process's CPU per adjust.
+//   npm run bench:cdc -- --only kits --backlog 20000 --drain-rounds 3
 import { parseArgs } from 'node:util';
 import { Cluster, Redis } from 'ioredis';
 import pg from 'pg';
@@ -50,11 +58,15 @@ const { values: args } = parseArgs({
     json: { type: 'boolean', default: false },
     redis: { type: 'string', default: 'single' },
     only: { type: 'string', default: '' },
+    'kit-components': { type: 'string', default: '300' },
   },
 });
 const modes = args.redis.split(',').map((m) => m.trim());
 if (modes.length === 0 || modes.some((m) => m !== 'single' && m !== 'cluster')) throw new Error('--redis takes single, cluster or single,cluster');
+if (!['', 'latency', 'kits'].includes(args.only)) throw new Error('--only takes latency or kits');
 const latencyOnly = args.only === 'latency';
+const kitsOnly = args.only === 'kits';
+const kitComponents = Number(args['kit-components']);
 const partitionCounts = args.partitions.split(',').map(Number);
 const drainRounds = Number(args['drain-rounds']);
 const seconds = Number(args.seconds);
@@ -82,7 +94,7 @@ try {
   // ---- 3 first: rebuild of every row (the consumer is not running yet)
   const redis = new Redis(redisUrl);
   const writer = new CacheWriter(redis, cacheKeys('rebuild-bench:'), { name: 'rebuild-bench-events', maxLength: 1000 });
-  if (!latencyOnly) {
+  if (!latencyOnly && !kitsOnly) {
     const readStarted = performance.now();
     await admin.query(`select p.sku, w.code, s.* from inventory.stock_levels s
       join inventory.products p on p.id = s.product_id join inventory.warehouses w on w.id = s.warehouse_id`);
@@ -94,9 +106,9 @@ try {
   }
 
   // ---- 1. commit → visible at fixed rates, on each Redis asked for
-  const clients = await openClients(services.databaseUrl, 32);
+  const clients = kitsOnly ? [] : await openClients(services.databaseUrl, 32);
   const latencyBy: Record<string, Array<Record<string, unknown> & { rate: number; cdc: { p50: number; p99: number; achieved: number; measured: number; unmatched: number }; dualWrite: { p50: number; p99: number }; p99Ratio: number }>> = {};
-  for (const mode of modes) {
+  for (const mode of kitsOnly ? [] : modes) {
     let cluster: RunningRedisCluster | undefined;
     if (mode === 'cluster') cluster = await startRedisCluster({ masters: 3 });
     const targetUrl = cluster?.url ?? redisUrl;
@@ -203,14 +215,15 @@ try {
     }
   }
   await closeClients(clients);
-  const latency = latencyBy[modes[0]!]!;
-  report.latency = latency;
-  if (modes.length > 1 || modes[0] !== 'single') report.latencyByRedis = latencyBy;
+  const latency = latencyBy[modes[0]!] ?? [];
+  if (!kitsOnly) report.latency = latency;
+  if (!kitsOnly && (modes.length > 1 || modes[0] !== 'single')) report.latencyByRedis = latencyBy;
 
-  if (!latencyOnly) {
-    // ---- 2. drain of a backlog built while the consumers are stopped, by 1 or N partitioned consumers
-    const range = (n: number) => Array.from({ length: n }, (_, i) => i + 1);
-    const drain = async (count: number) => {
+  // ---- 2. drain of a backlog built while the consumers are stopped, by 1 or N partitioned consumers
+  const range = (n: number) => Array.from({ length: n }, (_, i) => i + 1);
+  const rounds = new Map<number, Array<Awaited<ReturnType<typeof drain>>>>(partitionCounts.map((c) => [c, []]));
+  const drain = async (count: number, rowsPool = stockRows) => {
+    {
       const envs = count === 1 ? [env] : range(count).map((i) => ({ ...env, STOCKROOM_PARTITION: `${i}/${count}` }));
       const positionKeys = count === 1 ? [`${PREFIX}meta:position`] : range(count).map((i) => `${PREFIX}meta:p${i}of${count}:position`);
       if (count > 1 && rounds.get(count)!.length === 0) {
@@ -225,7 +238,7 @@ try {
         // Random rows, distinct within a transaction (picked here: ordering 200,000 rows by random() each time was most of the wait).
         const picked = new Map<string, { sku: string; code: string }>();
         while (picked.size < Math.min(perTransaction, backlog - built)) {
-          const row = stockRows[Math.floor(Math.random() * stockRows.length)]!;
+          const row = rowsPool[Math.floor(Math.random() * rowsPool.length)]!;
           picked.set(`${row.sku}/${row.code}`, row);
         }
         const rows = [...picked.values()].sort((a, b) => (a.sku < b.sku ? -1 : a.sku > b.sku ? 1 : a.code < b.code ? -1 : 1));
@@ -257,12 +270,13 @@ try {
         cpuShare: Object.fromEntries(Object.entries(drainCpuSeconds).filter(([name]) => name !== 'bench')
           .map(([name, cpu]) => [name, round(cpu / drainSeconds, 2)])),
       };
-    };
+    }
+  };
+  if (!latencyOnly && !kitsOnly) {
     // The rounds of one configuration follow one another, then the next configuration's: not
     // interleaved, because every slot receives every change of the tables it publishes, so a
     // slot left idle while the others drain would have their backlogs to decode as well at its
     // next round. Each figure is the median over its rounds, CPU per adjust of the median round.
-    const rounds = new Map<number, Array<Awaited<ReturnType<typeof drain>>>>(partitionCounts.map((c) => [c, []]));
     for (const count of partitionCounts) for (let r = 0; r < drainRounds; r++) rounds.get(count)!.push(await drain(count));
     const drains = partitionCounts.map((count) => {
       const list = [...rounds.get(count)!].sort((a, b) => a.perSecond - b.perSecond);
@@ -282,6 +296,47 @@ try {
     report.drain = drains.map((d) => ({ ...d, writerOnlyPerSecond, ratio: round(d.perSecond / writerOnlyPerSecond, 2) }));
   }
 
+  if (!latencyOnly) {
+    // ---- 4. kit recompute: adjusts on components of 3 kits each, against adjusts on products in no kit
+    const products = [...new Set(stockRows.map((r) => r.sku))].sort();
+    if (products.length < 2 * kitComponents) throw new Error(`--kit-components ${kitComponents} needs ${2 * kitComponents} products`);
+    const components = products.slice(0, kitComponents);
+    const plain = new Set(products.slice(kitComponents, 2 * kitComponents));
+    process.stderr.write(`defining ${kitComponents} kits of 3 components each (each component in 3 kits)…\n`);
+    for (let j = 0; j < kitComponents; j++) {
+      const kit = `KIT-${String(j).padStart(6, '0')}`;
+      await admin.query('select inventory.upsert_product($1, $1)', [kit]);
+      await admin.query('select inventory.set_kit($1, $2::jsonb, 10)', [kit, JSON.stringify([0, 1, 2].map((d) => ({ sku: components[(j + d) % kitComponents], qty: 1 + d })))]);
+    }
+    const componentSet = new Set(components);
+    const kitRows = stockRows.filter((r) => componentSet.has(r.sku));
+    const plainRows = stockRows.filter((r) => plain.has(r.sku));
+    if (kitsOnly) {
+      // First start: the slot, and the cache built (kits too); the backlogs then wait in the slot.
+      const first = startConsumerProcess(env);
+      await first.streaming;
+      await first.stop();
+    }
+    const kitRounds: Record<'kits' | 'noKits', Array<Awaited<ReturnType<typeof drain>>>> = { kits: [], noKits: [] };
+    for (let r = 0; r < drainRounds; r++) {
+      // Interleaved, starting with each in turn: what the machine's other work does to a round falls on both.
+      const order = r % 2 === 0 ? (['kits', 'noKits'] as const) : (['noKits', 'kits'] as const);
+      for (const config of order) {
+        process.stderr.write(`kit drain round ${r + 1}: ${config === 'kits' ? 'components of kits' : 'products in no kit'}\n`);
+        kitRounds[config].push((await drain(1, config === 'kits' ? kitRows : plainRows))!);
+      }
+    }
+    const medianOf = (list: Array<Awaited<ReturnType<typeof drain>>>) => [...list].sort((a, b) => a!.perSecond - b!.perSecond)[Math.floor((list.length - 1) / 2)]!;
+    const withKits = medianOf(kitRounds.kits);
+    const without = medianOf(kitRounds.noKits);
+    report.kits = {
+      kits: kitComponents, componentsPerKit: 3, kitsPerComponent: 3, changes: backlog,
+      withKits: { ...withKits, rounds: kitRounds.kits.map((d) => d!.perSecond) },
+      withoutKits: { ...without, rounds: kitRounds.noKits.map((d) => d!.perSecond) },
+      ratio: round(withKits.perSecond / without.perSecond, 2),
+    };
+  }
+
   await Promise.all([redis.quit(), admin.end()]);
 
   if (args.json) {
@@ -292,7 +347,7 @@ try {
       printTable(['rate /s', 'achieved /s', 'cdc p50 ms', 'cdc p99 ms', 'dual-write p50 ms', 'dual-write p99 ms', 'p99 ratio', 'measured'],
         rows.map((l) => [l.rate, l.cdc.achieved, l.cdc.p50, l.cdc.p99, l.dualWrite.p50, l.dualWrite.p99, l.p99Ratio, `${l.cdc.measured}${l.cdc.unmatched ? ` (${l.cdc.unmatched} unmatched)` : ''}`]));
     }
-    if (!latencyOnly) {
+    if (!latencyOnly && !kitsOnly) {
       const ds = report.drain as Array<{ consumers: number; rounds: number[]; changes: number; seconds: number; perSecond: number; writerOnlyPerSecond: number; ratio: number; cpuMicrosPerChange: Record<string, number>; cpuShare: Record<string, number> }>;
       const r = report.rebuild as { rows: number; seconds: number; baselineReadSeconds: number; ratio: number };
       printTable(['measure', 'value', 'baseline', 'ratio', 'target'], [
@@ -307,6 +362,16 @@ try {
       if (single) process.stdout.write(`target: drain ≥ 15,000 adjusts/s with one consumer: ${single.perSecond} ${single.perSecond >= 15_000 ? '(met)' : '(missed)'}\n`);
       const at2000 = latency.find((l) => l.rate === 2000);
       if (at2000) process.stdout.write(`target: p99 ≤ 25 ms at 2,000/s: ${at2000.cdc.p99} ms ${at2000.cdc.p99 <= 25 ? '(met)' : '(missed)'}\n`);
+    }
+    if (report.kits) {
+      type Drain = { perSecond: number; rounds: number[]; cpuMicrosPerChange: Record<string, number>; cpuShare: Record<string, number> };
+      const k = report.kits as { kits: number; changes: number; withKits: Drain; withoutKits: Drain; ratio: number };
+      process.stdout.write(`kit recompute (${k.kits} kits of 3 components, each component in 3 kits; backlog ${k.changes} adjusts, one consumer):\n`);
+      printTable(['adjusts on', 'drain adjusts/s (median)', 'rounds', 'CPU µs per adjust (share of a core)'], [
+        ['components of kits', k.withKits.perSecond, k.withKits.rounds.join(', '), Object.entries(k.withKits.cpuMicrosPerChange).map(([n, us]) => `${n} ${us} (${k.withKits.cpuShare[n]})`).join(', ')],
+        ['products in no kit', k.withoutKits.perSecond, k.withoutKits.rounds.join(', '), Object.entries(k.withoutKits.cpuMicrosPerChange).map(([n, us]) => `${n} ${us} (${k.withoutKits.cpuShare[n]})`).join(', ')],
+      ]);
+      process.stdout.write(`ratio of medians (kits / no kits): ${k.ratio}\n`);
     }
   }
 } finally {

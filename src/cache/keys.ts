@@ -16,6 +16,11 @@
 //   the position and the chain token together. Per slot, `meta:{<tag>}:slot`
 //   (a hash) says whether the slot's data is whole (see writer.ts).
 //
+// A kit (row.ts, KitDefinition) has the same public keys as a stocked sku,
+// and its rows hash holds one kit entry per warehouse; `stock:<kit>:kit` is
+// its bookkeeping (the definition version and component versions it was
+// computed from).
+//
 // A partitioned consumer (partition.ts) keeps its bookkeeping apart:
 // `catalog:meta:p1of2:position` (in a cluster its stream's name, which
 // carries the partition, is already the tag); the sku keys are shared, each
@@ -43,8 +48,12 @@ export interface CacheKeys {
   rows(sku: string): string;
   /** "Σ on_hand:Σ available:Σ low_stock_threshold" the sku's keys were last written from (row.ts, SkuTotals.sums). */
   sums(sku: string): string;
+  /** A kit's bookkeeping: "definition version:Σ component row versions" its keys were last computed from (row.ts, KitState.mark). */
+  kit(sku: string): string;
   /** One sku's keys in the order the scripts take them: rows, total, available, status, low_stock, product, sums. */
   skuKeys(sku: string): string[];
+  /** A kit's keys in the order the scripts take them: skuKeys, then kit. */
+  kitKeys(sku: string): string[];
   /** Commit LSN of the last change applied. */
   position: string;
   /** Token of the last batch the consumer applied whole: the batch sent behind it checks it (scripts.ts, APPLY). */
@@ -91,7 +100,9 @@ export function cacheKeys(prefix: string, options: { cluster?: { stream: string 
     product: (name) => `${prefix}product:${sku(name)}`,
     rows: (sku) => `${stock(sku)}:rows`,
     sums: (sku) => `${stock(sku)}:sums`,
+    kit: (sku) => `${stock(sku)}:kit`,
     skuKeys: (sku) => [keys.rows(sku), keys.total(sku), keys.available(sku), keys.status(sku), keys.lowStock(sku), keys.product(sku), keys.sums(sku)],
+    kitKeys: (sku) => [...keys.skuKeys(sku), keys.kit(sku)],
     position: `${meta}position`,
     applyChain: `${meta}apply_chain`,
     source: `${meta}source`,

@@ -10,10 +10,16 @@
 // meanwhile (restarted without persistence, flushed) has lost the token too.
 // The rebuild then throws RebuildInterruptedError instead of reporting a
 // cache it did not make whole.
+// Kits come after every row: each recomputed from its components' rows as
+// Redis now holds them (kits.ts), with the definitions PostgreSQL has once the
+// snapshot is done (a partition's rebuild: the kits in its share or holding a
+// component in it, so whichever share is written last recomputes a kit whose
+// components span partitions).
 import pg from 'pg';
 import type { Partition } from '../partition.ts';
 import type { Lsn } from './lsn.ts';
-import { countRows, loadProductPage } from './loader.ts';
+import { writeWithKits } from './kits.ts';
+import { countRows, loadKitDefinitions, loadProductPage } from './loader.ts';
 import type { CacheWriter } from './writer.ts';
 
 export interface RebuildOptions {
@@ -35,7 +41,7 @@ export interface RebuildOptions {
   complete?: { source: string; position: () => Lsn };
 }
 
-export interface RebuildResult { rows: number; skus: number; stale: number; seconds: number }
+export interface RebuildResult { rows: number; skus: number; kits: number; stale: number; seconds: number }
 
 export class RebuildInterruptedError extends Error {
   constructor() {
@@ -59,7 +65,7 @@ async function writeEveryRow(options: RebuildOptions): Promise<RebuildResult> {
   const client = new pg.Client({ connectionString: options.databaseUrl, application_name: 'stockroom cache rebuild' });
   client.on('error', () => {});
   await client.connect();
-  const result: RebuildResult = { rows: 0, skus: 0, stale: 0, seconds: 0 };
+  const result: RebuildResult = { rows: 0, skus: 0, kits: 0, stale: 0, seconds: 0 };
   try {
     await client.query('begin isolation level repeatable read read only');
     if (options.snapshotName) await client.query(`set transaction snapshot ${pg.escapeLiteral(options.snapshotName)}`);
@@ -86,6 +92,10 @@ async function writeEveryRow(options: RebuildOptions): Promise<RebuildResult> {
     }
     await writing;
     await client.query('commit');
+    // Out of the snapshot: the newest definitions (the cache refuses older ones than it used).
+    const kits = await loadKitDefinitions(client, options.partition ? { partition: options.partition } : {});
+    for (let i = 0; i < kits.length; i += 250) await writeWithKits(client, options.writer, [], kits.slice(i, i + 250));
+    result.kits = kits.length;
   } finally {
     await client.end().catch(() => {});
   }

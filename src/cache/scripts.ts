@@ -4,7 +4,7 @@
 // a call by its keys) then knows what the script touches. The encoding of a
 // rows-hash entry and the status rule come from row.ts.
 import type { Redis } from './redis.ts';
-import { LUA_ROW_FUNCTIONS } from './row.ts';
+import { LUA_KIT_FUNCTIONS, LUA_ROW_FUNCTIONS } from './row.ts';
 
 export interface Script { name: string; lua: string }
 
@@ -66,6 +66,113 @@ end
 `;
 
 /**
+ * Lua for a kit's keys (keys.ts kitKeys order: rows, total, available,
+ * status, low_stock, product, sums, kit), from the kit rule of row.ts:
+ * - writeKit(kitBase, codeKeys, definitionVersion, force, anySum, threshold,
+ *   codes, entries, availables, total, available, versionSum) writes a kit
+ *   computed from its components (KEYS[kitBase + 1…8] are its keys, codeKeys
+ *   maps a warehouse code to the kit's warehouse key). Refused (returns 0)
+ *   when the kit key says it was computed with a newer definition, or, unless
+ *   anySum, from newer component rows (a larger Σ versions: the guard of a
+ *   recompute from reads made elsewhere, KIT_WRITE). Otherwise it replaces the
+ *   kit's rows hash (entries of warehouses no longer there are deleted, with
+ *   their keys), writes what changed (force: everything, which repairs keys
+ *   edited by hand), deletes the product key when any public key changed, and
+ *   returns 1. When a warehouse it would touch has no key given, it writes
+ *   nothing and returns those codes (the caller retries with them).
+ * - recomputeKit(kitBase, codes, force, a) reads the components' rows hashes
+ *   (KEYS after the kit's 8) and writes the kit from them, atomically: ARGV
+ *   from a: definition version, threshold, component count n, n qtys; the
+ *   warehouse keys of `codes` follow the components' keys. Returns writeKit's
+ *   result and the next ARGV and KEYS indexes.
+ */
+const LUA_KIT_KEYS = `${LUA_KIT_FUNCTIONS}
+-- A command over a long list of arguments (a kit in thousands of warehouses), in pieces: unpack has a limit.
+-- Pieces of 4000 (even) keep HSET's and MSET's pairs together.
+local function callInPieces(command, key, list)
+  for from = 1, #list, 4000 do
+    local piece = {}
+    for i = from, math.min(from + 3999, #list) do piece[#piece + 1] = list[i] end
+    if key then redis.call(command, key, unpack(piece)) else redis.call(command, unpack(piece)) end
+  end
+end
+local function writeKit(kitBase, codeKeys, definitionVersion, force, anySum, threshold, codes, entries, availables, total, available, versionSum)
+  local function K(n) return KEYS[kitBase + n] end
+  local stored = redis.call('MGET', K(8), K(7))
+  local mark, sums = stored[1], stored[2]
+  if mark then
+    local storedDefinition, storedSum = string.match(mark, '^(%d+):(%d+)$')
+    if storedDefinition then
+      storedDefinition, storedSum = tonumber(storedDefinition), tonumber(storedSum)
+      if definitionVersion < storedDefinition then return 0 end
+      if definitionVersion == storedDefinition and not anySum and versionSum < storedSum then return 0 end
+    end
+  end
+  local old = redis.call('HGETALL', K(1))
+  local before = {}
+  local unknown = {}
+  for i = 1, #old, 2 do
+    before[old[i]] = old[i + 1]
+    if entries[old[i]] == nil and not codeKeys[old[i]] then unknown[#unknown + 1] = old[i] end
+  end
+  for _, code in ipairs(codes) do
+    if not codeKeys[code] then unknown[#unknown + 1] = code end
+  end
+  if #unknown > 0 then return unknown end
+  -- What changed, written with one command of each kind.
+  local gone, goneKeys, hset, mset = {}, {}, {}, {}
+  for code in pairs(before) do
+    if entries[code] == nil then
+      gone[#gone + 1], goneKeys[#goneKeys + 1] = code, codeKeys[code]
+    end
+  end
+  for _, code in ipairs(codes) do
+    local entry, was = entries[code], before[code]
+    if force or entry ~= was then
+      hset[#hset + 1], hset[#hset + 2] = code, entry
+      local availableBefore
+      if was then availableBefore = select(2, decodeRow(was)) end
+      if force or availables[code] ~= availableBefore then
+        mset[#mset + 1], mset[#mset + 2] = codeKeys[code], availables[code]
+      end
+    end
+  end
+  if #gone > 0 then
+    callInPieces('HDEL', K(1), gone)
+    callInPieces('DEL', nil, goneKeys)
+  end
+  if #hset > 0 then callInPieces('HSET', K(1), hset) end
+  local newSums = encodeSums(total, available, threshold)
+  if force or #gone > 0 or #mset > 0 or sums ~= newSums then
+    local state = statusOf(available, threshold)
+    mset[#mset + 1], mset[#mset + 2] = K(2), total
+    mset[#mset + 1], mset[#mset + 2] = K(3), available
+    mset[#mset + 1], mset[#mset + 2] = K(4), state
+    mset[#mset + 1], mset[#mset + 2] = K(5), state == 'low_stock' and '1' or '0'
+    mset[#mset + 1], mset[#mset + 2] = K(7), newSums
+    redis.call('DEL', K(6))
+  end
+  mset[#mset + 1], mset[#mset + 2] = K(8), string.format('%.0f:%.0f', definitionVersion, versionSum)
+  callInPieces('MSET', nil, mset)
+  return 1
+end
+local function recomputeKit(kitBase, codes, force, a)
+  local definitionVersion, threshold, n = tonumber(ARGV[a]), tonumber(ARGV[a + 1]), tonumber(ARGV[a + 2])
+  local qtys, components = {}, {}
+  for c = 1, n do
+    qtys[c] = tonumber(ARGV[a + 2 + c])
+    components[c] = componentOf(KEYS[kitBase + 8 + c])
+  end
+  local codeKeys = {}
+  for i, code in ipairs(codes) do codeKeys[code] = KEYS[kitBase + 8 + n + i] end
+  local kitCodes, entries, availables, total, available, versionSum = kitOf(components, qtys)
+  -- Read here, atomically, at their newest: no Σ guard (after a repair lowered a version, it would refuse every recompute).
+  local result = writeKit(kitBase, codeKeys, definitionVersion, force, true, threshold, kitCodes, entries, availables, total, available, versionSum)
+  return result, a + 3 + n, kitBase + 8 + n + #codes
+end
+`;
+
+/**
  * Lua: the version-guarded write of row states, shared by APPLY (one Redis)
  * and APPLY_SLOT (one slot of a cluster):
  * - a row state is written only when its version is >= the one stored (a
@@ -81,7 +188,7 @@ end
  * (1-based), warehouse code, version, encoded entry (row.ts). Returns
  * applied, stale, the rows written (1-based) and the next ARGV index.
  */
-const LUA_APPLY_ROWS = `${LUA_SKU_KEYS}
+const LUA_APPLY_ROWS = `${LUA_SKU_KEYS}${LUA_KIT_KEYS}
 local SKU_KEYS = 7
 local function applyRows(base, skuCount, rowCount, a, shift)
   local function skuKey(sku, n) return KEYS[base + SKU_KEYS * (sku - 1) + n] end
@@ -178,14 +285,22 @@ end
  * otherwise push the stream's top above events it never wrote (and a replay
  * would take those for duplicates).
  *
+ * After the rows, and in the same atomic step, the kits asked for are
+ * recomputed from their components' rows hashes as they now stand
+ * (LUA_KIT_KEYS): a batch's kits are exact whatever else (another partition)
+ * writes beside it.
+ *
  * KEYS: source, stream, position, chain; then per sku (in the order of
  * ARGV's sku indexes) its keys in skuKeys order; then per row its warehouse
- * key.
+ * key; then per kit its kitKeys, its components' rows hashes and its
+ * warehouse key for each code of ARGV's code list.
  * ARGV: maxlen, position ('' for none), sku count, row count, token of the
  * batch this one follows ('' to apply unconditionally), this batch's token
  * ('' to record none), '1' to shift sums ('' to recompute); per row: sku index (1-based), warehouse code,
- * version, encoded entry (row.ts); event count; per event: stream id, type,
- * CloudEvents id, subject, body.
+ * version, encoded entry (row.ts); kit count, '1' to force kits ('' not), code count,
+ * the codes; per kit: definition version, threshold, component count, the
+ * qtys; event count; per event: stream id, type, CloudEvents id, subject, body.
+ * Returns, beside counts, per kit writeKit's result (1, 0 refused, or the codes it lacked).
  */
 export const APPLY: Script = {
   name: 'stockroomApply',
@@ -195,9 +310,18 @@ local skuCount, rowCount = tonumber(ARGV[3]), tonumber(ARGV[4])
 local after, token, shift = ARGV[5], ARGV[6], ARGV[7] == '1'
 local lost = (redis.call('EXISTS', KEYS[1]) == 0) and 1 or 0
 if after ~= '' and redis.call('GET', KEYS[4]) ~= after then
-  return { 0, 0, 0, 0, lost, {}, 1 }
+  return { 0, 0, 0, 0, lost, {}, 1, {} }
 end
 local applied, stale, appliedRows, a = applyRows(4, skuCount, rowCount, 8, shift)
+local kitCount, forceKits, codeCount = tonumber(ARGV[a]), ARGV[a + 1] == '1', tonumber(ARGV[a + 2])
+local codes = {}
+for i = 1, codeCount do codes[i] = ARGV[a + 2 + i] end
+a = a + 3 + codeCount
+local kitBase = 4 + SKU_KEYS * skuCount + rowCount
+local kits = {}
+for k = 1, kitCount do
+  kits[k], a, kitBase = recomputeKit(kitBase, codes, forceKits, a)
+end
 local appended, duplicates = appendEvents(KEYS[2], maxlen, a)
 if position ~= '' then
   redis.call('SET', KEYS[3], position)
@@ -205,7 +329,7 @@ end
 if token ~= '' then
   redis.call('SET', KEYS[4], token)
 end
-return { applied, stale, appended, duplicates, lost, appliedRows, 0 }
+return { applied, stale, appended, duplicates, lost, appliedRows, 0, kits }
 `,
 };
 
@@ -255,6 +379,37 @@ if token ~= '' then
   redis.call('SET', KEYS[4], token)
 end
 return { appended, duplicates, lost, 0 }
+`,
+};
+
+/**
+ * Cluster: one kit's keys, computed by the caller from its components' rows
+ * (they live in other slots: kitState of row.ts, after reading them), written
+ * as writeKit writes them (LUA_KIT_KEYS), with its guard: a recompute from
+ * older component rows (a smaller Σ versions) never overwrites a newer one.
+ * KEYS: the kit's kitKeys, then its warehouse key per code of ARGV's list.
+ * ARGV: definition version, '1' to force, threshold, total, available, Σ
+ * versions, code count, the codes, entry count, per entry: code, encoded entry.
+ * Returns writeKit's result.
+ */
+export const KIT_WRITE: Script = {
+  name: 'stockroomKitWrite',
+  lua: `${LUA_SKU_KEYS}${LUA_KIT_KEYS}
+local definitionVersion, force, threshold = tonumber(ARGV[1]), ARGV[2] == '1', tonumber(ARGV[3])
+local total, available, versionSum = tonumber(ARGV[4]), tonumber(ARGV[5]), tonumber(ARGV[6])
+local codeCount = tonumber(ARGV[7])
+local codeKeys = {}
+for i = 1, codeCount do codeKeys[ARGV[7 + i]] = KEYS[8 + i] end
+local a = 8 + codeCount
+local codes, entries, availables = {}, {}, {}
+for i = 1, tonumber(ARGV[a]) do
+  local code, entry = ARGV[a + 2 * i - 1], ARGV[a + 2 * i]
+  codes[i] = code
+  entries[code] = entry
+  local _, entryAvailable = decodeRow(entry)
+  availables[code] = entryAvailable
+end
+return writeKit(0, codeKeys, definitionVersion, force, force, threshold, codes, entries, availables, total, available, versionSum)
 `,
 };
 

@@ -1,12 +1,17 @@
 // Compares the cache with PostgreSQL key by key (every key of a sku,
 // plus the rows hash behind them), product by product; optionally repairs
 // the skus that differ by rewriting their rows (version-guarded, so safe
-// beside a running consumer).
+// beside a running consumer). A kit is compared with what inventory._kit_rows
+// gives in the same snapshot (its keys, its rows hash, and the definition and
+// component versions it was computed from); a kit that differs, or whose
+// components were repaired, is recomputed from its components' rows at the
+// end (kits.ts).
 import pg from 'pg';
 import type { CacheKeys } from './keys.ts';
-import { countRows, loadProductPage } from './loader.ts';
+import { writeWithKits } from './kits.ts';
+import { countRows, loadKitDefinitions, loadKitStock, loadProductPage } from './loader.ts';
 import type { Redis } from './redis.ts';
-import { encodeRow, skuTotals, type RowState } from './row.ts';
+import { encodeRow, skuTotals, type KitState, type RowState } from './row.ts';
 import type { CacheWriter } from './writer.ts';
 
 export interface Mismatch { sku: string; key: string; postgres: string | null; redis: string | null }
@@ -40,6 +45,7 @@ export async function verifyCache(options: VerifyOptions): Promise<VerifyResult>
   const { keys } = options;
   const keep = options.maxMismatches ?? 100;
   const result: VerifyResult = { skus: 0, rows: 0, mismatches: [], driftedSkus: 0, fixedSkus: 0, seconds: 0 };
+  const kitsToFix = new Set<string>();
   const client = new pg.Client({ connectionString: options.databaseUrl, application_name: 'stockroom cache verify' });
   client.on('error', () => {});
   await client.connect();
@@ -56,17 +62,28 @@ export async function verifyCache(options: VerifyOptions): Promise<VerifyResult>
       const drifted = await compareSkus(options.writer, keys, page.skus, (m) => {
         if (result.mismatches.length < keep) result.mismatches.push(m);
       });
+      const kits = await loadKitStock(client, page.kits);
+      const driftedKits = await compareKits(options.writer, keys, kits, (m) => {
+        if (result.mismatches.length < keep) result.mismatches.push(m);
+      });
       const rows = [...page.skus.values()].flat();
-      result.skus += page.skus.size;
+      result.skus += page.skus.size + page.kits.length;
       result.rows += rows.length;
-      result.driftedSkus += drifted.length;
+      result.driftedSkus += drifted.length + driftedKits.length;
       if (options.fix && drifted.length) {
         await options.writer.apply(drifted.flatMap((sku) => page.skus.get(sku)!), []);
         result.fixedSkus += drifted.length;
+        for (const kit of await loadKitDefinitions(client, { components: drifted })) kitsToFix.add(kit.sku);
+      }
+      if (options.fix) {
+        for (const kit of driftedKits) kitsToFix.add(kit);
+        result.fixedSkus += driftedKits.length;
       }
       options.onProgress?.(result.rows, total);
     }
     await client.query('commit');
+    // After every component was repaired, and out of the snapshot (the newest definitions).
+    if (kitsToFix.size > 0) await writeWithKits(client, options.writer, [], await loadKitDefinitions(client, { kits: [...kitsToFix] }));
   } finally {
     await client.end().catch(() => {});
   }
@@ -112,6 +129,49 @@ async function compareSkus(writer: CacheWriter, keys: CacheKeys, bySku: Readonly
       if (cached[r.warehouse] !== want) {
         drifted.add(sku);
         report({ sku, key: `${keys.rows(sku)} ${r.warehouse}`, postgres: want, redis: cached[r.warehouse] ?? null });
+      }
+    }
+  });
+  return [...drifted];
+}
+
+/**
+ * Compares kits with what PostgreSQL computes for them: every public key,
+ * the sums key, the kit key (definition version and Σ component versions)
+ * and the rows hash, entry by entry (an entry PostgreSQL has no row for
+ * differs too). Returns the kits that differ.
+ */
+async function compareKits(writer: CacheWriter, keys: CacheKeys, kits: ReadonlyMap<string, { state: KitState }>, report: (m: Mismatch) => void): Promise<string[]> {
+  if (kits.size === 0) return [];
+  const expected: Array<{ sku: string; key: string; value: string | null }> = [];
+  for (const [sku, { state }] of kits) {
+    for (const [code, row] of state.rows) expected.push({ sku, key: keys.warehouse(sku, code), value: String(row.available) });
+    expected.push(
+      { sku, key: keys.total(sku), value: String(state.totals.total) },
+      { sku, key: keys.available(sku), value: String(state.totals.available) },
+      { sku, key: keys.status(sku), value: state.totals.status },
+      { sku, key: keys.lowStock(sku), value: state.totals.lowStock },
+      { sku, key: keys.sums(sku), value: state.totals.sums },
+      { sku, key: keys.kit(sku), value: state.mark },
+    );
+  }
+  const skus = [...kits.keys()];
+  const [values, hashes] = await Promise.all([writer.reader.mget(expected.map((e) => e.key)), writer.reader.rawRowsHashes(skus)]);
+  const drifted = new Set<string>();
+  expected.forEach((e, i) => {
+    if (values[i] !== e.value) {
+      drifted.add(e.sku);
+      report({ sku: e.sku, key: e.key, postgres: e.value, redis: values[i] ?? null });
+    }
+  });
+  skus.forEach((sku, i) => {
+    const cached = hashes[i]!;
+    const want = kits.get(sku)!.state.rows;
+    for (const code of new Set([...want.keys(), ...Object.keys(cached)])) {
+      const entry = want.has(code) ? encodeRow(want.get(code)!) : null;
+      if ((cached[code] ?? null) !== entry) {
+        drifted.add(sku);
+        report({ sku, key: `${keys.rows(sku)} ${code}`, postgres: entry, redis: cached[code] ?? null });
       }
     }
   });

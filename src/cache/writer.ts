@@ -26,13 +26,25 @@
 //   during the rebuild fails it (RebuildInterruptedError).
 // Rows may thus reach Redis a moment before their events reach the stream
 // (different nodes); a reader of the stream sees each event once, in commit order.
+//
+// Kits (row.ts, KitDefinition): a batch may name kits to recompute after its
+// rows (the kits of the components it changed). On one Redis that is part of
+// APPLY: read from the components' rows hashes and written in the same atomic
+// step. In a cluster the components live in other slots, so the kits are
+// computed here from a read of their rows hashes made after the batch's row
+// scripts succeeded, and written by KIT_WRITE in each kit's slot, guarded by
+// the Σ of component versions read (a recompute from older reads never
+// overwrites a newer one); the batch's stream script waits for them. A kit
+// touches a warehouse key per warehouse code: the writer passes every code it
+// has seen, and a script that meets another answers with it, so the kit is
+// recomputed again with it.
 import { randomUUID } from 'node:crypto';
 import { isCluster, type Redis } from './redis.ts';
 import { formatLsn, parseLsn, type Lsn } from './lsn.ts';
 import type { CacheKeys } from './keys.ts';
 import { CacheReader } from './reader.ts';
-import { encodeRow, type CachedRowValue, type RowState } from './row.ts';
-import { APPLY, APPLY_SLOT, APPLY_STREAM, COMPLETE_REBUILD, RELEASE_LEASE, RENEW_LEASE, REPLACE_AHEAD, runScript, SLOT_REBUILD } from './scripts.ts';
+import { encodeRow, kitMarkSum, kitState, type CachedRowValue, type KitDefinition, type RowState } from './row.ts';
+import { APPLY, APPLY_SLOT, APPLY_STREAM, COMPLETE_REBUILD, KIT_WRITE, RELEASE_LEASE, RENEW_LEASE, REPLACE_AHEAD, runScript, SLOT_REBUILD } from './scripts.ts';
 import { groupBySlot, SLOT_COUNT } from './slots.ts';
 
 /** One entry for the events stream. */
@@ -62,6 +74,22 @@ export interface ApplyResult {
   skipped: boolean;
   /** The rows written (not refused as stale), in the order given. */
   appliedRows: RowState[];
+  /**
+   * Kits not written: Redis holds them computed with a newer definition (the
+   * caller's is stale: a repair reloads it), or, in a cluster and unless
+   * forced, from newer component rows (a concurrent recompute got there first).
+   */
+  kitsRefused: string[];
+}
+
+/** What apply does with kits besides the rows (see the top of this file). */
+export interface ApplyOptions {
+  /** Move each touched sku's sums by the batch's changes instead of reading its whole rows hash (the stream). */
+  shiftSums?: boolean;
+  /** Kits to recompute from their components' rows once the rows are written. */
+  kits?: readonly KitDefinition[];
+  /** Rewrite every key of those kits even when unchanged, whatever component versions they were computed from (repairs). */
+  forceKits?: boolean;
 }
 
 /** Why the slot was lost: dropped (pg_drop_replication_slot, or gone for any reason), or invalidated by PostgreSQL. */
@@ -113,6 +141,12 @@ export class CacheWriter {
   private readonly stream: { name: string; maxLength: number };
   /** Cluster: the stream script of the last batch, which the next batch's waits for (see applyInCluster). */
   private streamScriptAhead: Promise<unknown> = Promise.resolve();
+  /** Cluster: the kit recompute of the last batch, which the next batch's follows. */
+  private kitsAhead: Promise<unknown> = Promise.resolve();
+  /** Every warehouse code seen: a kit's recompute is given the kit's warehouse key for each. */
+  private readonly warehouses = new Set<string>();
+  /** Per kit, its kitKeys and warehouse keys for every code seen (made again when a code is added). */
+  private readonly kitKeyCache = new Map<string, { codes: number; keys: string[] }>();
 
   readonly reader: CacheReader;
 
@@ -137,29 +171,92 @@ export class CacheWriter {
    * writer (rebuild, repairs) recomputes from the rows hash.
    */
   async apply(rows: readonly RowState[], events: readonly StreamEvent[], position?: Lsn, chain?: { after: string; token: string },
-    options?: { shiftSums?: boolean }): Promise<ApplyResult> {
+    options?: ApplyOptions): Promise<ApplyResult> {
+    for (const r of rows) this.warehouses.add(r.warehouse);
     if (this.keys.cluster) return this.applyInCluster(rows, events, position, chain, options);
+    const kits = options?.kits ?? [];
+    const codes = kits.length > 0 ? [...this.warehouses] : [];
     const skus = [...new Set(rows.map((r) => r.sku))];
     const skuIndex = new Map(skus.map((sku, i) => [sku, i + 1]));
     const keys = [this.keys.source, this.stream.name, this.keys.position, this.keys.applyChain, ...skus.flatMap((sku) => this.keys.skuKeys(sku)),
-      ...rows.map((r) => this.keys.warehouse(r.sku, r.warehouse))];
+      ...rows.map((r) => this.keys.warehouse(r.sku, r.warehouse)),
+      ...kits.flatMap((kit) => [...this.keys.kitKeys(kit.sku), ...kit.components.map((c) => this.keys.rows(c.sku)), ...this.kitWarehouseKeys(kit.sku, codes)])];
     const args: Array<string | number> = [this.stream.maxLength, position === undefined ? '' : formatLsn(position), skus.length, rows.length,
       chain?.after ?? '', chain?.token ?? '', options?.shiftSums ? '1' : ''];
     for (const r of rows) args.push(skuIndex.get(r.sku)!, r.warehouse, r.version, encodeRow(r));
+    args.push(kits.length, options?.forceKits ? '1' : '', codes.length, ...codes);
+    for (const kit of kits) args.push(kit.version, kit.lowStockThreshold, kit.components.length, ...kit.components.map((c) => c.qty));
     args.push(events.length);
     for (const e of events) args.push(e.streamId, e.type, e.id, e.subject, e.body);
     const reply = await runScript(this.redis, APPLY, keys, args);
-    const [applied, stale, appended, duplicates, lost, appliedIndexes, skipped] = reply as [number, number, number, number, number, number[], number];
-    return {
+    const [applied, stale, appended, duplicates, lost, appliedIndexes, skipped, kitResults] =
+      reply as [number, number, number, number, number, number[], number, Array<number | string[]>];
+    const result: ApplyResult = {
       applied, stale, appended, duplicates, lost: lost === 1, skipped: skipped === 1,
-      appliedRows: (appliedIndexes ?? []).map((index) => rows[index - 1]!),
+      appliedRows: (appliedIndexes ?? []).map((index) => rows[index - 1]!), kitsRefused: [],
     };
+    await this.kitOutcomes(kits, kitResults ?? [], result, (again) => this.apply([], [], undefined, undefined, { ...options, kits: again }));
+    return result;
+  }
+
+  /** A kit's warehouse key for each code (codes: every code seen, in the order seen, so a longer list only adds). */
+  private kitWarehouseKeys(sku: string, codes: readonly string[]): string[] {
+    let cached = this.kitKeyCache.get(sku);
+    if (!cached || cached.codes !== codes.length) {
+      cached = { codes: codes.length, keys: codes.map((code) => this.keys.warehouse(sku, code)) };
+      if (this.kitKeyCache.size > 100_000) this.kitKeyCache.clear();
+      this.kitKeyCache.set(sku, cached);
+    }
+    return cached.keys;
+  }
+
+  /**
+   * Recomputes kits from their components' rows as the cache holds them
+   * (rebuild, repairs); returns the skus of those refused (see ApplyResult).
+   */
+  async recomputeKits(kits: readonly KitDefinition[], options: { force?: boolean } = {}): Promise<string[]> {
+    if (kits.length === 0) return [];
+    return (await this.apply([], [], undefined, undefined, { kits, forceKits: options.force })).kitsRefused;
+  }
+
+  /** Reads what the kit scripts answered: refused kits are reported, kits that met new warehouse codes are recomputed with them. */
+  private async kitOutcomes(kits: readonly KitDefinition[], results: ReadonlyArray<number | string[]>, result: ApplyResult,
+    again: (kits: KitDefinition[]) => Promise<ApplyResult>): Promise<void> {
+    const retry: KitDefinition[] = [];
+    results.forEach((outcome, i) => {
+      if (outcome === 0) result.kitsRefused.push(kits[i]!.sku);
+      else if (Array.isArray(outcome)) {
+        for (const code of outcome) this.warehouses.add(code);
+        retry.push(kits[i]!);
+      }
+    });
+    if (retry.length > 0) result.kitsRefused.push(...(await again(retry)).kitsRefused);
+  }
+
+  /** Cluster: kits computed here from their components' rows (read now, slot by slot), each written by KIT_WRITE in its slot. */
+  private async recomputeKitsInCluster(kits: readonly KitDefinition[], force: boolean): Promise<string[]> {
+    if (kits.length === 0) return [];
+    const components = [...new Set(kits.flatMap((kit) => kit.components.map((c) => c.sku)))];
+    const hashes = new Map((await this.reader.rowsHashes(components)).map((rows, i) => [components[i]!, rows]));
+    const results = await Promise.all(kits.map(async (kit) => {
+      const state = kitState(kit, kit.components.map((c) => ({ qty: c.qty, rows: hashes.get(c.sku) })));
+      for (const code of state.rows.keys()) this.warehouses.add(code);
+      const codes = [...this.warehouses];
+      const keys = [...this.keys.kitKeys(kit.sku), ...codes.map((code) => this.keys.warehouse(kit.sku, code))];
+      const args: Array<string | number> = [kit.version, force ? '1' : '', kit.lowStockThreshold, state.totals.total, state.totals.available,
+        kitMarkSum(state.mark)!, codes.length, ...codes, state.rows.size];
+      for (const [code, row] of state.rows) args.push(code, encodeRow(row));
+      return (await runScript(this.redis, KIT_WRITE, keys, args)) as number | string[];
+    }));
+    const result = { kitsRefused: [] } as unknown as ApplyResult;
+    await this.kitOutcomes(kits, results, result, async (again) => ({ kitsRefused: await this.recomputeKitsInCluster(again, force) }) as ApplyResult);
+    return result.kitsRefused;
   }
 
   /** apply in a Redis Cluster: per-slot row scripts, then the stream script (see the top of this file). */
   private async applyInCluster(rows: readonly RowState[], events: readonly StreamEvent[], position?: Lsn, chain?: { after: string; token: string },
-    options?: { shiftSums?: boolean }): Promise<ApplyResult> {
-    const writing = Promise.all(groupBySlot(rows, (r) => this.keys.rows(r.sku)).map(async (group) => {
+    options?: ApplyOptions): Promise<ApplyResult> {
+    const rowsWritten = Promise.all(groupBySlot(rows, (r) => this.keys.rows(r.sku)).map(async (group) => {
       const skus = [...new Set(group.items.map((r) => r.sku))];
       const skuIndex = new Map(skus.map((sku, i) => [sku, i + 1]));
       const keys = [this.keys.slotState(group.slot), ...skus.flatMap((sku) => this.keys.skuKeys(sku)),
@@ -169,7 +266,19 @@ export class CacheWriter {
       const [applied, stale, lost, written] = (await runScript(this.redis, APPLY_SLOT, keys, args)) as [number, number, number, number[]];
       return { applied, stale, lost: lost === 1, rows: (written ?? []).map((i) => group.indexes[i - 1]!) };
     }));
-    const result: ApplyResult = { applied: 0, stale: 0, appended: 0, duplicates: 0, lost: false, skipped: false, appliedRows: [] };
+    // The kits after this batch's rows and after the kits of the batch ahead (a later read never written first).
+    const kits = options?.kits ?? [];
+    let kitsRefused: string[] = [];
+    const kitsAhead = this.kitsAhead;
+    const writing = (async () => {
+      const slots = await rowsWritten;
+      await kitsAhead.catch(() => {});
+      kitsRefused = await this.recomputeKitsInCluster(kits, options?.forceKits ?? false);
+      return slots;
+    })();
+    this.kitsAhead = writing;
+    writing.catch(() => {}); // awaited below
+    const result: ApplyResult = { applied: 0, stale: 0, appended: 0, duplicates: 0, lost: false, skipped: false, appliedRows: [], kitsRefused: [] };
     const streamed = chain !== undefined || events.length > 0 || position !== undefined;
     if (streamed) {
       // Sent after this batch's rows, and after the stream script of the batch ahead has answered:
@@ -196,6 +305,7 @@ export class CacheWriter {
       written.push(...slot.rows);
     }
     result.appliedRows = written.sort((a, b) => a - b).map((i) => rows[i]!);
+    result.kitsRefused = kitsRefused;
     return result;
   }
 

@@ -21,16 +21,22 @@ export function registerStock(program: Command): void {
         const client = new pg.Client({ connectionString: context.services.databaseUrl, application_name: 'stockroom stock' });
         await client.connect();
         let rows: Row[];
+        // A kit: its rows are kit rows (no reserved or safety stock), its totals the kit rule's, not their sums.
+        let kitTotal: { on_hand: number; available: number } | undefined;
         try {
-          const product = await client.query('select 1 from inventory.products where sku = $1', [sku]);
+          const product = await client.query<{ is_kit: boolean }>('select is_kit from inventory.products where sku = $1', [sku]);
           if (!product.rowCount) throw new NotFoundError('IV004', 'NOT_FOUND', `unknown sku '${sku}': see inventory.products, or create it with inventory.upsert_product`);
           ({ rows } = await client.query<Row>(`
             select s.warehouse, s.on_hand, s.reserved, s.safety_stock, s.available, s.version::text, l.low_stock_threshold, s.last_movement_at
             from inventory.stock(array[$1]) s
             join inventory.products p on p.sku = s.sku
             join inventory.warehouses w on w.code = s.warehouse
-            join inventory.stock_levels l on l.product_id = p.id and l.warehouse_id = w.id
+            left join inventory.stock_levels l on l.product_id = p.id and l.warehouse_id = w.id and not p.is_kit
             order by s.warehouse`, [sku]));
+          if (product.rows[0]!.is_kit) {
+            kitTotal = (await client.query<{ on_hand: number; available: number }>(
+              'select on_hand, available from inventory.kit_stock(array[$1]) where warehouse is null', [sku])).rows[0];
+          }
         } finally {
           await client.end();
         }
@@ -46,7 +52,8 @@ export function registerStock(program: Command): void {
             inStep: cached[i]?.warehouseKey === r.available && cached[i]?.version === r.version,
           }));
           const totals = {
-            postgres: { onHand: rows.reduce((n, r) => n + r.on_hand, 0), available: rows.reduce((n, r) => n + r.available, 0) },
+            postgres: kitTotal ? { onHand: kitTotal.on_hand, available: kitTotal.available }
+              : { onHand: rows.reduce((n, r) => n + r.on_hand, 0), available: rows.reduce((n, r) => n + r.available, 0) },
             redis: { total: total === null ? null : Number(total), available: available === null ? null : Number(available), status, lowStock },
           };
           if (options.json) return printJson({ sku, warehouses, totals });

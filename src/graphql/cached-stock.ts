@@ -11,13 +11,18 @@
 // falls back to Postgres and is written back (version-guarded, like every cache
 // write), with at most one query per missing sku in flight however many
 // requests ask for it at once.
+// A kit reads the same keys (its per-warehouse figures are its rows hash);
+// missing, it is answered from PostgreSQL's kit rule (inventory._kit_rows)
+// and written back as every writer writes kits: its components' rows, then
+// the kit recomputed from them in Redis.
 // While Redis is unreachable (not connected, or not answering within
 // readTimeoutMs) every sku is answered from Postgres, marked `database`, and
 // nothing is written back; ioredis reconnects in the background and the next
 // request after it is back reads the cache again.
 import { Counter, type Registry } from 'prom-client';
 import type pg from 'pg';
-import { loadSkus } from '../cache/loader.ts';
+import { writeWithKits } from '../cache/kits.ts';
+import { loadKitDefinitions, loadKitStock, loadSkus } from '../cache/loader.ts';
 import type { Redis } from '../cache/redis.ts';
 import { skuTotals, type StockStatus } from '../cache/row.ts';
 import type { CacheWriter } from '../cache/writer.ts';
@@ -155,10 +160,29 @@ export class CachedStockReader {
   private async load(skus: readonly string[], writeBack: boolean): Promise<Map<string, CachedStock>> {
     const loaded = await loadSkus(this.pool, skus);
     const result = new Map<string, CachedStock>();
+    // A sku without stock rows may be a kit.
+    const kits = await loadKitStock(this.pool, [...loaded].filter(([, rows]) => rows.length === 0).map(([sku]) => sku));
+    for (const [sku, { state }] of kits) {
+      const { total, available, status } = state.totals;
+      result.set(sku, {
+        sku, total, available, status, lowStock: status === 'low_stock', source: 'database',
+        warehouses: [...state.rows].map(([warehouse, row]) => ({ warehouse, available: row.available, version: row.version })),
+      });
+    }
+    if (kits.size > 0 && writeBack && this.redis.status === 'ready') {
+      const definitions = [...kits.values()].map((k) => k.definition);
+      const components = await loadSkus(this.pool, [...new Set(definitions.flatMap((d) => d.components.map((c) => c.sku)))]);
+      await writeWithKits(this.pool, this.writer, [...components.values()].flat(), definitions).catch(() => {});
+    }
     const states = [...loaded.values()].flat();
     if (states.length === 0) return result;
     // Written back for the next reader; a Redis that fails meanwhile does not fail the answer.
-    if (writeBack && this.redis.status === 'ready') await this.writer.apply(states, []).catch(() => {});
+    // (with the kits they are components of, recomputed from them)
+    if (writeBack && this.redis.status === 'ready') {
+      const stocked = [...loaded].filter(([, rows]) => rows.length > 0).map(([sku]) => sku);
+      await loadKitDefinitions(this.pool, { components: stocked })
+        .then((definitions) => writeWithKits(this.pool, this.writer, states, definitions)).catch(() => {});
+    }
     for (const [sku, rows] of loaded) {
       if (rows.length === 0) continue; // a product without stock rows has no keys: as unknown as before
       const { total, available, status } = skuTotals(rows);

@@ -9,11 +9,15 @@
 // committed) is kept by the version guard of every ordinary write; it is
 // rewritten only after PostgreSQL, read again after Redis was, confirms that
 // it has no such version, and only if Redis still holds exactly that entry.
+// The kits those rows are components of are then checked against a
+// recompute from their components' rows as Redis holds them (row.ts, the kit
+// rule), and recomputed in Redis when they differ.
 import type { Task } from 'graphile-worker';
 import type pg from 'pg';
-import { CACHE_ROW_COLUMNS, loadSkus, toRowState } from '../cache/loader.ts';
+import { writeWithKits } from '../cache/kits.ts';
+import { CACHE_ROW_COLUMNS, loadKitDefinitions, loadSkus, toRowState } from '../cache/loader.ts';
 import type { CachedRow } from '../cache/reader.ts';
-import { sameRow, skuTotals, type RowState } from '../cache/row.ts';
+import { encodeRow, kitMarkSum, kitState, sameRow, skuTotals, type RowState } from '../cache/row.ts';
 import type { CacheWriter } from '../cache/writer.ts';
 import type { JobMetrics } from './metrics.ts';
 
@@ -100,7 +104,33 @@ async function repairRows(db: Pick<pg.Pool, 'query'>, writer: CacheWriter, rows:
       repaired += await writer.replaceAhead(sku, bogus);
     }
   }
-  return repaired + await repairSkuKeys(writer, [...new Set(rows.map((r) => r.sku))]);
+  const skus = [...new Set(rows.map((r) => r.sku))];
+  return repaired + await repairSkuKeys(writer, skus) + await repairKits(db, writer, skus);
+}
+
+/** Kits of these components whose keys or rows hash differ from a recompute from their components' rows in Redis: recomputed there. */
+async function repairKits(db: Pick<pg.Pool, 'query'>, writer: CacheWriter, skus: string[]): Promise<number> {
+  const kits = await loadKitDefinitions(db, { components: skus });
+  if (kits.length === 0) return 0;
+  const components = [...new Set(kits.flatMap((kit) => kit.components.map((c) => c.sku)))];
+  const kitSkus = kits.map((kit) => kit.sku);
+  const [componentRows, kitRows, kitKeys, marks] = await Promise.all([
+    writer.reader.rowsHashes(components), writer.reader.rowsHashes(kitSkus), writer.reader.skuKeys(kitSkus, { sums: true }),
+    writer.reader.mget(kitSkus.map((sku) => writer.keys.kit(sku))),
+  ]);
+  const rowsOf = new Map(components.map((sku, i) => [sku, componentRows[i]]));
+  const wrong = kits.filter((kit, i) => {
+    const want = kitState(kit, kit.components.map((c) => ({ qty: c.qty, rows: rowsOf.get(c.sku) })));
+    const have = kitKeys[i];
+    const rows = kitRows[i] ?? new Map();
+    const sameRows = rows.size === want.rows.size && [...want.rows].every(([code, row]) => rows.has(code) && encodeRow(rows.get(code)!) === encodeRow(row));
+    // The Σ of component versions too: one left above the rows' (a repair lowered a version) would make a cluster refuse the stream's recomputes.
+    const sameSum = kitMarkSum(marks[i]) === kitMarkSum(want.mark);
+    return !(sameRows && sameSum && have && have.total === want.totals.total && have.available === want.totals.available && have.status === want.totals.status
+      && (have.lowStock ? '1' : '0') === want.totals.lowStock && have.sums === want.totals.sums);
+  });
+  if (wrong.length > 0) await writeWithKits(db, writer, [], wrong);
+  return wrong.length;
 }
 
 /**

@@ -3,16 +3,20 @@
 // per session, then kept current by the products and warehouses changes in
 // the stream itself (a product is always inserted before, or in the same
 // transaction as, the first stock row that names it).
+// The kits (kits.ts) are loaded and kept current the same way.
 import type pg from 'pg';
+import { KitMap } from './kits.ts';
 
 export class Catalog {
   private readonly skus = new Map<string, string>();
   private readonly codes = new Map<string, string>();
+  readonly kits = new KitMap();
 
   async load(client: Pick<pg.Pool, 'query'>): Promise<void> {
     const [products, warehouses] = await Promise.all([
       client.query<{ id: string; sku: string }>('select id, sku from inventory.products'),
       client.query<{ id: string; code: string }>('select id, code from inventory.warehouses'),
+      this.kits.load(client),
     ]);
     this.skus.clear();
     this.codes.clear();

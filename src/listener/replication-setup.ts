@@ -5,8 +5,9 @@ import { ServiceUnavailableError } from '../errors.ts';
 import { parseLsn, type Lsn } from '../cache/lsn.ts';
 import { inPartitionSql, type Partition } from '../partition.ts';
 
-/** The tables whose changes reach the cache. */
-export const PUBLISHED_TABLES = ['inventory.products', 'inventory.warehouses', 'inventory.stock_levels', 'inventory.movements'];
+/** The tables whose changes reach the cache (kits and their components: which kits to recompute, with what definition). */
+export const PUBLISHED_TABLES = ['inventory.products', 'inventory.warehouses', 'inventory.stock_levels', 'inventory.movements',
+  'inventory.kits', 'inventory.kit_components'];
 
 /**
  * The columns of each that the consumer reads (transaction.ts): a column
@@ -20,14 +21,20 @@ export const PUBLISHED_COLUMNS: Readonly<Record<string, readonly string[]>> = {
   'inventory.stock_levels': ['product_id', 'warehouse_id', 'on_hand', 'reserved', 'safety_stock', 'low_stock_threshold', 'version'],
   'inventory.movements': ['id', 'product_id', 'warehouse_id', 'kind', 'on_hand_delta', 'reserved_delta', 'on_hand_after', 'reserved_after',
     'backordered_delta', 'backordered_after', 'reason', 'reservation_id', 'reference', 'actor', 'occurred_at'],
+  'inventory.kits': ['product_id', 'low_stock_threshold', 'version'],
+  'inventory.kit_components': ['kit_id', 'component_id', 'qty'],
 };
 
 /**
  * What one consumer streams: the publication of the tables above, or, for a
- * partition, two publications with row filters on the product (its catalog
- * and stock rows in one; its ledger rows, inserts only, in the other: a row
- * filter on an updatable table may only name replica-identity columns, and
- * the ledger's is its id).
+ * partition, two publications with row filters on the product (its stock
+ * rows in one; its ledger rows, inserts only, in the other: a row filter on
+ * an updatable table may only name replica-identity columns, and the
+ * ledger's is its id). Products, warehouses, kits and kit components go to
+ * every partition unfiltered: a kit and its components may be in different
+ * partitions, and each consumer recomputes the kits of the components it
+ * streams, so each needs every kit's definition and every sku (they change
+ * rarely).
  */
 export interface Publications { publication: string; ledgerPublication?: string | undefined; partition?: Partition | undefined }
 
@@ -43,8 +50,9 @@ export async function ensurePublications(client: Pick<pg.Pool, 'query'>, p: Publ
   if (!p.partition || !p.ledgerPublication) return ensurePublication(client, p.publication, PUBLISHED_TABLES.map((table) => ({ table })));
   const byProduct = (column: string) => inPartitionSql(column, p.partition!);
   await ensurePublication(client, p.publication, [
-    { table: 'inventory.products', filter: byProduct('id') }, { table: 'inventory.warehouses' },
+    { table: 'inventory.products' }, { table: 'inventory.warehouses' },
     { table: 'inventory.stock_levels', filter: byProduct('product_id') },
+    { table: 'inventory.kits' }, { table: 'inventory.kit_components' },
   ]);
   await ensurePublication(client, p.ledgerPublication, [{ table: 'inventory.movements', filter: byProduct('product_id') }], 'insert');
 }
@@ -54,16 +62,17 @@ async function ensurePublication(client: Pick<pg.Pool, 'query'>, name: string, w
   publish = 'insert, update, delete, truncate'): Promise<void> {
   const entry = ({ table, filter }: PublishedTable) => `${table} (${PUBLISHED_COLUMNS[table]!.join(', ')})${filter ? ` where (${filter})` : ''}`;
   const tables = wanted.map(entry).join(', ');
-  const { rows } = await client.query<{ table: string; columns: string[] }>(
-    `select schemaname || '.' || tablename as table, attnames::text[] as columns from pg_publication_tables where pubname = $1`, [name]);
-  const shape = (list: Array<{ table: string; columns: readonly string[] }>) =>
-    list.map((t) => `${t.table}(${[...t.columns].sort().join()})`).sort().join(' ');
+  const { rows } = await client.query<{ table: string; columns: string[]; filtered: boolean }>(
+    `select schemaname || '.' || tablename as table, attnames::text[] as columns, rowfilter is not null as filtered
+     from pg_publication_tables where pubname = $1`, [name]);
+  const shape = (list: Array<{ table: string; columns: readonly string[]; filtered: boolean }>) =>
+    list.map((t) => `${t.table}(${[...t.columns].sort().join()})${t.filtered ? ' filtered' : ''}`).sort().join(' ');
   const exists = (await client.query('select 1 from pg_publication where pubname = $1', [name])).rowCount === 1;
   const ident = pg.escapeIdentifier(name);
   try {
     if (!exists) {
       await client.query(`create publication ${ident} for table ${tables} with (publish = '${publish}')`);
-    } else if (shape(rows) !== shape(wanted.map((w) => ({ table: w.table, columns: PUBLISHED_COLUMNS[w.table]! })))) {
+    } else if (shape(rows) !== shape(wanted.map((w) => ({ table: w.table, columns: PUBLISHED_COLUMNS[w.table]!, filtered: w.filter !== undefined })))) {
       await client.query(`alter publication ${ident} set table ${tables}`);
     }
   } catch (cause) {

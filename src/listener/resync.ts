@@ -1,6 +1,7 @@
 // The manual "sync this product" of the old system, over LISTEN/NOTIFY:
 //   NOTIFY stockroom_resync, '<sku>'
-// re-reads that sku from Postgres and rewrites its keys. Payloads are
+// re-reads that sku from Postgres and rewrites its keys (a component's kits
+// too; a kit's components, then the kit). Payloads are
 // untrusted: anything that is not a plausible sku is logged and ignored. The
 // listener reconnects forever (pg-listen's default gives up after 3 s), and
 // after a reconnect rebuilds the cache, since requests sent while it was away
@@ -9,7 +10,8 @@ import pgListen, { type Subscriber } from 'pg-listen';
 import type pg from 'pg';
 import { z } from 'zod';
 import type { CacheWriter } from '../cache/writer.ts';
-import { loadSkus } from '../cache/loader.ts';
+import { writeWithKits } from '../cache/kits.ts';
+import { loadKitDefinitions, loadSkus } from '../cache/loader.ts';
 import type { Logger } from '../log.ts';
 import type { ListenerMetrics } from './metrics.ts';
 
@@ -111,7 +113,15 @@ export class ResyncListener {
  */
 export async function resyncSku(pool: pg.Pool, writer: CacheWriter, sku: string): Promise<'rewritten' | 'unknown'> {
   const rows = (await loadSkus(pool, [sku])).get(sku) ?? [];
-  if (rows.length === 0) return 'unknown';
-  await writer.apply(rows, []);
+  if (rows.length > 0) {
+    // And the kits it is a component of, recomputed from its rows as now written.
+    await writeWithKits(pool, writer, rows, await loadKitDefinitions(pool, { components: [sku] }));
+    return 'rewritten';
+  }
+  // A kit: its components' rows, then the kit from them.
+  const [kit] = await loadKitDefinitions(pool, { kits: [sku] });
+  if (!kit) return 'unknown';
+  const components = await loadSkus(pool, kit.components.map((c) => c.sku));
+  await writeWithKits(pool, writer, [...components.values()].flat(), [kit]);
   return 'rewritten';
 }

@@ -52,6 +52,8 @@ export interface SessionOptions {
 interface Batch {
   rows: RowState[];
   events: StreamEvent[];
+  /** Kits (product ids) to recompute after the rows, with their definitions as of the batch's last transaction. */
+  kits: Set<string>;
   /** End LSN of the last whole transaction in the batch, when it has one. */
   endLsn: Lsn | undefined;
   commitTimes: bigint[];
@@ -66,7 +68,7 @@ interface Batch {
  */
 const MAX_FLUSHES_IN_FLIGHT = 4;
 
-const emptyBatch = (): Batch => ({ rows: [], events: [], endLsn: undefined, commitTimes: [], transactions: 0 });
+const emptyBatch = (): Batch => ({ rows: [], events: [], kits: new Set(), endLsn: undefined, commitTimes: [], transactions: 0 });
 
 export class ReplicationSession {
   private readonly options: SessionOptions;
@@ -194,9 +196,10 @@ export class ReplicationSession {
   }
 
   private addToBatch(transaction: ReplicatedTransaction, endLsn: Lsn | undefined): void {
-    const { rows, events } = transaction.drain();
+    const { rows, events, kits } = transaction.drain();
     this.batch.rows.push(...rows);
     this.batch.events.push(...events);
+    for (const kit of kits) this.batch.kits.add(kit);
     if (endLsn !== undefined) {
       this.batch.endLsn = endLsn;
       this.batch.commitTimes.push(transaction.commitTimeMicros);
@@ -250,13 +253,16 @@ export class ReplicationSession {
   /** Applies the current batch after the flushes before it, then acknowledges its position. */
   private flush(): Promise<void> {
     const batch = this.batch;
-    if (batch.rows.length === 0 && batch.events.length === 0 && batch.endLsn === undefined) return this.flushing;
+    if (batch.rows.length === 0 && batch.events.length === 0 && batch.kits.size === 0 && batch.endLsn === undefined) return this.flushing;
     this.batch = emptyBatch();
     this.flushesInFlight++;
     const { writer, metrics } = this.options;
     const chain = { after: this.batchesSent === 0 ? '' : `${this.sessionToken}:${this.batchesSent}`, token: `${this.sessionToken}:${this.batchesSent + 1}` };
     this.batchesSent++;
-    const applying = this.failure ? undefined : writer.apply(batch.rows, batch.events, batch.endLsn, chain, { shiftSums: true });
+    // Definitions taken now, as the batch is cut: as of its last transaction (later ones are not decoded yet).
+    const { catalog } = this.options;
+    const kits = [...batch.kits].flatMap((id) => catalog.kits.definition(id, (productId) => catalog.sku(productId)) ?? []);
+    const applying = this.failure ? undefined : writer.apply(batch.rows, batch.events, batch.endLsn, chain, { shiftSums: true, kits });
     applying?.catch(() => {}); // its failure is taken below, in order
     this.flushing = this.flushing.then(async () => {
       if (this.failure || !applying) return;

@@ -1,6 +1,7 @@
 // One replicated transaction, decoded from pgoutput messages into what the
-// cache needs: the final state of each stock row it touched, and the events
-// of each movement it wrote.
+// cache needs: the final state of each stock row it touched, the events of
+// each movement it wrote, and the kits to recompute (those of the components
+// whose rows it touched, and those it defined or redefined).
 import type { Pgoutput } from 'pg-logical-replication';
 import { movementEvents, movementFromRow, type Movement, type MovementRow, type RowPolicy } from '../cache/events.ts';
 import type { StreamEvent } from '../cache/writer.ts';
@@ -19,6 +20,10 @@ export class ReplicatedTransaction {
   /** The latest policy of every row seen in the transaction, kept across chunks. */
   private readonly policies = new Map<string, RowPolicy>();
   private eventIndex = 0;
+  /** Products whose stock rows changed, and kits whose definition changed, since the last drain. */
+  private products = new Set<string>();
+  private kits = new Set<string>();
+  private catalog: Catalog | undefined;
   changes = 0;
 
   /** Added to the commit LSN in stream entry ids (see CacheWriter.claimStream). */
@@ -32,17 +37,36 @@ export class ReplicatedTransaction {
 
   /** Takes one change message; catalog changes apply to the catalog at once. */
   accept(message: Pgoutput.Message, catalog: Catalog): void {
-    if (message.tag !== 'insert' && message.tag !== 'update') return; // no deletes or truncates reach the cache tables
+    this.catalog = catalog;
+    if (message.tag === 'delete' && message.relation.schema === 'inventory' && message.relation.name === 'kit_components') {
+      const key = message.key ?? message.old;
+      if (key) {
+        catalog.kits.removeComponent(key.kit_id, key.component_id);
+        this.kits.add(key.kit_id);
+      }
+      return;
+    }
+    if (message.tag !== 'insert' && message.tag !== 'update') return; // no other deletes or truncates reach the cache tables
     const { name, schema } = message.relation;
     if (schema !== 'inventory') return;
     const row = message.new;
     switch (name) {
+      case 'kits':
+        catalog.kits.setKit(row.product_id, String(row.version), row.low_stock_threshold as number);
+        this.kits.add(row.product_id);
+        break;
+      case 'kit_components':
+        catalog.kits.setComponent(row.kit_id, row.component_id, row.qty as number);
+        this.kits.add(row.kit_id);
+        break;
       case 'stock_levels': {
+        if (catalog.kits.isKit(row.product_id)) break;
         const rowKey = `${row.product_id}/${row.warehouse_id}`;
         const onHand = row.on_hand as number;
         const reserved = row.reserved as number;
         const safetyStock = row.safety_stock as number;
         this.policies.set(rowKey, { safetyStock, lowStockThreshold: row.low_stock_threshold as number });
+        this.products.add(row.product_id);
         this.rows.set(rowKey, rowState({
           sku: catalog.sku(row.product_id),
           warehouse: catalog.code(row.warehouse_id),
@@ -76,13 +100,21 @@ export class ReplicatedTransaction {
    * it at commit) and starts collecting afresh. Movement events are built here,
    * when the row changes of the same transaction have been seen.
    */
-  drain(): { rows: RowState[]; events: StreamEvent[] } {
+  drain(): { rows: RowState[]; events: StreamEvent[]; kits: Set<string> } {
     for (const { movement, policy } of this.movements) {
       const events = movementEvents(movement, policy, this.commitLsn + this.streamIdOffset, this.eventIndex);
       this.eventIndex += events.length;
       this.events.push(...events);
     }
-    const drained = { rows: [...this.rows.values()], events: this.events };
+    // The kits to recompute, by id: the batch takes their definitions when it is cut (session.ts).
+    const kits = this.kits;
+    const catalog = this.catalog;
+    if (catalog && catalog.kits.size > 0) {
+      for (const product of this.products) for (const kit of catalog.kits.kitsOf(product) ?? []) kits.add(kit);
+    }
+    const drained = { rows: [...this.rows.values()], events: this.events, kits };
+    this.products = new Set();
+    this.kits = new Set();
     this.rows = new Map();
     this.events = [];
     this.movements = [];

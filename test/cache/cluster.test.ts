@@ -8,6 +8,7 @@
 import anyTest, { type TestFn } from 'ava';
 import { Registry } from 'prom-client';
 import { cacheKeys, type CacheKeys } from '../../src/cache/keys.ts';
+import { loadKitDefinitions } from '../../src/cache/loader.ts';
 import { rebuildCache, RebuildInterruptedError } from '../../src/cache/rebuild.ts';
 import { createRedis, type Redis } from '../../src/cache/redis.ts';
 import { rowState } from '../../src/cache/row.ts';
@@ -110,6 +111,15 @@ test.serial('the consumer streams into the cluster: keys equal PostgreSQL on all
   }
   await db.query(`select inventory.adjust('SKU-1', 'WH2', -2, 'correction')`);
   t.deepEqual(await waitForCache(db, redis, keys), [], 'every key equals PostgreSQL');
+  // A kit whose components are in other slots: computed here from reads of them after each batch.
+  await db.query(`select inventory.upsert_product('KIT-1', 'Kit')`);
+  await db.query(`select inventory.set_kit('KIT-1', '[{"sku": "SKU-1", "qty": 2}, {"sku": "A}B", "qty": 1}, {"sku": "SKU-9", "qty": 3}]', 4)`);
+  for (let i = 0; i < 6; i++) {
+    await db.query(`select inventory.adjust($1, 'WH1', $2, 'correction')`, [['SKU-1', 'A}B', 'SKU-9'][i % 3], i % 2 ? 2 : -1]);
+    if (i % 2 === 0) await db.query(`select inventory.reserve($1, '[{"sku": "KIT-1", "qty": 1}]')`, [`kit-${i}`]);
+  }
+  t.deepEqual(await waitForCache(db, redis, keys), [], 'the kit\'s keys equal kit_stock()');
+  t.not(await redis.get(keys.available('KIT-1')), null);
   t.deepEqual(await eventProblems(db, await readStream(redis, listener.names.stream)), [], 'exactly one updated and one typed event per movement');
 
   const slots = (await redis.cluster('SLOTS')) as unknown[];
@@ -120,7 +130,14 @@ test.serial('the consumer streams into the cluster: keys equal PostgreSQL on all
   t.teardown(() => client.disconnect());
   const writer = new CacheWriter(client, keys, { name: listener.names.stream, maxLength: 100_000 });
   const verify = () => verifyCache({ databaseUrl: db.url, redis: client, writer, keys, fix: false });
-  t.like(await verify(), { skus: 12, rows: 24, driftedSkus: 0 });
+  // The kit's guard here: a recompute from component reads older than the last one's (a smaller Σ of versions) is refused.
+  const [kitDefinition] = await loadKitDefinitions(db.pool, { kits: ['KIT-1'] });
+  const mark = (await redis.get(keys.kit('KIT-1')))!;
+  await redis.set(keys.kit('KIT-1'), `${kitDefinition!.version}:999999`);
+  t.deepEqual(await writer.recomputeKits([kitDefinition!]), ['KIT-1']);
+  t.deepEqual(await writer.recomputeKits([kitDefinition!], { force: true }), [], 'a repair forces it');
+  t.is(await redis.get(keys.kit('KIT-1')), mark);
+  t.like(await verify(), { skus: 13, rows: 24, driftedSkus: 0 });
 
   // The version guard: a state older than the one cached is refused.
   const stale = await writer.apply([rowState({ sku: 'SKU-2', warehouse: 'WH1', version: '1', onHand: 999, reserved: 0, safetyStock: 0, lowStockThreshold: 0 })], []);

@@ -488,5 +488,14 @@ test('stock <sku> --json shows PostgreSQL and Redis side by side; an unknown sku
   t.true(isOneLineError(unknown.stderr), unknown.stderr);
   t.is(unknown.stderr, `stockroom: unknown sku 'NOPE': see inventory.products, or create it with inventory.upsert_product\n`);
   t.is(unknown.stdout, '');
+
+  // A kit: its kit rows per warehouse, and the kit rule's totals (not the sums of its rows).
+  await db.query(`select inventory.upsert_product('KIT', 'Kit')`);
+  await db.query(`select inventory.set_kit('KIT', '[{"sku": "A", "qty": 2}]')`);
+  await runJson(t, ['cache', 'rebuild', '--json'], env);
+  const kit = await runJson(t, ['stock', 'KIT', '--json'], env);
+  const { rows: [kitTotal] } = await db.query<{ on_hand: number; available: number }>(`select on_hand, available from inventory.kit_stock(array['KIT']) where warehouse is null`);
+  t.like(kit.json, { totals: { postgres: { onHand: kitTotal!.on_hand, available: kitTotal!.available }, redis: { total: kitTotal!.on_hand, available: kitTotal!.available } } });
+  t.true(kit.json.warehouses.length === 2 && kit.json.warehouses.every((w: { inStep: boolean }) => w.inStep), JSON.stringify(kit.json.warehouses));
   await assertInvariants(t, db);
 });

@@ -60,8 +60,29 @@ export async function cacheMismatches(db: Queryable, redis: Redis | Cluster, lay
     // The sums the stream moves the keys by: they must stay what the rows add up to.
     expected.set(k.sums(sku), `${sums.total}:${sums.available}:${sums.threshold}`);
   }
+  // Kits: what inventory.kit_stock says (per warehouse, and the total row with its status).
+  const { rows: kitRows } = await db.query<{ sku: string; warehouse: string | null; on_hand: number; available: number; low_stock_threshold: number; status: string | null }>(`
+    select k.* from inventory.products p, inventory.kit_stock(array[p.sku]) k where p.is_kit`);
+  const kitWarehouses = new Map<string, string[]>();
+  for (const r of kitRows) {
+    if (!kitWarehouses.has(r.sku)) kitWarehouses.set(r.sku, []);
+    if (r.warehouse !== null) {
+      expected.set(k.warehouse(r.sku, r.warehouse), String(r.available));
+      kitWarehouses.get(r.sku)!.push(r.warehouse);
+      continue;
+    }
+    expected.set(k.total(r.sku), String(r.on_hand));
+    expected.set(k.available(r.sku), String(r.available));
+    expected.set(k.status(r.sku), r.status!);
+    expected.set(k.lowStock(r.sku), r.status === 'low_stock' ? '1' : '0');
+    expected.set(k.sums(r.sku), `${r.on_hand}:${r.available}:${r.low_stock_threshold}`);
+  }
   const keys = [...expected.keys()];
   const problems: string[] = [];
+  for (const [sku, codes] of kitWarehouses) {
+    const cached = (await redis.hkeys(k.rows(sku))).sort();
+    if (cached.join() !== [...codes].sort().join()) problems.push(`${k.rows(sku)}: redis warehouses ${cached.join()} postgres ${[...codes].sort().join()}`);
+  }
   for (let i = 0; i < keys.length && problems.length < 20; i += 5000) {
     const chunk = keys.slice(i, i + 5000);
     const values = redis instanceof Cluster ? await Promise.all(chunk.map((key) => redis.get(key))) : await redis.mget(...chunk);

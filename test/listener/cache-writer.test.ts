@@ -246,7 +246,7 @@ test('rows and events of one batch land together', async (t) => {
   const f = fixture(t, 'cw_together');
   const written = row('A', 'WH1', 2, 9, 1, 8);
   const result = await f.writer.apply([written], [event('10-0', 5), event('10-1', 5, 'warehouse.stock.reserved')], parseLsn('0/10'));
-  t.deepEqual(result, { applied: 1, stale: 0, appended: 2, duplicates: 0, lost: true, skipped: false, appliedRows: [written] });
+  t.deepEqual(result, { applied: 1, stale: 0, appended: 2, duplicates: 0, lost: true, skipped: false, appliedRows: [written], kitsRefused: [] });
   t.is(await f.get('stock:A:warehouse:WH1'), '8');
   t.is(await f.redis.xlen(f.names.stream), 2);
   t.is(await f.get('meta:position'), '0/10');
@@ -356,4 +356,39 @@ test('replaceAhead rewrites an entry only while Redis still holds exactly the on
   t.is(await f.writer.replaceAhead('A', [{ state: truth, seen }]), 1);
   t.is(await f.redis.hget(f.writer.keys.rows('A'), 'WH1'), encodeRow(truth));
   t.deepEqual(await f.skuKeys('A'), { total: '5', available: '5', status: 'in_stock', lowStock: '0' });
+});
+
+test('kits: recomputed from the components\' rows after the batch\'s rows; an older definition is refused; warehouses gone are deleted', async (t) => {
+  const f = fixture(t, 'cw_kits');
+  const kit = (version: string, components: Array<[string, number]>, threshold = 0) => ({ sku: 'K', version, lowStockThreshold: threshold, components: components.map(([sku, qty]) => ({ sku, qty })) });
+  // A writer that has seen no warehouse yet: the kit script names the codes it lacks, and the writer retries with them.
+  const fresh = new CacheWriter(f.redis, f.writer.keys, { name: f.names.stream, maxLength: 1000 });
+  await f.writer.apply([row('A', 'WH1', 1, 10, 0, 10), row('A', 'WH2', 1, 4, 0, 4), row('B', 'WH1', 1, 9, 0, 9)], []);
+  t.deepEqual(await fresh.recomputeKits([kit('1', [['A', 1], ['B', 2]], 5)]), []);
+  t.deepEqual(await f.skuKeys('K'), { total: '4', available: '4', status: 'low_stock', lowStock: '1' }, 'min(14/1, 9/2)');
+  t.is(await f.get('stock:K:warehouse:WH1'), '4');
+  t.is(await f.get('stock:K:warehouse:WH2'), '0', 'B has no row in WH2: it counts 0');
+  t.is(await f.get('stock:K:kit'), '1:3');
+
+  // In the stream's batch: B's row changes, and the kit with it, in the same script.
+  await f.redis.set(f.writer.keys.product('K'), 'doc');
+  const batch = await f.writer.apply([row('B', 'WH1', 2, 20, 0, 20)], [], undefined, undefined, { shiftSums: true, kits: [kit('1', [['A', 1], ['B', 2]], 5)] });
+  t.deepEqual(batch.kitsRefused, []);
+  t.deepEqual(await f.skuKeys('K'), { total: '10', available: '10', status: 'in_stock', lowStock: '0' });
+  t.is(await f.get('product:K'), null, 'the product key is deleted when the kit changes');
+  t.is(await f.get('stock:K:kit'), '1:4');
+
+  t.deepEqual(await f.writer.recomputeKits([kit('0', [['A', 1]])]), ['K'], 'an older definition is refused');
+  // On one Redis a recompute reads its components atomically, at their newest: a Σ of versions left
+  // higher (a repair lowered a component's version) does not stop it (the cluster's guard, cluster.test.ts).
+  await f.redis.set(f.writer.keys.kit('K'), '1:99');
+  t.deepEqual(await f.writer.recomputeKits([kit('1', [['A', 1], ['B', 2]], 5)]), []);
+  t.is(await f.get('stock:K:kit'), '1:4');
+
+  // Redefined onto B alone: WH2 (only A had a row there) goes, with its key.
+  t.deepEqual(await f.writer.recomputeKits([kit('2', [['B', 1]])]), []);
+  t.deepEqual(Object.keys(await f.redis.hgetall(f.writer.keys.rows('K'))), ['WH1']);
+  t.is(await f.get('stock:K:warehouse:WH2'), null);
+  t.deepEqual(await f.skuKeys('K'), { total: '20', available: '20', status: 'in_stock', lowStock: '0' });
+  t.is(await f.redis.hget(f.writer.keys.rows('K'), 'WH1'), '2:20:0:20:0', 'version: the sum of the component rows\' versions there');
 });

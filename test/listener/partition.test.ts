@@ -2,7 +2,9 @@
 // streams only its share of the skus, through a slot, publications and an
 // events stream of its own; in parallel they give exactly what one consumer
 // gives (every key equal to PostgreSQL, every movement's events once), and a
-// transaction touching skus of both partitions is split between them.
+// transaction touching skus of both partitions is split between them. Kits
+// whose components span both partitions stay exact too (each consumer
+// recomputes the kits of its components; definitions reach both).
 import test from 'ava';
 import { inPartitionSql } from '../../src/partition.ts';
 import { eventProblems, readStream, testRedis, uniqueNames, waitFor, waitForCache, type StreamEntry } from '../helpers/cache.ts';
@@ -31,6 +33,12 @@ test('two partitions stream their own skus in parallel: together exactly what on
     await db.close();
   });
   await setupCatalog(db, Object.fromEntries(SKUS.map((sku) => [sku, { WH1: 100, WH2: 50 }])));
+  const kitOf = (skus: string[], qty: number) => JSON.stringify(skus.map((sku) => ({ sku, qty })));
+  for (const kit of ['KIT-A', 'KIT-B']) await db.query(`select inventory.upsert_product($1, $1)`, [kit]);
+  await db.query(`select inventory.set_kit('KIT-A', $1::jsonb, 40)`, [kitOf(SKUS.slice(0, 4), 2)]);
+  const { rows: [spread] } = await db.query<{ partitions: number }>(`
+    select count(distinct ${inPartitionSql('p.id', { index: 1, count: 2 })}) as partitions from inventory.products p where p.sku = any($1)`, [SKUS.slice(0, 4)]);
+  t.is(Number(spread!.partitions), 2, 'KIT-A has components in both partitions');
 
   const first = await startTestListener(db.url, { names, partition: '1/2' });
   t.teardown(() => first.stop());
@@ -46,7 +54,8 @@ test('two partitions stream their own skus in parallel: together exactly what on
     select pubname, tablename, rowfilter is not null as filtered from pg_publication_tables
     where pubname like $1 order by pubname, tablename`, [`${names.publication}_p1of2%`]);
   t.deepEqual(filters.map((f) => `${f.pubname.slice(names.publication.length)} ${f.tablename} ${f.filtered ? 'filtered' : 'all'}`), [
-    '_p1of2 products filtered', '_p1of2 stock_levels filtered', '_p1of2 warehouses all', '_p1of2_ledger movements filtered',
+    '_p1of2 kit_components all', '_p1of2 kits all', '_p1of2 products all', '_p1of2 stock_levels filtered', '_p1of2 warehouses all',
+    '_p1of2_ledger movements filtered',
   ]);
 
   // Traffic: single-sku changes, and baskets and transfers across both partitions in one transaction.
@@ -56,9 +65,14 @@ test('two partitions stream their own skus in parallel: together exactly what on
     await db.query(`select inventory.adjust($1, 'WH1', $2, 'count')`, [a, (i % 4) - 2 || 3]);
     await db.query(`select inventory.reserve($1, $2::jsonb)`, [`order-${i}`, JSON.stringify([{ sku: a, warehouse: 'WH2', qty: 1 }, { sku: b, warehouse: 'WH1', qty: 2 }])]);
     if (i % 6 === 0) await db.query(`select inventory.transfer($1, 'WH1', 'WH2', 3, 'rebalance')`, [b]);
+    if (i % 5 === 0) await db.query(`select inventory.reserve($1, $2::jsonb)`, [`kit-${i}`, JSON.stringify([{ sku: 'KIT-A', qty: 1 }])]);
+    // KIT-B defined mid-traffic, then redefined onto other components (both partitions see the definitions).
+    if (i === 20) await db.query(`select inventory.set_kit('KIT-B', $1::jsonb)`, [kitOf(SKUS.slice(4, 8), 1)]);
+    if (i === 40) await db.query(`select inventory.set_kit('KIT-B', $1::jsonb, 5)`, [kitOf([SKUS[0]!, ...SKUS.slice(6, 10)], 3)]);
   }
 
-  t.deepEqual(await waitForCache(db, redis, names.prefix, 20_000), [], 'every key equals PostgreSQL');
+  t.deepEqual(await waitForCache(db, redis, names.prefix, 20_000), [], 'every key equals PostgreSQL, the kits\' too');
+  t.not(await redis.get(`${names.prefix}stock:KIT-B:available`), null);
   const streams = [await readStream(redis, `${names.stream}:p1of2`), await readStream(redis, `${names.stream}:p2of2`)];
   let problems: string[] = [];
   await waitFor(async () => {

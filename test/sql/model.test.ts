@@ -13,6 +13,11 @@
 import test from 'ava';
 import fc from 'fast-check';
 import type pg from 'pg';
+import { cacheKeys } from '../../src/cache/keys.ts';
+import { loadKitDefinitions, loadSkus } from '../../src/cache/loader.ts';
+import { encodeRow, kitState } from '../../src/cache/row.ts';
+import { CacheWriter } from '../../src/cache/writer.ts';
+import { testRedis, uniqueNames } from '../helpers/cache.ts';
 import { openTestDatabase, type TestDatabase } from '../helpers/database.ts';
 import { invariantViolations } from '../helpers/invariants.ts';
 
@@ -577,4 +582,98 @@ test('the SQL API behaves like the model, sequentially and in concurrent batches
   }
   t.true(stats.lazyExpiries > 0, 'reserve expired due holds lazily at least once');
   t.true(stats.batchesSerialized > 0, 'some concurrent batches were checked against serial orders');
+});
+
+// ---------------------------------------------------------------------------
+// The kit rule, stated three times: in SQL (inventory._kit_rows, what stock()
+// and kit_stock() show), in TypeScript (row.ts kitState) and in the Lua the
+// cache recomputes kits with (row.ts LUA_KIT_FUNCTIONS, run by the apply
+// script). Random kits over random component rows (some warehouses without a
+// row, safety stock, versions) must get one answer from all three: per
+// warehouse and in total, on_hand, available, version, and the status.
+
+const KIT_WAREHOUSES = ['KW1', 'KW2', 'KW3'];
+const componentRow = fc.record({ onHand: fc.nat(30), reserved: fc.nat(30), safety: fc.nat(6), version: fc.integer({ min: 1, max: 10_000 }) });
+const kitCase = fc.record({
+  threshold: fc.nat(12),
+  components: fc.array(fc.record({
+    qty: fc.integer({ min: 1, max: 5 }),
+    rows: fc.tuple(...KIT_WAREHOUSES.map(() => fc.option(componentRow, { nil: undefined }))),
+  }), { minLength: 1, maxLength: 3 }),
+});
+
+test('the kit rule of the cache (TypeScript and Lua) gives what inventory._kit_rows and kit_stock give', async (t) => {
+  const db = await openTestDatabase('kit_rule');
+  const redis = testRedis();
+  const names = uniqueNames('kit_rule');
+  const writer = new CacheWriter(redis, cacheKeys(names.prefix), { name: names.stream, maxLength: 100 });
+  t.teardown(async () => {
+    const doomed = await redis.keys(`${names.prefix}*`);
+    if (doomed.length) await redis.del(...doomed);
+    redis.disconnect();
+    await db.close();
+  });
+  for (const code of KIT_WAREHOUSES) await db.query(`select inventory.upsert_warehouse($1, $1, null, 10)`, [code]);
+  let run = 0;
+  let checked = 0;
+  await fc.assert(fc.asyncProperty(kitCase, async ({ threshold, components }) => {
+    run++;
+    const kit = `KIT${run}`;
+    const skus = components.map((_, i) => `KC${run}-${i}`);
+    for (const sku of [kit, ...skus]) await db.query('select inventory.upsert_product($1, $1)', [sku]);
+    for (const [i, c] of components.entries()) {
+      for (const [w, row] of c.rows.entries()) {
+        if (!row) continue;
+        await db.query(`
+          insert into inventory.stock_levels (product_id, warehouse_id, on_hand, reserved, safety_stock, version)
+          select p.id, w.id, $3, $4, $5, $6 from inventory.products p, inventory.warehouses w where p.sku = $1 and w.code = $2`,
+        [skus[i], KIT_WAREHOUSES[w], row.onHand, Math.min(row.reserved, row.onHand), row.safety, row.version]);
+      }
+    }
+    await db.query('select inventory.set_kit($1, $2::jsonb, $3)', [kit, JSON.stringify(skus.map((sku, i) => ({ sku, qty: components[i]!.qty }))), threshold]);
+
+    // SQL
+    const { rows: sql } = await db.query<{ warehouse: string | null; on_hand: number; available: number; version: string }>(`
+      select w.code as warehouse, r.on_hand, r.available, r.version::text as version
+      from inventory.products p cross join lateral inventory._kit_rows(array[p.id]) r left join inventory.warehouses w on w.id = r.warehouse_id
+      where p.sku = $1 order by w.code nulls first`, [kit]);
+    const { rows: [sqlTotal] } = await db.query<{ status: string }>(`select status from inventory.kit_stock(array[$1]) where warehouse is null`, [kit]);
+    const expectedRows = sql.filter((r) => r.warehouse !== null).map((r) => [r.warehouse, `${r.version}:${r.on_hand}:${r.available}`]);
+    const expectedTotal = { onHand: sql[0]!.on_hand, available: sql[0]!.available, version: sql[0]!.version, status: sqlTotal!.status };
+
+    // TypeScript, from the component rows as the cache loads them
+    const [definition] = await loadKitDefinitions(db.pool, { kits: [kit] });
+    const loaded = await loadSkus(db.pool, skus);
+    const rowsOf = (sku: string) => new Map((loaded.get(sku) ?? []).map((r) => [r.warehouse, r]));
+    const ts = kitState(definition!, definition!.components.map((c) => ({ qty: c.qty, rows: rowsOf(c.sku) })));
+    const tsRows = [...ts.rows].map(([code, r]) => [code, `${r.version}:${r.onHand}:${r.available}`]);
+    const tsTotal = { onHand: ts.totals.total, available: ts.totals.available, version: ts.mark.split(':')[1], status: ts.totals.status };
+
+    // Lua, from the same rows written to Redis
+    await writer.apply([...loaded.values()].flat(), []);
+    await writer.recomputeKits([definition!], { force: true });
+    const k = writer.keys;
+    const hash = await redis.hgetall(k.rows(kit));
+    const luaRows = Object.entries(hash).sort(([a], [b]) => (a < b ? -1 : 1)).map(([code, entry]) => {
+      const [version, onHand, , available] = entry.split(':');
+      return [code, `${version}:${onHand}:${available}`];
+    });
+    const [total, available, status, lowStock, sums, mark] = await redis.mget(k.total(kit), k.available(kit), k.status(kit), k.lowStock(kit), k.sums(kit), k.kit(kit));
+    const luaTotal = { onHand: Number(total), available: Number(available), version: mark?.split(':')[1], status };
+    for (const [code, entry] of Object.entries(hash)) {
+      if (await redis.get(k.warehouse(kit, code)) !== entry.split(':')[3]) throw new Error(`${kit} ${code}: warehouse key differs from its entry`);
+      if (entry !== encodeRow(ts.rows.get(code)!)) throw new Error(`${kit} ${code}: Lua entry ${entry}, TypeScript ${encodeRow(ts.rows.get(code)!)}`);
+    }
+
+    const show = (x: unknown) => JSON.stringify(x);
+    if (show(tsRows) !== show(expectedRows) || show(tsTotal) !== show(expectedTotal)) {
+      throw new Error(`TypeScript ${show({ tsRows, tsTotal })} differs from SQL ${show({ expectedRows, expectedTotal })}`);
+    }
+    if (show(luaRows) !== show(expectedRows) || show(luaTotal) !== show(expectedTotal)) {
+      throw new Error(`Lua ${show({ luaRows, luaTotal })} differs from SQL ${show({ expectedRows, expectedTotal })}`);
+    }
+    if (lowStock !== (status === 'low_stock' ? '1' : '0') || sums !== `${total}:${available}:${threshold}`) throw new Error(`${kit}: low_stock ${lowStock}, sums ${sums}`);
+    checked++;
+  }), { numRuns: 60 });
+  t.is(checked, 60);
 });
