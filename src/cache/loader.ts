@@ -39,15 +39,30 @@ function bySku(rows: readonly Selected[]): Map<string, RowState[]> {
 
 /** Every stock row of these skus, by sku, warehouses in code order; a sku PostgreSQL does not know is absent. */
 export async function loadSkus(db: Queryable, skus: readonly string[]): Promise<Map<string, RowState[]>> {
-  if (skus.length === 0) return new Map();
-  const { rows } = await db.query<Selected>(`
-    select ${CACHE_ROW_COLUMNS}
+  return (await loadSkusAndKits(db, skus)).skus;
+}
+
+/**
+ * loadSkus, and in the same query which of these skus are kits and which
+ * are components of a kit (whose kits a writer of their rows recomputes):
+ * a reader that writes back asks for the kits only when there are any.
+ */
+export async function loadSkusAndKits(db: Queryable, skus: readonly string[]):
+  Promise<{ skus: Map<string, RowState[]>; kits: string[]; components: string[] }> {
+  if (skus.length === 0) return { skus: new Map(), kits: [], components: [] };
+  const { rows } = await db.query<Selected & { is_kit: boolean; in_kit: boolean }>(`
+    select ${CACHE_ROW_COLUMNS}, p.is_kit,
+           exists (select from inventory.kit_components c where c.component_id = p.id) as in_kit
     from inventory.products p
     left join inventory.stock_levels s on s.product_id = p.id and not p.is_kit
     left join inventory.warehouses w on w.id = s.warehouse_id
     where p.sku = any($1::text[])
     order by p.sku, w.code`, [skus]);
-  return bySku(rows);
+  return {
+    skus: bySku(rows),
+    kits: [...new Set(rows.filter((r) => r.is_kit).map((r) => r.sku))],
+    components: [...new Set(rows.filter((r) => r.in_kit).map((r) => r.sku))],
+  };
 }
 
 /**

@@ -22,7 +22,7 @@
 import { Counter, type Registry } from 'prom-client';
 import type pg from 'pg';
 import { writeWithKits } from '../cache/kits.ts';
-import { loadKitDefinitions, loadKitStock, loadSkus } from '../cache/loader.ts';
+import { loadKitDefinitions, loadKitStock, loadSkus, loadSkusAndKits } from '../cache/loader.ts';
 import type { Redis } from '../cache/redis.ts';
 import { skuTotals, type StockStatus } from '../cache/row.ts';
 import type { CacheWriter } from '../cache/writer.ts';
@@ -158,10 +158,9 @@ export class CachedStockReader {
   }
 
   private async load(skus: readonly string[], writeBack: boolean): Promise<Map<string, CachedStock>> {
-    const loaded = await loadSkus(this.pool, skus);
+    const { skus: loaded, kits: kitSkus, components: inKits } = await loadSkusAndKits(this.pool, skus);
     const result = new Map<string, CachedStock>();
-    // A sku without stock rows may be a kit.
-    const kits = await loadKitStock(this.pool, [...loaded].filter(([, rows]) => rows.length === 0).map(([sku]) => sku));
+    const kits = await loadKitStock(this.pool, kitSkus);
     for (const [sku, { state }] of kits) {
       const { total, available, status } = state.totals;
       result.set(sku, {
@@ -179,9 +178,8 @@ export class CachedStockReader {
     // Written back for the next reader; a Redis that fails meanwhile does not fail the answer.
     // (with the kits they are components of, recomputed from them)
     if (writeBack && this.redis.status === 'ready') {
-      const stocked = [...loaded].filter(([, rows]) => rows.length > 0).map(([sku]) => sku);
-      await loadKitDefinitions(this.pool, { components: stocked })
-        .then((definitions) => writeWithKits(this.pool, this.writer, states, definitions)).catch(() => {});
+      const definitions = inKits.length > 0 ? loadKitDefinitions(this.pool, { components: inKits }) : Promise.resolve([]);
+      await definitions.then((found) => writeWithKits(this.pool, this.writer, states, found)).catch(() => {});
     }
     for (const [sku, rows] of loaded) {
       if (rows.length === 0) continue; // a product without stock rows has no keys: as unknown as before
