@@ -115,13 +115,7 @@ async function compareSkus(writer: CacheWriter, keys: CacheKeys, bySku: Readonly
   const skus = [...bySku.keys()];
   // Through the reader: in a Redis Cluster it reads slot by slot.
   const [values, hashes] = await Promise.all([writer.reader.mget(expected.map((e) => e.key)), writer.reader.rawRowsHashes(skus)]);
-  const drifted = new Set<string>();
-  expected.forEach((e, i) => {
-    if (values[i] !== e.value) {
-      drifted.add(e.sku);
-      report({ sku: e.sku, key: e.key, postgres: e.value, redis: values[i] ?? null });
-    }
-  });
+  const drifted = keysThatDiffer(expected, values, report);
   skus.forEach((sku, i) => {
     const cached = hashes[i]!;
     for (const r of bySku.get(sku)!) {
@@ -157,13 +151,7 @@ async function compareKits(writer: CacheWriter, keys: CacheKeys, kits: ReadonlyM
   }
   const skus = [...kits.keys()];
   const [values, hashes] = await Promise.all([writer.reader.mget(expected.map((e) => e.key)), writer.reader.rawRowsHashes(skus)]);
-  const drifted = new Set<string>();
-  expected.forEach((e, i) => {
-    if (values[i] !== e.value) {
-      drifted.add(e.sku);
-      report({ sku: e.sku, key: e.key, postgres: e.value, redis: values[i] ?? null });
-    }
-  });
+  const drifted = keysThatDiffer(expected, values, report);
   skus.forEach((sku, i) => {
     const cached = hashes[i]!;
     const want = kits.get(sku)!.state.rows;
@@ -176,4 +164,17 @@ async function compareKits(writer: CacheWriter, keys: CacheKeys, kits: ReadonlyM
     }
   });
   return [...drifted];
+}
+
+/** Reports each plain key whose value differs from the one expected; returns the skus they belong to. */
+function keysThatDiffer(expected: ReadonlyArray<{ sku: string; key: string; value: string | null }>, values: ReadonlyArray<string | null>,
+  report: (m: Mismatch) => void): Set<string> {
+  const drifted = new Set<string>();
+  expected.forEach((e, i) => {
+    if (values[i] !== e.value) {
+      drifted.add(e.sku);
+      report({ sku: e.sku, key: e.key, postgres: e.value, redis: values[i] ?? null });
+    }
+  });
+  return drifted;
 }
