@@ -28,6 +28,25 @@
 import { partitionTag, type Partition } from '../partition.ts';
 import { slotTag } from './slots.ts';
 
+/**
+ * The version of what the keys hold, carried by the source marker
+ * (`meta:source`): a consumer that finds a cache of its database written by
+ * an earlier layout rebuilds it in place on start (README, "Upgrading").
+ * 2: rows entries and sums with backorder room and preorder date, and the
+ * preorder_until key.
+ */
+export const CACHE_LAYOUT = 2;
+
+/** The source marker of a cache of this source (system identifier/database/slot) in today's layout. */
+export function sourceMarker(identity: string): string {
+  return `${identity}#layout${CACHE_LAYOUT}`;
+}
+
+/** Whether a source marker is this source's in an earlier layout (one written before layouts were marked has none). */
+export function earlierLayoutOf(marker: string | undefined, identity: string): boolean {
+  return marker !== undefined && marker !== sourceMarker(identity) && marker.replace(/#layout\d+$/, '') === identity;
+}
+
 export interface CacheKeys {
   prefix: string;
   /** The Redis Cluster layout (hash tags), else the single-Redis one. */
@@ -38,19 +57,21 @@ export interface CacheKeys {
   total(sku: string): string;
   /** Σ available of a sku. */
   available(sku: string): string;
-  /** in_stock | low_stock | out_of_stock. */
+  /** in_stock | low_stock | out_of_stock | backorder | preorder (row.ts, stockStatus). */
   status(sku: string): string;
   /** 1 when status is low_stock, else 0. */
   lowStock(sku: string): string;
   /** The product document other services cache; deleted on every change. */
   product(sku: string): string;
-  /** Hash code → "version:on_hand:reserved:available:low_stock_threshold" (row.ts), the version guard and the source of the totals. */
+  /** ISO 8601 time the earliest preorder with room ends; absent unless the sku takes preorders (row.ts, SkuTotals.preorderUntil). */
+  preorderUntil(sku: string): string;
+  /** Hash code → "version:on_hand:reserved:available:low_stock_threshold:room:preorder_until" (row.ts), the version guard and the source of the totals. */
   rows(sku: string): string;
-  /** "Σ on_hand:Σ available:Σ low_stock_threshold" the sku's keys were last written from (row.ts, SkuTotals.sums). */
+  /** The sums the sku's keys were last written from (row.ts, SkuSums). */
   sums(sku: string): string;
   /** A kit's bookkeeping: "definition version:Σ component row versions" its keys were last computed from (row.ts, KitState.mark). */
   kit(sku: string): string;
-  /** One sku's keys in the order the scripts take them: rows, total, available, status, low_stock, product, sums. */
+  /** One sku's keys in the order the scripts take them: rows, total, available, status, low_stock, product, sums, preorder_until. */
   skuKeys(sku: string): string[];
   /** A kit's keys in the order the scripts take them: skuKeys, then kit. */
   kitKeys(sku: string): string[];
@@ -100,8 +121,9 @@ export function cacheKeys(prefix: string, options: { cluster?: { stream: string 
     product: (name) => `${prefix}product:${sku(name)}`,
     rows: (sku) => `${stock(sku)}:rows`,
     sums: (sku) => `${stock(sku)}:sums`,
+    preorderUntil: (sku) => `${stock(sku)}:preorder_until`,
     kit: (sku) => `${stock(sku)}:kit`,
-    skuKeys: (sku) => [keys.rows(sku), keys.total(sku), keys.available(sku), keys.status(sku), keys.lowStock(sku), keys.product(sku), keys.sums(sku)],
+    skuKeys: (sku) => [keys.rows(sku), keys.total(sku), keys.available(sku), keys.status(sku), keys.lowStock(sku), keys.product(sku), keys.sums(sku), keys.preorderUntil(sku)],
     kitKeys: (sku) => [...keys.skuKeys(sku), keys.kit(sku)],
     position: `${meta}position`,
     applyChain: `${meta}apply_chain`,

@@ -6,21 +6,24 @@
 import { isCluster, type Redis } from './redis.ts';
 import { groupBySlot } from './slots.ts';
 import type { CacheKeys } from './keys.ts';
-import { decodeRow, type CachedRowValue, type StockStatus } from './row.ts';
+import { decodeRow, STOCK_STATUSES, type CachedRowValue, type StockStatus } from './row.ts';
 import { READ_ROWS, runScript } from './scripts.ts';
 
 /**
  * A sku's keys as Redis holds them; undefined when any SPEC key is missing or
  * not a value the cache writes. `sums` is the bookkeeping key (row.ts, SkuTotals.sums), read only when asked for.
  */
-export interface CachedSkuKeys { total: number; available: number; status: StockStatus; lowStock: boolean; sums: string | undefined }
+export interface CachedSkuKeys {
+  total: number; available: number; status: StockStatus; lowStock: boolean;
+  /** The preorder_until key: when the sku's earliest preorder ends (ISO 8601), or null when it takes none. */
+  preorderUntil: string | null;
+  sums: string | undefined;
+}
 
 /** One row as read back: its rows-hash entry, and the plain warehouse key beside it (a person may have changed that). */
 export interface CachedRow extends CachedRowValue {
   warehouseKey: number | undefined;
 }
-
-const STATUSES: ReadonlySet<string> = new Set<StockStatus>(['in_stock', 'low_stock', 'out_of_stock']);
 
 export class CacheReader {
   private readonly redis: Redis;
@@ -72,12 +75,16 @@ export class CacheReader {
     if (skus.length === 0) return [];
     const k = this.keys;
     // The sums key only when asked (incremental sync checks it): cachedStock reads these keys for many skus per request.
-    const width = options.sums ? 5 : 4;
-    const values = await this.mget(skus.flatMap((sku) => [k.total(sku), k.available(sku), k.status(sku), k.lowStock(sku), ...(options.sums ? [k.sums(sku)] : [])]));
+    const width = options.sums ? 6 : 5;
+    const values = await this.mget(skus.flatMap((sku) => [k.total(sku), k.available(sku), k.status(sku), k.lowStock(sku), k.preorderUntil(sku),
+      ...(options.sums ? [k.sums(sku)] : [])]));
     return skus.map((_, i) => {
-      const [total, available, status, lowStock, sums] = values.slice(width * i, width * i + width);
-      if (total == null || available == null || status == null || lowStock == null || !STATUSES.has(status)) return undefined;
-      return { total: Number(total), available: Number(available), status: status as StockStatus, lowStock: lowStock === '1', sums: sums ?? undefined };
+      const [total, available, status, lowStock, preorderUntil, sums] = values.slice(width * i, width * i + width);
+      if (total == null || available == null || status == null || lowStock == null || !STOCK_STATUSES.has(status)) return undefined;
+      return {
+        total: Number(total), available: Number(available), status: status as StockStatus, lowStock: lowStock === '1',
+        preorderUntil: preorderUntil ?? null, sums: sums ?? undefined,
+      };
     });
   }
 

@@ -16,7 +16,18 @@ export interface StockRow {
   reserved: number;
   safetyStock: number;
   lowStockThreshold: number;
+  /** What the row may sell beyond what it has (inventory.stock_levels' backorder columns; sellBeyond states the rule). */
+  backorderPolicy: BackorderPolicy;
+  backorderLimit: number;
+  backordered: number;
+  /** PREORDER's end (inventory.stock_levels.preorder_until); null under other policies. */
+  preorderUntil: Date | null;
 }
+
+export type BackorderPolicy = 'DENY' | 'BACKORDER' | 'PREORDER';
+
+/** The backorder columns of a row that sells nothing beyond what it has (the default policy). */
+export const DENY_BACKORDERS = { backorderPolicy: 'DENY', backorderLimit: 0, backordered: 0, preorderUntil: null } as const satisfies Partial<StockRow>;
 
 /** A stock row as the cache keeps it. */
 export interface RowState {
@@ -28,27 +39,60 @@ export interface RowState {
   reserved: number;
   available: number;
   lowStockThreshold: number;
+  /** Units the row may still sell beyond available: backorder_limit - backordered under BACKORDER or PREORDER, else 0. */
+  room: number;
+  /** Under PREORDER, preorder_until in whole seconds since the epoch (the entry holds digits only); else 0. */
+  preorderUntil: number;
 }
 
 /** What one rows-hash entry holds (the sku and warehouse are its key and field). */
 export type CachedRowValue = Omit<RowState, 'sku' | 'warehouse'>;
 
-export type StockStatus = 'in_stock' | 'low_stock' | 'out_of_stock';
+/**
+ * The status key's values. `backorder` and `preorder` came with backorders
+ * (README, "Catalog status"): a reader that knows only the first three reads
+ * either as "not in stock".
+ */
+export type StockStatus = 'in_stock' | 'low_stock' | 'out_of_stock' | 'backorder' | 'preorder';
+
+export const STOCK_STATUSES: ReadonlySet<string> = new Set<StockStatus>(['in_stock', 'low_stock', 'out_of_stock', 'backorder', 'preorder']);
 
 /** available = greatest(on_hand - reserved - safety_stock, 0). */
 export function availableOf(onHand: number, reserved: number, safetyStock: number): number {
   return Math.max(onHand - reserved - safetyStock, 0);
 }
 
+/**
+ * What a row may sell beyond available, as the cache shows it: its room
+ * (backorder_limit - backordered) under BACKORDER or PREORDER, and PREORDER's
+ * date. Unlike inventory._backorderable it does not look at the clock: a
+ * cached value must follow from the row alone (verify compares them), so a
+ * preorder whose date has passed shows until the end_preorders job (every
+ * minute) sets the row to DENY.
+ */
+export function sellBeyond(row: Pick<StockRow, 'backorderPolicy' | 'backorderLimit' | 'backordered' | 'preorderUntil'>): { room: number; preorderUntil: number } {
+  if (row.backorderPolicy === 'DENY') return { room: 0, preorderUntil: 0 };
+  const room = Math.max(row.backorderLimit - row.backordered, 0);
+  if (row.backorderPolicy === 'BACKORDER' || row.preorderUntil === null) return { room, preorderUntil: 0 };
+  return { room, preorderUntil: Math.floor(row.preorderUntil.getTime() / 1000) };
+}
+
 export function rowState(row: StockRow): RowState {
   return {
     sku: row.sku, warehouse: row.warehouse, version: row.version, onHand: row.onHand, reserved: row.reserved,
     available: availableOf(row.onHand, row.reserved, row.safetyStock), lowStockThreshold: row.lowStockThreshold,
+    ...sellBeyond(row),
   };
 }
 
-/** The fields of a rows-hash entry, in their order: "version:on_hand:reserved:available:low_stock_threshold". */
-const FIELDS = ['version', 'onHand', 'reserved', 'available', 'lowStockThreshold'] as const;
+/**
+ * The fields of a rows-hash entry, in their order:
+ * "version:on_hand:reserved:available:low_stock_threshold:room:preorder_until".
+ * An entry of the first five only (written before backorders) reads as room 0.
+ */
+const FIELDS = ['version', 'onHand', 'reserved', 'available', 'lowStockThreshold', 'room', 'preorderUntil'] as const;
+const EARLIER_FIELDS = 5;
+export const ENTRY_FIELDS = FIELDS.length;
 
 export function encodeRow(row: CachedRowValue): string {
   return FIELDS.map((field) => row[field]).join(':');
@@ -56,40 +100,83 @@ export function encodeRow(row: CachedRowValue): string {
 
 /** A rows-hash entry read back; undefined for anything not in the encoding (a hand-edited value). */
 export function decodeRow(text: string | null | undefined): CachedRowValue | undefined {
-  if (typeof text !== 'string' || !/^\d+(:\d+){4}$/.test(text)) return undefined;
-  const [version, onHand, reserved, available, lowStockThreshold] = text.split(':');
-  return { version: version!, onHand: Number(onHand), reserved: Number(reserved), available: Number(available), lowStockThreshold: Number(lowStockThreshold) };
+  if (typeof text !== 'string' || !/^\d+(:\d+){4}(:\d+:\d+)?$/.test(text)) return undefined;
+  const [version, onHand, reserved, available, lowStockThreshold, room, preorderUntil] = text.split(':');
+  return {
+    version: version!, onHand: Number(onHand), reserved: Number(reserved), available: Number(available), lowStockThreshold: Number(lowStockThreshold),
+    room: Number(room ?? 0), preorderUntil: Number(preorderUntil ?? 0),
+  };
 }
 
 export function sameRow(a: CachedRowValue | undefined, b: CachedRowValue): boolean {
   return a !== undefined && FIELDS.every((field) => a[field] === b[field]);
 }
 
-/** Out of stock at Σ available 0, low stock at or below Σ low_stock_threshold, else in stock. */
-export function stockStatus(available: number, threshold: number): StockStatus {
-  if (available <= 0) return 'out_of_stock';
-  return available <= threshold ? 'low_stock' : 'in_stock';
+/**
+ * The catalog status, from a sku's sums: in stock while anything is available
+ * (low stock at or below Σ low_stock_threshold); then, while rows may sell
+ * beyond it, backorder (a BACKORDER row has room) or preorder (only PREORDER
+ * rows have room); else out of stock. Backorder wins over preorder: it ships
+ * as soon as stock arrives.
+ */
+export function stockStatus(available: number, threshold: number, backorderRoom = 0, preorderRoom = 0): StockStatus {
+  if (available > 0) return available <= threshold ? 'low_stock' : 'in_stock';
+  if (backorderRoom > 0) return 'backorder';
+  return preorderRoom > 0 ? 'preorder' : 'out_of_stock';
+}
+
+/**
+ * What a sku's keys are computed from, kept in its bookkeeping key
+ * `stock:<sku>:sums` as "Σ on_hand:Σ available:Σ low_stock_threshold:Σ
+ * backorder room:Σ preorder room:earliest preorder date" (the date of the
+ * rows with preorder room, seconds since the epoch, 0 for none). The stream
+ * moves the first five by each change (scripts.ts, shiftSku); a change to a
+ * preorder row recomputes, the earliest date not being a sum. (A sums value
+ * of three fields, written before backorders, is recomputed when met.)
+ */
+export interface SkuSums { onHand: number; available: number; threshold: number; backorderRoom: number; preorderRoom: number; preorderUntil: number }
+
+export function encodeSums(s: SkuSums): string {
+  return `${s.onHand}:${s.available}:${s.threshold}:${s.backorderRoom}:${s.preorderRoom}:${s.preorderUntil}`;
+}
+
+/** The value of `stock:<sku>:preorder_until`: an ISO 8601 time to the second (null: no key). */
+export function preorderDate(seconds: number): string | null {
+  if (seconds <= 0) return null;
+  const d = new Date(seconds * 1000);
+  const two = (n: number) => String(n).padStart(2, '0');
+  // By hand, not toISOString: the Lua of isoDate writes the same text for any year (toISOString writes +YYYYYY past 9999).
+  return `${String(d.getUTCFullYear()).padStart(4, '0')}-${two(d.getUTCMonth() + 1)}-${two(d.getUTCDate())}T${two(d.getUTCHours())}:${two(d.getUTCMinutes())}:${two(d.getUTCSeconds())}Z`;
 }
 
 /**
  * A sku's keys as the cache derives them from its rows. `sums` is the value
- * of its bookkeeping key `stock:<sku>:sums` ("Σ on_hand:Σ available:Σ
- * low_stock_threshold"): the stream moves these sums by each change instead
- * of reading every row of the sku again (scripts.ts, shiftSku).
+ * of its bookkeeping key (SkuSums); `preorderUntil` the value of
+ * `stock:<sku>:preorder_until`, set while any row takes preorders (null: the
+ * key is deleted), whatever the status, so a page can say "3 left, then
+ * preorder".
  */
-export interface SkuTotals { total: number; available: number; status: StockStatus; lowStock: '0' | '1'; sums: string }
+export interface SkuTotals { total: number; available: number; status: StockStatus; lowStock: '0' | '1'; sums: string; preorderUntil: string | null }
+
+export function totalsOf(s: SkuSums): SkuTotals {
+  const status = stockStatus(s.available, s.threshold, s.backorderRoom, s.preorderRoom);
+  return { total: s.onHand, available: s.available, status, lowStock: status === 'low_stock' ? '1' : '0', sums: encodeSums(s), preorderUntil: preorderDate(s.preorderUntil) };
+}
 
 export function skuTotals(rows: Iterable<CachedRowValue>): SkuTotals {
-  let total = 0;
-  let available = 0;
-  let threshold = 0;
+  const s: SkuSums = { onHand: 0, available: 0, threshold: 0, backorderRoom: 0, preorderRoom: 0, preorderUntil: 0 };
   for (const row of rows) {
-    total += row.onHand;
-    available += row.available;
-    threshold += row.lowStockThreshold;
+    s.onHand += row.onHand;
+    s.available += row.available;
+    s.threshold += row.lowStockThreshold;
+    if (row.room > 0 && row.preorderUntil > 0) {
+      s.preorderRoom += row.room;
+      s.preorderUntil = s.preorderUntil === 0 ? row.preorderUntil : Math.min(s.preorderUntil, row.preorderUntil);
+    } else {
+      s.backorderRoom += row.room;
+    }
   }
-  const status = stockStatus(available, threshold);
-  return { total, available, status, lowStock: status === 'low_stock' ? '1' : '0', sums: `${total}:${available}:${threshold}` };
+  return totalsOf(s);
 }
 
 /**
@@ -137,11 +224,9 @@ export function kitState(definition: Pick<KitDefinition, 'version' | 'lowStockTh
     let version = 0n;
     for (const c of components) version += BigInt(c.rows?.get(code)?.version ?? 0);
     versionSum += version;
-    rows.set(code, {
-      version: version.toString(), reserved: 0, lowStockThreshold: 0,
-      onHand: least(components.map((c) => Math.floor((c.rows?.get(code)?.onHand ?? 0) / c.qty))),
-      available: least(components.map((c) => Math.floor((c.rows?.get(code)?.available ?? 0) / c.qty))),
-    });
+    rows.set(code, kitRow(version.toString(),
+      least(components.map((c) => Math.floor((c.rows?.get(code)?.onHand ?? 0) / c.qty))),
+      least(components.map((c) => Math.floor((c.rows?.get(code)?.available ?? 0) / c.qty)))));
   }
   const sum = (c: { rows: ReadonlyMap<string, CachedRowValue> | undefined }, field: 'onHand' | 'available') =>
     [...(c.rows?.values() ?? [])].reduce((n, r) => n + r[field], 0);
@@ -150,15 +235,18 @@ export function kitState(definition: Pick<KitDefinition, 'version' | 'lowStockTh
   return { rows, totals: kitTotals(total, available, definition.lowStockThreshold), mark: kitMark(definition.version, versionSum.toString()) };
 }
 
-/** A kit's per-sku keys from its total on_hand and available (the sums key carries the kit's threshold). */
+/**
+ * A kit's per-sku keys from its total on_hand and available (the sums key
+ * carries the kit's threshold). A kit's status is in, low or out of stock:
+ * its components' backorders are not summed into a kit's (README, "Catalog status").
+ */
 export function kitTotals(total: number, available: number, threshold: number): SkuTotals {
-  const status = stockStatus(available, threshold);
-  return { total, available, status, lowStock: status === 'low_stock' ? '1' : '0', sums: `${total}:${available}:${threshold}` };
+  return totalsOf({ onHand: total, available, threshold, backorderRoom: 0, preorderRoom: 0, preorderUntil: 0 });
 }
 
-/** A kit's per-warehouse entry as the cache keeps it (reserved and threshold 0: a kit has neither per warehouse). */
+/** A kit's per-warehouse entry as the cache keeps it (reserved, threshold and room 0: a kit has none of its own). */
 export function kitRow(version: string, onHand: number, available: number): CachedRowValue {
-  return { version, onHand, reserved: 0, available, lowStockThreshold: 0 };
+  return { version, onHand, reserved: 0, available, lowStockThreshold: 0, room: 0, preorderUntil: 0 };
 }
 
 /** The kit's bookkeeping value: "definition version:Σ component row versions". */
@@ -173,36 +261,67 @@ export function kitMarkSum(mark: string | null | undefined): string | undefined 
 
 /**
  * The same definitions in Lua, for scripts that recompute a sku's keys inside
- * Redis: `decodeRow(value)` returns on_hand, available and threshold of an
- * entry (nil when it is not one), `statusOf(available, threshold)` the
- * status, `encodeSums`/`decodeSums` the sums key's value. Generated from FIELDS, and tested against stockStatus.
+ * Redis: `decodeRow(value)` returns on_hand, available, threshold, room and
+ * preorder date of an entry (nil when it is not one), `statusOf(available,
+ * threshold, backorder room, preorder room)` the status,
+ * `encodeSums`/`decodeSums` the sums key's value (SkuSums), `isoDate` the
+ * preorder_until key's. Generated from FIELDS, and tested against
+ * stockStatus, skuTotals and preorderDate.
  */
 export const LUA_ROW_FUNCTIONS = `
-local function decodeRow(value)
+-- An entry's fields as text (nil when it is not one); an entry of the earlier five reads as room 0.
+local function matchEntry(value)
   local ${FIELDS.join(', ')} = string.match(value, '^${FIELDS.map(() => '(%d+)').join(':')}$')
+  if not version then
+    ${FIELDS.slice(0, EARLIER_FIELDS).join(', ')} = string.match(value, '^${FIELDS.slice(0, EARLIER_FIELDS).map(() => '(%d+)').join(':')}$')
+    room, preorderUntil = '0', '0'
+  end
+  return ${FIELDS.join(', ')}
+end
+local function decodeRow(value)
+  local ${FIELDS.join(', ')} = matchEntry(value)
   if not version then return nil end
-  return tonumber(onHand), tonumber(available), tonumber(lowStockThreshold)
+  return tonumber(onHand), tonumber(available), tonumber(lowStockThreshold), tonumber(room), tonumber(preorderUntil)
 end
 local function decodeSums(value)
-  local onHand, available, threshold = string.match(value, '^(%d+):(%d+):(%d+)$')
+  local onHand, available, threshold, backorderRoom, preorderRoom, preorderUntil = string.match(value, '^(%d+):(%d+):(%d+):(%d+):(%d+):(%d+)$')
   if not onHand then return nil end
-  return tonumber(onHand), tonumber(available), tonumber(threshold)
+  return tonumber(onHand), tonumber(available), tonumber(threshold), tonumber(backorderRoom), tonumber(preorderRoom), tonumber(preorderUntil)
 end
-local function encodeSums(onHand, available, threshold)
-  return string.format('%d:%d:%d', onHand, available, threshold)
+local function encodeSums(onHand, available, threshold, backorderRoom, preorderRoom, preorderUntil)
+  return string.format('%d:%d:%d:%d:%d:%.0f', onHand, available, threshold, backorderRoom, preorderRoom, preorderUntil)
 end
-local function statusOf(available, threshold)
-  if available <= 0 then return 'out_of_stock' end
-  if available <= threshold then return 'low_stock' end
-  return 'in_stock'
+local function statusOf(available, threshold, backorderRoom, preorderRoom)
+  if available > 0 then
+    if available <= threshold then return 'low_stock' end
+    return 'in_stock'
+  end
+  if backorderRoom > 0 then return 'backorder' end
+  if preorderRoom > 0 then return 'preorder' end
+  return 'out_of_stock'
+end
+-- Seconds since the epoch as preorderDate writes them (UTC, to the second): the civil date from the day number.
+local function isoDate(seconds)
+  local days = math.floor(seconds / 86400)
+  local rest = seconds - days * 86400
+  local z = days + 719468
+  local era = math.floor(z / 146097)
+  local doe = z - era * 146097
+  local yoe = math.floor((doe - math.floor(doe / 1460) + math.floor(doe / 36524) - math.floor(doe / 146096)) / 365)
+  local doy = doe - (365 * yoe + math.floor(yoe / 4) - math.floor(yoe / 100))
+  local mp = math.floor((5 * doy + 2) / 153)
+  local day = doy - math.floor((153 * mp + 2) / 5) + 1
+  local month = mp < 10 and mp + 3 or mp - 9
+  local year = yoe + era * 400 + (month <= 2 and 1 or 0)
+  return string.format('%04d-%02d-%02dT%02d:%02d:%02dZ', year, month, day, math.floor(rest / 3600), math.floor(rest % 3600 / 60), rest % 60)
 end
 local function decodeEntry(value)
-  local ${FIELDS.join(', ')} = string.match(value, '^${FIELDS.map(() => '(%d+)').join(':')}$')
+  local ${FIELDS.join(', ')} = matchEntry(value)
   if not version then return nil end
   return tonumber(version), tonumber(onHand), tonumber(available)
 end
 local function encodeRow(${FIELDS.join(', ')})
-  return string.format('${FIELDS.map((f) => (f === 'version' ? '%.0f' : '%d')).join(':')}', ${FIELDS.join(', ')})
+  return string.format('${FIELDS.map((f) => (f === 'version' || f === 'preorderUntil' ? '%.0f' : '%d')).join(':')}', ${FIELDS.join(', ')})
 end
 `;
 

@@ -4,7 +4,7 @@
 // a call by its keys) then knows what the script touches. The encoding of a
 // rows-hash entry and the status rule come from row.ts.
 import type { Redis } from './redis.ts';
-import { LUA_KIT_FUNCTIONS, LUA_ROW_FUNCTIONS } from './row.ts';
+import { ENTRY_FIELDS, LUA_KIT_FUNCTIONS, LUA_ROW_FUNCTIONS } from './row.ts';
 
 export interface Script { name: string; lua: string }
 
@@ -21,56 +21,75 @@ export function runScript(redis: Redis, script: Script, keys: readonly string[],
 }
 
 /**
- * Lua for one sku's keys, taken in keys.ts's skuKeys order (rows, total,
- * available, status, low_stock, product, sums):
+ * Lua for one sku's keys, given as a table in keys.ts's skuKeys order (rows,
+ * total, available, status, low_stock, product, sums, preorder_until):
  * - recomputeSku reads every entry of the sku's rows hash and writes what
- *   SPEC.md defines (total, available, status, low_stock) and the sums key,
- *   and deletes the product key;
+ *   SPEC.md defines (total, available, status, low_stock), the preorder_until
+ *   key and the sums key (row.ts, SkuSums), and deletes the product key;
  * - shiftSku does the same from the sums the keys were last written from,
  *   moved by a change (the stream's case: one row of twenty changed, so
  *   reading the other nineteen again was most of Redis's work per change,
- *   measured). It recomputes instead when the sums key is missing or would
- *   go negative; a rows hash edited by hand is caught by incremental sync,
- *   which compares the sums key with the hash and repairs through
- *   recomputeSku.
+ *   measured). It recomputes instead when the sums key is missing, is not
+ *   one (written before backorders) or would go negative; a change to a
+ *   preorder row is recomputed by the caller (the earliest date is not a
+ *   sum). A rows hash edited by hand is caught by incremental sync, which
+ *   compares the sums key with the hash and repairs through recomputeSku.
  */
 const LUA_SKU_KEYS = `${LUA_ROW_FUNCTIONS}
-local function writeSku(total, available, status, lowStock, product, sums, onHandSum, availableSum, thresholdSum)
-  local state = statusOf(availableSum, thresholdSum)
-  redis.call('MSET', total, onHandSum, available, availableSum, status, state, lowStock, state == 'low_stock' and '1' or '0',
-    sums, encodeSums(onHandSum, availableSum, thresholdSum))
-  redis.call('DEL', product)
+local function writeSku(k, onHand, available, threshold, backorderRoom, preorderRoom, preorderUntil, writeDate)
+  local state = statusOf(available, threshold, backorderRoom, preorderRoom)
+  redis.call('MSET', k[2], onHand, k[3], available, k[4], state, k[5], state == 'low_stock' and '1' or '0',
+    k[7], encodeSums(onHand, available, threshold, backorderRoom, preorderRoom, preorderUntil))
+  if writeDate then
+    if preorderUntil > 0 then redis.call('SET', k[8], isoDate(preorderUntil)) else redis.call('DEL', k[8]) end
+  end
+  redis.call('DEL', k[6])
 end
-local function recomputeSku(rows, total, available, status, lowStock, product, sums)
-  local onHandSum, availableSum, thresholdSum = 0, 0, 0
-  for _, entry in ipairs(redis.call('HVALS', rows)) do
-    local onHand, avail, low = decodeRow(entry)
-    if onHand then
-      onHandSum, availableSum, thresholdSum = onHandSum + onHand, availableSum + avail, thresholdSum + low
+local function recomputeSku(k)
+  local onHand, available, threshold, backorderRoom, preorderRoom, preorderUntil = 0, 0, 0, 0, 0, 0
+  for _, entry in ipairs(redis.call('HVALS', k[1])) do
+    local o, a, t, room, untilAt = decodeRow(entry)
+    if o then
+      onHand, available, threshold = onHand + o, available + a, threshold + t
+      if room > 0 and untilAt > 0 then
+        preorderRoom = preorderRoom + room
+        if preorderUntil == 0 or untilAt < preorderUntil then preorderUntil = untilAt end
+      else
+        backorderRoom = backorderRoom + room
+      end
     end
   end
-  writeSku(total, available, status, lowStock, product, sums, onHandSum, availableSum, thresholdSum)
+  writeSku(k, onHand, available, threshold, backorderRoom, preorderRoom, preorderUntil, true)
 end
-local function shiftSku(rows, total, available, status, lowStock, product, sums, dOnHand, dAvailable, dThreshold)
-  local current = redis.call('GET', sums)
-  local onHandSum, availableSum, thresholdSum
-  if current then onHandSum, availableSum, thresholdSum = decodeSums(current) end
-  if onHandSum then
-    onHandSum, availableSum, thresholdSum = onHandSum + dOnHand, availableSum + dAvailable, thresholdSum + dThreshold
+-- d: what the changes moved: { Σ on_hand, Σ available, Σ threshold, Σ backorder room }.
+local function shiftSku(k, d)
+  local current = redis.call('GET', k[7])
+  local onHand, available, threshold, backorderRoom, preorderRoom, preorderUntil
+  if current then onHand, available, threshold, backorderRoom, preorderRoom, preorderUntil = decodeSums(current) end
+  if onHand then
+    onHand, available, threshold, backorderRoom = onHand + d[1], available + d[2], threshold + d[3], backorderRoom + d[4]
   end
-  if not onHandSum or onHandSum < 0 or availableSum < 0 or thresholdSum < 0 then
-    return recomputeSku(rows, total, available, status, lowStock, product, sums)
+  if not onHand or onHand < 0 or available < 0 or threshold < 0 or backorderRoom < 0 then
+    return recomputeSku(k)
   end
-  writeSku(total, available, status, lowStock, product, sums, onHandSum, availableSum, thresholdSum)
+  -- The date stays: no preorder row changed (else the caller recomputes).
+  writeSku(k, onHand, available, threshold, backorderRoom, preorderRoom, preorderUntil, false)
+end
+-- One sku's keys from KEYS: the SKU_KEYS of them from KEYS[first].
+local SKU_KEYS = 8
+local function skuKeysAt(first)
+  local k = {}
+  for n = 1, SKU_KEYS do k[n] = KEYS[first + n - 1] end
+  return k
 end
 `;
 
 /**
  * Lua for a kit's keys (keys.ts kitKeys order: rows, total, available,
- * status, low_stock, product, sums, kit), from the kit rule of row.ts:
+ * status, low_stock, product, sums, preorder_until, kit), from the kit rule of row.ts:
  * - writeKit(kitBase, codeKeys, definitionVersion, force, anySum, threshold,
  *   codes, entries, availables, total, available, versionSum) writes a kit
- *   computed from its components (KEYS[kitBase + 1…8] are its keys, codeKeys
+ *   computed from its components (KEYS[kitBase + 1…9] are its keys, codeKeys
  *   maps a warehouse code to the kit's warehouse key). Refused (returns 0)
  *   when the kit key says it was computed with a newer definition, or, unless
  *   anySum, from newer component rows (a larger Σ versions: the guard of a
@@ -81,7 +100,7 @@ end
  *   returns 1. When a warehouse it would touch has no key given, it writes
  *   nothing and returns those codes (the caller retries with them).
  * - recomputeKit(kitBase, codes, force, a) reads the components' rows hashes
- *   (KEYS after the kit's 8) and writes the kit from them, atomically: ARGV
+ *   (KEYS after the kit's 9) and writes the kit from them, atomically: ARGV
  *   from a: definition version, threshold, component count n, n qtys; the
  *   warehouse keys of `codes` follow the components' keys. Returns writeKit's
  *   result and the next ARGV and KEYS indexes.
@@ -98,7 +117,7 @@ local function callInPieces(command, key, list)
 end
 local function writeKit(kitBase, codeKeys, definitionVersion, force, anySum, threshold, codes, entries, availables, total, available, versionSum)
   local function K(n) return KEYS[kitBase + n] end
-  local stored = redis.call('MGET', K(8), K(7))
+  local stored = redis.call('MGET', K(9), K(7))
   local mark, sums = stored[1], stored[2]
   if mark then
     local storedDefinition, storedSum = string.match(mark, '^(%d+):(%d+)$')
@@ -142,17 +161,18 @@ local function writeKit(kitBase, codeKeys, definitionVersion, force, anySum, thr
     callInPieces('DEL', nil, goneKeys)
   end
   if #hset > 0 then callInPieces('HSET', K(1), hset) end
-  local newSums = encodeSums(total, available, threshold)
+  -- A kit's status is in, low or out of stock (row.ts, kitTotals): no room, no preorder date.
+  local newSums = encodeSums(total, available, threshold, 0, 0, 0)
   if force or #gone > 0 or #mset > 0 or sums ~= newSums then
-    local state = statusOf(available, threshold)
+    local state = statusOf(available, threshold, 0, 0)
     mset[#mset + 1], mset[#mset + 2] = K(2), total
     mset[#mset + 1], mset[#mset + 2] = K(3), available
     mset[#mset + 1], mset[#mset + 2] = K(4), state
     mset[#mset + 1], mset[#mset + 2] = K(5), state == 'low_stock' and '1' or '0'
     mset[#mset + 1], mset[#mset + 2] = K(7), newSums
-    redis.call('DEL', K(6))
+    redis.call('DEL', K(6), K(8))
   end
-  mset[#mset + 1], mset[#mset + 2] = K(8), string.format('%.0f:%.0f', definitionVersion, versionSum)
+  mset[#mset + 1], mset[#mset + 2] = K(9), string.format('%.0f:%.0f', definitionVersion, versionSum)
   callInPieces('MSET', nil, mset)
   return 1
 end
@@ -161,14 +181,14 @@ local function recomputeKit(kitBase, codes, force, a)
   local qtys, components = {}, {}
   for c = 1, n do
     qtys[c] = tonumber(ARGV[a + 2 + c])
-    components[c] = componentOf(KEYS[kitBase + 8 + c])
+    components[c] = componentOf(KEYS[kitBase + 9 + c])
   end
   local codeKeys = {}
-  for i, code in ipairs(codes) do codeKeys[code] = KEYS[kitBase + 8 + n + i] end
+  for i, code in ipairs(codes) do codeKeys[code] = KEYS[kitBase + 9 + n + i] end
   local kitCodes, entries, availables, total, available, versionSum = kitOf(components, qtys)
   -- Read here, atomically, at their newest: no Σ guard (after a repair lowered a version, it would refuse every recompute).
   local result = writeKit(kitBase, codeKeys, definitionVersion, force, true, threshold, kitCodes, entries, availables, total, available, versionSum)
-  return result, a + 3 + n, kitBase + 8 + n + #codes
+  return result, a + 3 + n, kitBase + 9 + n + #codes
 end
 `;
 
@@ -189,7 +209,6 @@ end
  * applied, stale, the rows written (1-based) and the next ARGV index.
  */
 const LUA_APPLY_ROWS = `${LUA_SKU_KEYS}${LUA_KIT_KEYS}
-local SKU_KEYS = 7
 local function applyRows(base, skuCount, rowCount, a, shift)
   local function skuKey(sku, n) return KEYS[base + SKU_KEYS * (sku - 1) + n] end
   local applied, stale = 0, 0
@@ -204,18 +223,19 @@ local function applyRows(base, skuCount, rowCount, a, shift)
     local currentVersion = current and tonumber(string.match(current, '^(%d+):')) or -1
     if version >= currentVersion then
       redis.call('HSET', skuKey(sku, 1), code, entry)
-      local onHand, available, threshold = decodeRow(entry)
+      local onHand, available, threshold, room, preorderUntil = decodeRow(entry)
       redis.call('SET', KEYS[base + SKU_KEYS * skuCount + r], available)
       touched[sku] = true
       if shift and deltas[sku] ~= false then
-        local oldOnHand, oldAvailable, oldThreshold = 0, 0, 0
-        if current then oldOnHand, oldAvailable, oldThreshold = decodeRow(current) end
-        if oldOnHand then
-          local d = deltas[sku] or { 0, 0, 0 }
-          d[1], d[2], d[3] = d[1] + onHand - oldOnHand, d[2] + available - oldAvailable, d[3] + threshold - oldThreshold
+        local oldOnHand, oldAvailable, oldThreshold, oldRoom, oldPreorderUntil = 0, 0, 0, 0, 0
+        if current then oldOnHand, oldAvailable, oldThreshold, oldRoom, oldPreorderUntil = decodeRow(current) end
+        if oldOnHand and preorderUntil == 0 and oldPreorderUntil == 0 then
+          local d = deltas[sku] or { 0, 0, 0, 0 }
+          d[1], d[2], d[3], d[4] = d[1] + onHand - oldOnHand, d[2] + available - oldAvailable, d[3] + threshold - oldThreshold, d[4] + room - oldRoom
           deltas[sku] = d
         else
-          deltas[sku] = false -- the entry it replaces is not one the sums counted
+          -- The entry it replaces is not one the sums counted, or a preorder row changed (its date is not a sum).
+          deltas[sku] = false
         end
       end
       applied = applied + 1
@@ -227,11 +247,8 @@ local function applyRows(base, skuCount, rowCount, a, shift)
   for sku = 1, skuCount do
     if touched[sku] then
       local d = deltas[sku]
-      if d then
-        shiftSku(skuKey(sku, 1), skuKey(sku, 2), skuKey(sku, 3), skuKey(sku, 4), skuKey(sku, 5), skuKey(sku, 6), skuKey(sku, 7), d[1], d[2], d[3])
-      else
-        recomputeSku(skuKey(sku, 1), skuKey(sku, 2), skuKey(sku, 3), skuKey(sku, 4), skuKey(sku, 5), skuKey(sku, 6), skuKey(sku, 7))
-      end
+      local k = skuKeysAt(base + SKU_KEYS * (sku - 1) + 1)
+      if d then shiftSku(k, d) else recomputeSku(k) end
     end
   end
   return applied, stale, appliedRows, a
@@ -399,7 +416,7 @@ local definitionVersion, force, threshold = tonumber(ARGV[1]), ARGV[2] == '1', t
 local total, available, versionSum = tonumber(ARGV[4]), tonumber(ARGV[5]), tonumber(ARGV[6])
 local codeCount = tonumber(ARGV[7])
 local codeKeys = {}
-for i = 1, codeCount do codeKeys[ARGV[7 + i]] = KEYS[8 + i] end
+for i = 1, codeCount do codeKeys[ARGV[7 + i]] = KEYS[9 + i] end
 local a = 8 + codeCount
 local codes, entries, availables = {}, {}, {}
 for i = 1, tonumber(ARGV[a]) do
@@ -445,18 +462,28 @@ return 1
 export const REPLACE_AHEAD: Script = {
   name: 'stockroomReplaceAhead',
   lua: `${LUA_SKU_KEYS}
+-- The same entry, field by field: one written before backorders (five fields) equals its seven-field reading.
+local function sameEntry(a, b)
+  if not a then return false end
+  local x, y = { matchEntry(a) }, { matchEntry(b) }
+  if not x[1] or not y[1] then return false end
+  for i = 1, ${ENTRY_FIELDS} do
+    if x[i] ~= y[i] then return false end
+  end
+  return true
+end
 local replaced = 0
 for r = 1, (#ARGV / 3) do
   local code, seen, entry = ARGV[3 * r - 2], ARGV[3 * r - 1], ARGV[3 * r]
-  if redis.call('HGET', KEYS[1], code) == seen then
+  if sameEntry(redis.call('HGET', KEYS[1], code), seen) then
     redis.call('HSET', KEYS[1], code, entry)
     local _, available = decodeRow(entry)
-    redis.call('SET', KEYS[7 + r], available)
+    redis.call('SET', KEYS[SKU_KEYS + r], available)
     replaced = replaced + 1
   end
 end
 if replaced > 0 then
-  recomputeSku(KEYS[1], KEYS[2], KEYS[3], KEYS[4], KEYS[5], KEYS[6], KEYS[7])
+  recomputeSku(skuKeysAt(1))
 end
 return replaced
 `,

@@ -109,6 +109,7 @@ async function compareSkus(writer: CacheWriter, keys: CacheKeys, bySku: Readonly
       { sku, key: keys.status(sku), value: none ? null : totals.status },
       { sku, key: keys.lowStock(sku), value: none ? null : totals.lowStock },
       { sku, key: keys.sums(sku), value: none ? null : totals.sums },
+      { sku, key: keys.preorderUntil(sku), value: none ? null : totals.preorderUntil },
     );
   }
   if (expected.length === 0) return [];
@@ -146,6 +147,7 @@ async function compareKits(writer: CacheWriter, keys: CacheKeys, kits: ReadonlyM
       { sku, key: keys.status(sku), value: state.totals.status },
       { sku, key: keys.lowStock(sku), value: state.totals.lowStock },
       { sku, key: keys.sums(sku), value: state.totals.sums },
+      { sku, key: keys.preorderUntil(sku), value: state.totals.preorderUntil },
       { sku, key: keys.kit(sku), value: state.mark },
     );
   }

@@ -6,7 +6,10 @@ import { NotFoundError } from '../errors.ts';
 import { openCliCache, withCliContext } from './context.ts';
 import { printJson, printTable } from './output.ts';
 
-interface Row { warehouse: string; on_hand: number; reserved: number; safety_stock: number; available: number; version: string; low_stock_threshold: number; last_movement_at: Date }
+interface Row {
+  warehouse: string; on_hand: number; reserved: number; safety_stock: number; available: number; version: string; low_stock_threshold: number; last_movement_at: Date;
+  backorder_policy: string | null; backordered: number | null; backorder_limit: number | null; preorder_until: Date | null;
+}
 
 export function registerStock(program: Command): void {
   program
@@ -27,7 +30,8 @@ export function registerStock(program: Command): void {
           const product = await client.query<{ is_kit: boolean }>('select is_kit from inventory.products where sku = $1', [sku]);
           if (!product.rowCount) throw new NotFoundError('IV004', 'NOT_FOUND', `unknown sku '${sku}': see inventory.products, or create it with inventory.upsert_product`);
           ({ rows } = await client.query<Row>(`
-            select s.warehouse, s.on_hand, s.reserved, s.safety_stock, s.available, s.version::text, l.low_stock_threshold, s.last_movement_at
+            select s.warehouse, s.on_hand, s.reserved, s.safety_stock, s.available, s.version::text, l.low_stock_threshold, s.last_movement_at,
+                   l.backorder_policy, l.backordered, l.backorder_limit, l.preorder_until
             from inventory.stock(array[$1]) s
             join inventory.products p on p.sku = s.sku
             join inventory.warehouses w on w.code = s.warehouse
@@ -43,27 +47,37 @@ export function registerStock(program: Command): void {
         const cache = openCliCache(context);
         try {
           const cached = await cache.writer.reader.rows(rows.map((r) => ({ sku, warehouse: r.warehouse })));
-          const [total, available, status, lowStock] = await cache.redis.mget(
-            cache.keys.total(sku), cache.keys.available(sku), cache.keys.status(sku), cache.keys.lowStock(sku));
+          const [total, available, status, lowStock, preorderUntil] = await cache.redis.mget(
+            cache.keys.total(sku), cache.keys.available(sku), cache.keys.status(sku), cache.keys.lowStock(sku), cache.keys.preorderUntil(sku));
           const warehouses = rows.map((r, i) => ({
             warehouse: r.warehouse,
-            postgres: { onHand: r.on_hand, reserved: r.reserved, safetyStock: r.safety_stock, available: r.available, version: Number(r.version), lowStockThreshold: r.low_stock_threshold, lastMovementAt: r.last_movement_at },
+            postgres: {
+              onHand: r.on_hand, reserved: r.reserved, safetyStock: r.safety_stock, available: r.available, version: Number(r.version), lowStockThreshold: r.low_stock_threshold, lastMovementAt: r.last_movement_at,
+              backorderPolicy: r.backorder_policy, backordered: r.backordered, backorderLimit: r.backorder_limit, preorderUntil: r.preorder_until,
+            },
             redis: { available: cached[i]?.warehouseKey ?? null, version: cached[i] ? Number(cached[i]!.version) : null },
             inStep: cached[i]?.warehouseKey === r.available && cached[i]?.version === r.version,
           }));
           const totals = {
             postgres: kitTotal ? { onHand: kitTotal.on_hand, available: kitTotal.available }
               : { onHand: rows.reduce((n, r) => n + r.on_hand, 0), available: rows.reduce((n, r) => n + r.available, 0) },
-            redis: { total: total === null ? null : Number(total), available: available === null ? null : Number(available), status, lowStock },
+            redis: { total: total === null ? null : Number(total), available: available === null ? null : Number(available), status, lowStock, preorderUntil },
           };
           if (options.json) return printJson({ sku, warehouses, totals });
-          printTable(['warehouse', 'on_hand', 'reserved', 'safety', 'available (pg)', 'available (redis)', 'version pg / redis', ''],
+          printTable(['warehouse', 'on_hand', 'reserved', 'safety', 'available (pg)', 'available (redis)', 'beyond available', 'version pg / redis', ''],
             warehouses.map((w) => [w.warehouse, w.postgres.onHand, w.postgres.reserved, w.postgres.safetyStock, w.postgres.available,
-              w.redis.available ?? '(missing)', `${w.postgres.version} / ${w.redis.version ?? '-'}`, w.inStep ? 'ok' : 'DIFFERS']));
-          process.stdout.write(`total on_hand ${totals.postgres.onHand} (redis ${total ?? 'missing'}), available ${totals.postgres.available} (redis ${available ?? 'missing'}), status ${status ?? 'missing'}\n`);
+              w.redis.available ?? '(missing)', beyondAvailable(w.postgres), `${w.postgres.version} / ${w.redis.version ?? '-'}`, w.inStep ? 'ok' : 'DIFFERS']));
+          process.stdout.write(`total on_hand ${totals.postgres.onHand} (redis ${total ?? 'missing'}), available ${totals.postgres.available} (redis ${available ?? 'missing'}), status ${status ?? 'missing'}${preorderUntil ? ` (preorders until ${preorderUntil})` : ''}\n`);
         } finally {
           await cache.close();
         }
       });
     });
+}
+
+/** The backorder policy of a row as an operator reads it: "-" under DENY, else what waits of the limit (and a preorder's end). */
+function beyondAvailable(row: { backorderPolicy: string | null; backordered: number | null; backorderLimit: number | null; preorderUntil: Date | null }): string {
+  if (!row.backorderPolicy || row.backorderPolicy === 'DENY') return '-';
+  const waiting = `${row.backordered}/${row.backorderLimit} waiting`;
+  return row.backorderPolicy === 'PREORDER' ? `preorder until ${row.preorderUntil?.toISOString().slice(0, 10)}, ${waiting}` : `backorder, ${waiting}`;
 }

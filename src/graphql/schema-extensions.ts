@@ -128,8 +128,11 @@ export function makeSchemaExtensions(deps: ExtensionDeps): GraphileConfig.Plugin
           sku: String!
           total: Int!
           available: Int!
+          "in_stock, low_stock, out_of_stock; backorder or preorder when nothing is available but rows sell beyond it (a reader that knows only the first three can read these as out of stock)"
           status: String!
           lowStock: Boolean!
+          "While the sku takes preorders: when the earliest preorder with room ends (ISO 8601, to the second); else null"
+          preorderUntil: String
           warehouses: [WarehouseAvailability!]!
           "cache, or database when the cache did not have it or Redis was unreachable"
           source: String!

@@ -16,8 +16,8 @@ import type { Task } from 'graphile-worker';
 import type pg from 'pg';
 import { writeWithKits } from '../cache/kits.ts';
 import { CACHE_ROW_COLUMNS, loadKitDefinitions, loadSkus, toRowState } from '../cache/loader.ts';
-import type { CachedRow } from '../cache/reader.ts';
-import { encodeRow, kitMarkSum, kitState, sameRow, skuTotals, type RowState } from '../cache/row.ts';
+import type { CachedRow, CachedSkuKeys } from '../cache/reader.ts';
+import { encodeRow, kitMarkSum, kitState, sameRow, skuTotals, type RowState, type SkuTotals } from '../cache/row.ts';
 import type { CacheWriter } from '../cache/writer.ts';
 import type { JobMetrics } from './metrics.ts';
 
@@ -35,10 +35,8 @@ export const DEFAULT_SYNC: SyncOptions = { overlapSeconds: 60, graceSeconds: 10,
 
 export interface SyncResult { checked: number; drifted: number; watermark: string }
 
-interface ChangedRow {
-  sku: string; warehouse: string; version: string; on_hand: number; reserved: number; safety_stock: number;
-  low_stock_threshold: number; cursor: string;
-}
+/** A row of CACHE_ROW_COLUMNS (loader.ts) and its recently_updated cursor. */
+type ChangedRow = Parameters<typeof toRowState>[0] & { cursor: string };
 
 export async function incrementalSync(client: Pick<pg.Pool, 'query'>, writer: CacheWriter, options: SyncOptions = DEFAULT_SYNC): Promise<SyncResult> {
   // Timestamps stay text between the queries: a JS Date keeps milliseconds, and
@@ -121,20 +119,18 @@ async function repairKits(db: Pick<pg.Pool, 'query'>, writer: CacheWriter, skus:
   const rowsOf = new Map(components.map((sku, i) => [sku, componentRows[i]]));
   const wrong = kits.filter((kit, i) => {
     const want = kitState(kit, kit.components.map((c) => ({ qty: c.qty, rows: rowsOf.get(c.sku) })));
-    const have = kitKeys[i];
     const rows = kitRows[i] ?? new Map();
     const sameRows = rows.size === want.rows.size && [...want.rows].every(([code, row]) => rows.has(code) && encodeRow(rows.get(code)!) === encodeRow(row));
     // The Σ of component versions too: one left above the rows' (a repair lowered a version) would make a cluster refuse the stream's recomputes.
     const sameSum = kitMarkSum(marks[i]) === kitMarkSum(want.mark);
-    return !(sameRows && sameSum && have && have.total === want.totals.total && have.available === want.totals.available && have.status === want.totals.status
-      && (have.lowStock ? '1' : '0') === want.totals.lowStock && have.sums === want.totals.sums);
+    return !(sameRows && sameSum && sameSkuKeys(kitKeys[i], want.totals));
   });
   if (wrong.length > 0) await writeWithKits(db, writer, [], wrong);
   return wrong.length;
 }
 
 /**
- * Per-sku keys (total, available, status, low_stock, and the sums the stream
+ * Per-sku keys (total, available, status, low_stock, preorder_until, and the sums the stream
  * moves them by) that disagree with the sku's rows hash: rewritten from it.
  */
 async function repairSkuKeys(writer: CacheWriter, skus: string[]): Promise<number> {
@@ -142,16 +138,18 @@ async function repairSkuKeys(writer: CacheWriter, skus: string[]): Promise<numbe
   const wrong = skus.flatMap((sku, i) => {
     const rows = hashes[i];
     if (!rows) return []; // nothing cached for the sku: its rows were just repaired, or it has none
-    const want = skuTotals(rows.values());
-    const have = keys[i];
-    const same = have && have.total === want.total && have.available === want.available && have.status === want.status
-      && (have.lowStock ? '1' : '0') === want.lowStock && have.sums === want.sums;
-    return same ? [] : [{ sku, rows }];
+    return sameSkuKeys(keys[i], skuTotals(rows.values())) ? [] : [{ sku, rows }];
   });
   if (wrong.length === 0) return 0;
   // Rewriting a sku's own entries (an equal version rewrites) recomputes its keys from the hash.
   await writer.apply(wrong.flatMap(({ sku, rows }) => [...rows].map(([warehouse, row]) => ({ sku, warehouse, ...row }))), []);
   return wrong.length;
+}
+
+/** Whether a sku's keys as read hold what its rows make of them. */
+function sameSkuKeys(have: CachedSkuKeys | undefined, want: SkuTotals): boolean {
+  return have !== undefined && have.total === want.total && have.available === want.available && have.status === want.status
+    && (have.lowStock ? '1' : '0') === want.lowStock && have.sums === want.sums && have.preorderUntil === want.preorderUntil;
 }
 
 export function incrementalSyncTask(writer: CacheWriter, metrics: JobMetrics): Task {

@@ -20,6 +20,7 @@ import type pg from 'pg';
 import { rebuildCache, RebuildInterruptedError } from '../cache/rebuild.ts';
 import type { CacheWriter, SlotCreatedRecord, SlotLossReason, SlotLossRecord } from '../cache/writer.ts';
 import type { RowState } from '../cache/row.ts';
+import { earlierLayoutOf, sourceMarker } from '../cache/keys.ts';
 import { stockChannel } from '../db/channels.ts';
 import type { Logger } from '../log.ts';
 import { backfillGap, DEFAULT_BACKFILL_MARGIN_MS, gapWindow, publishedMovements } from './backfill.ts';
@@ -98,7 +99,9 @@ export class CacheConsumer {
   private loop: Promise<void> | undefined;
   private watcher: NodeJS.Timeout | undefined;
   private rebuilding: Promise<void> | undefined;
+  /** The source marker of a cache of this database and slot (keys.ts, sourceMarker); identity without the layout. */
   private source = '';
+  private identity = '';
   private streamIdOffset = 0n;
   private lagBytes: number | null = null;
   private standby = false;
@@ -219,7 +222,8 @@ export class CacheConsumer {
   private async prepare(): Promise<Lsn> {
     const { pool, slot, writer, databaseUrl, metrics, partition } = this.options;
     await ensurePublications(pool, this.options);
-    this.source = await sourceIdentity(pool, slot);
+    this.identity = await sourceIdentity(pool, slot);
+    this.source = sourceMarker(this.identity);
     let state = await inspectSlot(pool, slot);
     if (await this.slotLost(state)) {
       const recovered = await this.recoverLostSlot();
@@ -266,10 +270,13 @@ export class CacheConsumer {
     const confirmed = state.confirmedFlushLsn ?? 0n;
     const [source, position] = await Promise.all([writer.readSource(), writer.readPosition()]);
     if (source !== this.source || position === undefined || position < confirmed) {
-      const reason = source !== undefined && source !== this.source ? 'redis mirrors another database'
-        : position === undefined ? 'redis has no position' : 'redis trails the slot';
+      // A cache of this database in an earlier layout is rebuilt in place: every key rewritten, the stream kept.
+      const earlierLayout = earlierLayoutOf(source, this.identity);
+      const reason = earlierLayout ? 'redis holds an earlier cache layout'
+        : source !== undefined && source !== this.source ? 'redis mirrors another database'
+          : position === undefined ? 'redis has no position' : 'redis trails the slot';
       this.log.warn({ reason, slot, position: position === undefined ? null : formatLsn(position), confirmed: formatLsn(confirmed) }, 'rebuilding the cache');
-      if (source !== undefined && source !== this.source) {
+      if (source !== undefined && source !== this.source && !earlierLayout) {
         await writer.clear();
         this.streamIdOffset = await writer.claimStream(confirmed);
       }
@@ -292,7 +299,7 @@ export class CacheConsumer {
   private async slotLost(state: SlotState | undefined): Promise<boolean> {
     const { writer } = this.options;
     const [source, position, loss] = await Promise.all([writer.readSource(), writer.readPosition(), writer.readSlotLoss()]);
-    if (source !== this.source) return false;
+    if (source !== this.source && !earlierLayoutOf(source, this.identity)) return false;
     return loss?.state === 'recovering' || (position !== undefined && (!state || state.invalid));
   }
 

@@ -5,7 +5,7 @@
 import type { Pgoutput } from 'pg-logical-replication';
 import { movementEvents, movementFromRow, type Movement, type MovementRow, type RowPolicy } from '../cache/events.ts';
 import type { StreamEvent } from '../cache/writer.ts';
-import { rowState, type RowState } from '../cache/row.ts';
+import { rowState, type BackorderPolicy, type RowState } from '../cache/row.ts';
 import type { Catalog } from './catalog.ts';
 import { parseLsn, type Lsn } from '../cache/lsn.ts';
 
@@ -73,6 +73,10 @@ export class ReplicatedTransaction {
           version: String(row.version),
           onHand, reserved, safetyStock,
           lowStockThreshold: row.low_stock_threshold as number,
+          backorderPolicy: row.backorder_policy as BackorderPolicy,
+          backorderLimit: row.backorder_limit as number,
+          backordered: row.backordered as number,
+          preorderUntil: (row.preorder_until as Date | null) ?? null,
         }));
         this.changes++;
         break;

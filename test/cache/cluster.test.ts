@@ -11,7 +11,7 @@ import { cacheKeys, type CacheKeys } from '../../src/cache/keys.ts';
 import { loadKitDefinitions } from '../../src/cache/loader.ts';
 import { rebuildCache, RebuildInterruptedError } from '../../src/cache/rebuild.ts';
 import { createRedis, type Redis } from '../../src/cache/redis.ts';
-import { rowState } from '../../src/cache/row.ts';
+import { DENY_BACKORDERS, rowState } from '../../src/cache/row.ts';
 import { slotOf } from '../../src/cache/slots.ts';
 import { verifyCache } from '../../src/cache/verify.ts';
 import { CacheWriter } from '../../src/cache/writer.ts';
@@ -140,7 +140,7 @@ test.serial('the consumer streams into the cluster: keys equal PostgreSQL on all
   t.like(await verify(), { skus: 13, rows: 24, driftedSkus: 0 });
 
   // The version guard: a state older than the one cached is refused.
-  const stale = await writer.apply([rowState({ sku: 'SKU-2', warehouse: 'WH1', version: '1', onHand: 999, reserved: 0, safetyStock: 0, lowStockThreshold: 0 })], []);
+  const stale = await writer.apply([rowState({ sku: 'SKU-2', warehouse: 'WH1', version: '1', onHand: 999, reserved: 0, safetyStock: 0, lowStockThreshold: 0, ...DENY_BACKORDERS })], []);
   t.like(stale, { applied: 0, stale: 1 });
   t.not(await redis.get(keys.total('SKU-2')), '1002');
 
@@ -188,7 +188,7 @@ test.serial('rebuild fills every slot and verify finds no drift; a master that l
   } }), { instanceOf: RebuildInterruptedError });
   // And a row written into a slot that lost its marker reports the loss.
   await redis.del(keys.slotState(slotOfKey('SKU-5', keys)));
-  const applied = await writer.apply([rowState({ sku: 'SKU-5', warehouse: 'WH1', version: '999', onHand: 1, reserved: 0, safetyStock: 0, lowStockThreshold: 0 })], []);
+  const applied = await writer.apply([rowState({ sku: 'SKU-5', warehouse: 'WH1', version: '999', onHand: 1, reserved: 0, safetyStock: 0, lowStockThreshold: 0, ...DENY_BACKORDERS })], []);
   t.like(applied, { applied: 1, lost: true });
 
   t.true((await writer.clear()) > 16_384, 'clear scans every master');
@@ -198,7 +198,7 @@ test.serial('rebuild fills every slot and verify finds no drift; a master that l
 
 test.serial('a batch whose row script fails writes no events and stops the batch sent behind it; its replay appends each event once', async (t) => {
   const { redis, writer, keys, stream } = writerOn(t, 'cluster_fail');
-  const row = (sku: string, version: string, onHand: number) => rowState({ sku, warehouse: 'WH1', version, onHand, reserved: 0, safetyStock: 0, lowStockThreshold: 0 });
+  const row = (sku: string, version: string, onHand: number) => rowState({ sku, warehouse: 'WH1', version, onHand, reserved: 0, safetyStock: 0, lowStockThreshold: 0, ...DENY_BACKORDERS });
   const event = (n: number) => ({ streamId: `${1000 + n}-0`, type: 'warehouse.stock.updated', id: `${n}:updated`, subject: `SKU-1/WH1`, body: '{}' });
   // One slot's script fails (its rows key is not a hash); the other slot's succeeds.
   await redis.set(keys.rows('SKU-BAD'), 'not a hash');

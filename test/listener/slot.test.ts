@@ -6,6 +6,7 @@
 import test, { type ExecutionContext } from 'ava';
 import type { Redis } from 'ioredis';
 import { parseLsn } from '../../src/cache/lsn.ts';
+import { sourceMarker } from '../../src/cache/keys.ts';
 import { PUBLISHED_COLUMNS, PUBLISHED_TABLES } from '../../src/listener/replication-setup.ts';
 import { openTestDatabase, type TestDatabase } from '../helpers/database.ts';
 import { cacheMismatches, eventProblems, readStream, testRedis, uniqueNames, waitFor, waitForCache } from '../helpers/cache.ts';
@@ -72,9 +73,10 @@ function movementsAfter(db: Queryable, after: number): Queryable {
   return { query: (text, values) => db.query(text.replace('from inventory.movements', `from inventory.movements where id > ${after}`), values) };
 }
 
+/** The source marker a consumer of this database and slot writes (keys.ts, sourceMarker). */
 async function sourceIdentity(db: Queryable, slot: string): Promise<string> {
   const r = await queryOne<{ id: string; db: string }>(db, 'select system_identifier::text as id, current_database() as db from pg_control_system()');
-  return `${r.id}/${r.db}/${slot}`;
+  return sourceMarker(`${r.id}/${r.db}/${slot}`);
 }
 
 const sleep = (ms: number) => new Promise<void>((resolve) => setTimeout(resolve, ms));

@@ -15,9 +15,9 @@ import fc from 'fast-check';
 import type pg from 'pg';
 import { cacheKeys } from '../../src/cache/keys.ts';
 import { loadKitDefinitions, loadSkus } from '../../src/cache/loader.ts';
-import { encodeRow, kitState } from '../../src/cache/row.ts';
+import { encodeRow, kitState, preorderDate, skuTotals } from '../../src/cache/row.ts';
 import { CacheWriter } from '../../src/cache/writer.ts';
-import { testRedis, uniqueNames } from '../helpers/cache.ts';
+import { cacheMismatches, testRedis, uniqueNames } from '../helpers/cache.ts';
 import { openTestDatabase, type TestDatabase } from '../helpers/database.ts';
 import { invariantViolations } from '../helpers/invariants.ts';
 
@@ -672,8 +672,80 @@ test('the kit rule of the cache (TypeScript and Lua) gives what inventory._kit_r
     if (show(luaRows) !== show(expectedRows) || show(luaTotal) !== show(expectedTotal)) {
       throw new Error(`Lua ${show({ luaRows, luaTotal })} differs from SQL ${show({ expectedRows, expectedTotal })}`);
     }
-    if (lowStock !== (status === 'low_stock' ? '1' : '0') || sums !== `${total}:${available}:${threshold}`) throw new Error(`${kit}: low_stock ${lowStock}, sums ${sums}`);
+    if (lowStock !== (status === 'low_stock' ? '1' : '0') || sums !== `${total}:${available}:${threshold}:0:0:0`) throw new Error(`${kit}: low_stock ${lowStock}, sums ${sums}`);
     checked++;
   }), { numRuns: 25 });
   t.is(checked, 25);
+});
+
+// Preorder dates: leap days, a century that is not a leap year, the last
+// second of a year, and fractions of a second (the cache keeps whole seconds).
+const PREORDER_DATES = ['2028-02-29 23:59:59.999+00', '2100-03-01 00:00:00.5+00', '2031-12-31 23:59:59+00', '2400-02-29 12:00:00+00', '2027-06-15 08:30:00+02'];
+const policyRow = fc.record({
+  onHand: fc.nat(4), reserved: fc.nat(4), safety: fc.nat(2), threshold: fc.nat(3),
+  policy: fc.constantFrom('DENY', 'BACKORDER', 'PREORDER'), limit: fc.nat(4), waiting: fc.nat(4), date: fc.constantFrom(...PREORDER_DATES.keys()),
+});
+const statusCase = fc.record({
+  before: fc.tuple(...KIT_WAREHOUSES.map(() => fc.option(policyRow, { nil: undefined }))),
+  after: fc.tuple(...KIT_WAREHOUSES.map(() => fc.option(policyRow, { nil: undefined }))),
+});
+
+test('the catalog status and preorder date (TypeScript, Lua recomputing, Lua moved by the stream) are what rows with backorder policies make of them', async (t) => {
+  const db = await openTestDatabase('status_rule');
+  const redis = testRedis();
+  const names = uniqueNames('status_rule');
+  const writer = new CacheWriter(redis, cacheKeys(names.prefix), { name: names.stream, maxLength: 100 });
+  t.teardown(async () => {
+    const doomed = await redis.keys(`${names.prefix}*`);
+    if (doomed.length) await redis.del(...doomed);
+    redis.disconnect();
+    await db.close();
+  });
+  for (const code of KIT_WAREHOUSES) await db.query(`select inventory.upsert_warehouse($1, $1, null, 10)`, [code]);
+  type PolicyRow = typeof policyRow extends fc.Arbitrary<infer T> ? T : never;
+  const write = async (sku: string, rows: ReadonlyArray<PolicyRow | undefined>, version: number) => {
+    for (const [w, row] of rows.entries()) {
+      if (!row) continue;
+      const waiting = row.policy === 'DENY' ? 0 : Math.min(row.waiting, row.limit);
+      await db.query(`
+        insert into inventory.stock_levels (product_id, warehouse_id, on_hand, reserved, safety_stock, low_stock_threshold, version,
+                                            backorder_policy, backorder_limit, backordered, preorder_until)
+        select p.id, w.id, $3, $4, $5, $6, $7, $8, $9, $10, $11 from inventory.products p, inventory.warehouses w where p.sku = $1 and w.code = $2
+        on conflict (product_id, warehouse_id) do update set on_hand = excluded.on_hand, reserved = excluded.reserved, safety_stock = excluded.safety_stock,
+          low_stock_threshold = excluded.low_stock_threshold, version = excluded.version, backorder_policy = excluded.backorder_policy,
+          backorder_limit = excluded.backorder_limit, backordered = excluded.backordered, preorder_until = excluded.preorder_until`,
+      [sku, KIT_WAREHOUSES[w], row.onHand, Math.min(row.reserved, row.onHand), row.safety, row.threshold, version,
+        row.policy, row.policy === 'DENY' ? 0 : row.limit, waiting, row.policy === 'PREORDER' ? PREORDER_DATES[row.date] : null]);
+    }
+  };
+  const statuses = new Set<string>();
+  let run = 0;
+  await fc.assert(fc.asyncProperty(statusCase, async ({ before, after }) => {
+    run++;
+    const sku = `ST${run}`;
+    await db.query('select inventory.upsert_product($1, $1)', [sku]);
+    // Lua recomputing (a sku's first write has no sums to move), then moved by a change as the stream moves it.
+    for (const [rows, version, shiftSums] of [[before, 1, false], [after, 2, true]] as const) {
+      await write(sku, rows, version);
+      const loaded = (await loadSkus(db.pool, [sku])).get(sku)!;
+      await writer.apply(loaded, [], undefined, undefined, { shiftSums });
+      const problems = (await cacheMismatches(db, redis, writer.keys)).filter((p) => p.includes(`:${sku}:`));
+      if (problems.length > 0) throw new Error(`${sku} (${shiftSums ? 'moved' : 'recomputed'}): ${problems.join('; ')}`);
+      // TypeScript (cachedStock's fallback and verify): the same keys.
+      const ts = skuTotals(loaded);
+      const k = writer.keys;
+      const [status, date, sums] = await redis.mget(k.status(sku), k.preorderUntil(sku), k.sums(sku));
+      if (ts.status !== status || ts.preorderUntil !== date || ts.sums !== sums) {
+        throw new Error(`${sku}: TypeScript ${JSON.stringify(ts)}, Lua ${JSON.stringify({ status, date, sums })}`);
+      }
+      statuses.add(ts.status);
+    }
+  }), { numRuns: 30 });
+  t.is(run, 30);
+  t.deepEqual([...statuses].sort(), ['backorder', 'in_stock', 'low_stock', 'out_of_stock', 'preorder'], 'every status was met');
+  // The Lua date for years JavaScript's toISOString writes differently.
+  const far = Date.UTC(12_000, 0, 1, 0, 0, 1) / 1000;
+  await writer.apply([{ sku: 'FAR', warehouse: 'W1', version: '1', onHand: 0, reserved: 0, available: 0, lowStockThreshold: 0, room: 1, preorderUntil: far }], []);
+  t.is(await redis.get(writer.keys.preorderUntil('FAR')), preorderDate(far));
+  t.is(preorderDate(far), '12000-01-01T00:00:01Z');
 });
