@@ -5,7 +5,7 @@
 // movements and in_transit() with the ledger (transitViolations).
 import anyTest, { type TestFn } from 'ava';
 import { useDatabase, type DatabaseContext } from '../helpers/database.ts';
-import type { Queryable } from '../helpers/invariants.ts';
+import { transitViolations, type Queryable } from '../helpers/invariants.ts';
 import { queryOne, rejectsWithCode, setupCatalog, stockOf } from '../helpers/inventory.ts';
 import { lastMovementId, sessionUser, snapshotOfWrites } from '../helpers/ledger.ts';
 
@@ -308,4 +308,19 @@ test('the ledger conserves units: source, destination and transit add up to what
   // Per shipment, Σ transit_delta of its movements is what is in transit.
   const { rows } = await db.query(`select reference, sum(transit_delta)::int as n from inventory.movements where reference like 'transit:%' group by 1 order by 2`);
   t.deepEqual(rows, [{ reference: s2.reference, n: 0 }, { reference: s1.reference, n: 5 }]);
+});
+
+test('the transit invariants catch a shipment or a movement that disagrees with the ledger', async (t) => {
+  const { db } = t.context;
+  await setupCatalog(db, { A: { WH1: 10 }, B: { WH2: 0 } });
+  const shipment = await ship(db, 'A', 'WH1', 'WH2', 5);
+  await receive(db, shipment.id, 2);
+  t.deepEqual(await transitViolations(db), []);
+  // The tests run as a superuser, who may write the table directly: a counter the ledger does not back.
+  await db.query('update inventory.transit_shipments set qty_received = 3 where id = $1', [shipment.id]);
+  const problems = await transitViolations(db);
+  t.true(problems.some((p) => p.startsWith(`shipment ${shipment.id}: shipped 5 received 3`)), problems.join('\n'));
+  t.true(problems.some((p) => /route A WH1 -> WH2: in_transit\(\) says 2, the ledger 3/.test(p)), problems.join('\n'));
+  await db.query('update inventory.transit_shipments set qty_received = 2 where id = $1', [shipment.id]);
+  t.deepEqual(await transitViolations(db), []);
 });
