@@ -16,7 +16,8 @@ to stockroom_public;
 grant execute on function
   inventory.movement_history(text, text, text, timestamptz, timestamptz),
   inventory.reservation_holds(uuid),
-  inventory.backorder_position(uuid)
+  inventory.backorder_position(uuid),
+  inventory.in_transit(text, text, text)
 to stockroom_reader;
 
 grant execute on function
@@ -31,6 +32,9 @@ grant execute on function
   inventory.adjust(text, text, integer, text, text),
   inventory.set_count(text, text, integer, text, integer),
   inventory.transfer(text, text, text, integer, text, text),
+  inventory.ship_transfer(text, text, text, integer, text, text),
+  inventory.receive_transfer(uuid, integer, text, text),
+  inventory.write_off_transfer(uuid, text, integer, text),
   inventory.upsert_product(text, text),
   inventory.set_policy(text, text, integer, integer),
   inventory.set_kit(text, jsonb, integer),

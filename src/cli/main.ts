@@ -12,6 +12,7 @@ import { registerSql } from './sql.ts';
 import { registerStart } from './start.ts';
 import { registerStock } from './stock.ts';
 import { registerToken } from './token.ts';
+import { registerTransit } from './transit.ts';
 
 const program = new Command('stockroom')
   .description('Stockroom: inventory in PostgreSQL with a Redis catalog cache kept in step by logical replication')
@@ -28,6 +29,7 @@ registerCache(program);
 registerJobs(program);
 registerSlot(program);
 registerStock(program);
+registerTransit(program);
 registerToken(program);
 registerBench(program);
 

@@ -27,6 +27,7 @@ const READER_FUNCTIONS = [
   'movement_history(text,text,text,timestamp with time zone,timestamp with time zone)',
   'reservation_holds(uuid)',
   'backorder_position(uuid)',
+  'in_transit(text,text,text)',
 ].sort();
 const WRITER_FUNCTIONS = [
   ...READER_FUNCTIONS,
@@ -44,6 +45,9 @@ const WRITER_FUNCTIONS = [
   'set_kit(text,jsonb,integer)',
   'set_policy(text,text,integer,integer)',
   'transfer(text,text,text,integer,text,text)',
+  'ship_transfer(text,text,text,integer,text,text)',
+  'receive_transfer(uuid,integer,text,text)',
+  'write_off_transfer(uuid,text,integer,text)',
   'upsert_product(text,text)',
 ];
 const ADMIN_FUNCTIONS = [
