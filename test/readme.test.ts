@@ -145,6 +145,10 @@ test('the README runs as written: every shell, SQL and curl block in order again
         if (/SQL API/.test(block.heading)) t.regex(run.stdout, /SKU-1\s*\|\s*WH1\s*\|\s*5/, 'what order-77 holds, by sku and warehouse');
         else if (/Kits/.test(block.heading)) t.regex(run.stdout, /CAMERA-KIT\s*\|\s*\|\s*3\s*\|\s*3\s*\|\s*1\s*\|\s*in_stock/, 'the kit sells min(5 / 1, 7 / 2) = 3');
         else if (/Backorders/.test(block.heading)) t.regex(run.stdout, /GAME\s*\|\s*WH1\s*\|\s*2\s*\|\s*1\s*\|\s*0\s*\|/, 'the preorder is first in its queue');
+        else if (/Inbound/.test(block.heading)) {
+          t.regex(run.stdout, /PUZZLE\s*\|\s*WH1\s*\|\s*2\s*\|\s*1\s*\|\s*0\s*\|\s*2099-01-15/, 'the backorder is expected with the inbound that fills it');
+          t.regex(run.stdout, /PUZZLE\s*\|\s*\|\s*10\s*\|\s*0\s*\|\s*5\s*\|\s*15\s*$/m, 'after the short receipt: 10 at WH1, 5 due at WH2');
+        }
         else t.fail(`no check for the SQL of "${block.heading}"`);
         ran++;
         continue;
