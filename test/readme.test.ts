@@ -149,6 +149,10 @@ test('the README runs as written: every shell, SQL and curl block in order again
           t.regex(run.stdout, /LAMP\s*\|\s*WH1\s*\|\s*WH2\s*\|\s*1\s*\|\s*3\s*\|/, 'one shipment of LAMP WH1 -> WH2 with 3 in transit');
           t.regex(run.stdout, /\|\s*CLOSED\s*\|/, 'the write-off closes the shipment');
         }
+        else if (/Inbound/.test(block.heading)) {
+          t.regex(run.stdout, /PUZZLE\s*\|\s*WH1\s*\|\s*2\s*\|\s*1\s*\|\s*0\s*\|\s*2099-01-15/, 'the backorder is expected with the inbound that fills it');
+          t.regex(run.stdout, /PUZZLE\s*\|\s*\|\s*10\s*\|\s*0\s*\|\s*5\s*\|\s*15\s*$/m, 'after the short receipt: 10 at WH1, 5 due at WH2');
+        }
         else t.fail(`no check for the SQL of "${block.heading}"`);
         ran++;
         continue;

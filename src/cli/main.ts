@@ -4,6 +4,7 @@ import { Command, CommanderError } from 'commander';
 import { StockroomError, UsageError, fromPostgresError } from '../errors.ts';
 import { registerBench } from './bench.ts';
 import { registerCache } from './cache.ts';
+import { registerInbound } from './inbound.ts';
 import { registerJobs } from './jobs.ts';
 import { registerMigrate } from './migrate.ts';
 import { registerSeed } from './seed.ts';
@@ -30,6 +31,7 @@ registerJobs(program);
 registerSlot(program);
 registerStock(program);
 registerTransit(program);
+registerInbound(program);
 registerToken(program);
 registerBench(program);
 
