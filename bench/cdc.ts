@@ -284,7 +284,7 @@ try {
     });
     // Baseline: the writer alone, the same number of row states in the consumer's batch size.
     const states: RowState[] = stockRows.slice(0, 2000).map((r, i) => ({
-      sku: r.sku, warehouse: r.code, version: String(10_000_000 + i), onHand: 5, reserved: 0, available: 5, lowStockThreshold: 0, room: 0, preorderUntil: 0,
+      sku: r.sku, warehouse: r.code, version: String(10_000_000 + i), onHand: 5, reserved: 0, available: 5, lowStockThreshold: 0, room: 0, preorderUntil: 0, unavailable: 0,
     }));
     const writerStarted = performance.now();
     for (let written = 0, round = 0; written < backlog; written += states.length, round++) {

@@ -19,7 +19,8 @@ grant execute on function
   inventory.reservation_holds(uuid),
   inventory.backorder_position(uuid),
   inventory.in_transit(text, text, text),
-  inventory.inbound(text, text, boolean)
+  inventory.inbound(text, text, boolean),
+  inventory.stock_states(text[])
 to stockroom_reader;
 
 grant execute on function
@@ -44,11 +45,14 @@ grant execute on function
   inventory.create_inbound(text, jsonb, text, text, timestamptz),
   inventory.receive_inbound(uuid, jsonb, text, boolean, text),
   inventory.close_inbound(uuid, text, text, text),
-  inventory.cancel_inbound(uuid, text)
+  inventory.cancel_inbound(uuid, text),
+  inventory.move_stock_state(text, text, integer, text, text, text, text),
+  inventory.adjust_state(text, text, text, integer, text, text)
 to stockroom_writer;
 
 grant execute on function
   inventory.upsert_warehouse(text, text, text, integer),
+  inventory.define_quantity_state(text, text),
   inventory.expire_due(integer),
   inventory.end_preorders(),
   inventory.verify_counters(boolean)

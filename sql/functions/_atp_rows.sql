@@ -1,10 +1,10 @@
 -- Available-to-promise per stock row of the given (non-kit) products, the one
 -- statement of the rule (README "Inbound stock and available-to-promise"):
---   available  now, as stock() says: greatest(on_hand - reserved - safety_stock, 0)
+--   available  now, as stock() says: greatest(on_hand - reserved - safety_stock - unavailable, 0)
 --   backordered  units already sold beyond stock and waiting on the row
 --   inbound    units of OPEN and PARTIAL inbound lines expected by p_at
 --              (expected_at <= p_at) not received yet
---   atp        greatest(on_hand - reserved - safety_stock - backordered + inbound, 0):
+--   atp        greatest(on_hand - reserved - safety_stock - unavailable - backordered + inbound, 0):
 --              what arrives first fills the row's safety stock and its
 --              waiting backorders, as _fill_backorders will; the rest can be
 --              promised.
@@ -28,7 +28,7 @@ as $$
     where l.product_id = any (p_product_ids) and l.status in ('OPEN', 'PARTIAL')
   ),
   rows as (
-    select s.product_id, s.warehouse_id, s.on_hand::bigint - s.reserved - s.safety_stock as free, s.backordered
+    select s.product_id, s.warehouse_id, s.on_hand::bigint - s.reserved - s.safety_stock - s.unavailable as free, s.backordered
     from inventory.stock_levels s where s.product_id = any (p_product_ids)
     union all
     select o.product_id, o.warehouse_id, 0, 0

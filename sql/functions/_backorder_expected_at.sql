@@ -15,7 +15,7 @@ as $$
     from inventory.inbound_lines l
     where l.product_id = p_row.product_id and l.warehouse_id = p_row.warehouse_id and l.status in ('OPEN', 'PARTIAL')
   ) c
-  where p_row.on_hand::bigint - p_row.reserved - p_row.safety_stock + c.cumulative >= p_units
+  where p_row.on_hand::bigint - p_row.reserved - p_row.safety_stock - p_row.unavailable + c.cumulative >= p_units
 $$;
 comment on function inventory._backorder_expected_at(inventory.stock_levels, bigint) is
   'Internal: when a row''s open inbound, cumulated by date, covers a number of backordered units';

@@ -14,7 +14,7 @@ declare
   v_filled integer;
 begin
   with row_now as (
-    select s.on_hand, s.reserved, s.backordered, greatest(s.on_hand - s.reserved - s.safety_stock, 0) as free
+    select s.on_hand, s.reserved, s.backordered, greatest(s.on_hand - s.reserved - s.safety_stock - s.unavailable, 0) as free
     from inventory.stock_levels s
     where s.product_id = p_product_id and s.warehouse_id = p_warehouse_id and s.backordered > 0
   ),

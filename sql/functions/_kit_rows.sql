@@ -15,7 +15,7 @@ language sql stable
 as $$
   with component_row as (
     select c.kit_id, c.component_id, c.qty, s.warehouse_id, s.on_hand,
-           greatest(s.on_hand - s.reserved - s.safety_stock, 0) as available, s.version, s.last_movement_at
+           greatest(s.on_hand - s.reserved - s.safety_stock - s.unavailable, 0) as available, s.version, s.last_movement_at
     from inventory.kit_components c
     join inventory.stock_levels s on s.product_id = c.component_id
     where c.kit_id = any (p_kit_ids)

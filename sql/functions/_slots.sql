@@ -12,7 +12,7 @@ returns inventory._slot[]
 language sql stable
 as $$
   select array_agg(row(s.product_id, s.warehouse_id,
-                       greatest(s.on_hand - s.reserved - s.safety_stock, 0) - coalesce(p.qty, 0),
+                       greatest(s.on_hand - s.reserved - s.safety_stock - s.unavailable, 0) - coalesce(p.qty, 0),
                        inventory._backorderable(s) - coalesce(b.qty, 0))::inventory._slot
                    order by s.product_id, s.warehouse_id)
   from unnest(p_products, p_warehouses) k(product_id, warehouse_id)

@@ -1,6 +1,7 @@
 -- adjust(sku, warehouse, delta, reason, idempotency_key): receipts (delta > 0,
 -- a RECEIVE movement) and corrections (delta < 0, an ADJUST movement). Creates
--- the stock row on a first receipt; never takes on_hand below reserved (IV002).
+-- the stock row on a first receipt; never takes on_hand below reserved plus
+-- the units in quantity states (IV002).
 -- Retried with the same key it returns the row as it is now, without a second change.
 create or replace function inventory.adjust(
   sku text,
@@ -33,13 +34,13 @@ begin
   end if;
 
   v_row := inventory._locked_stock_row(v_product_id, v_warehouse_id, adjust.delta > 0);
-  if coalesce(v_row.on_hand, 0)::bigint + adjust.delta < coalesce(v_row.reserved, 0) then
+  if coalesce(v_row.on_hand, 0)::bigint + adjust.delta < coalesce(v_row.reserved, 0) + coalesce(v_row.unavailable, 0) then
     perform inventory._raise('IV002',
-      format('adjusting %s at %s by %s would take on_hand to %s, below the %s reserved',
+      format('adjusting %s at %s by %s would take on_hand to %s, below the %s reserved and %s in quantity states',
              inventory._clip(adjust.sku), inventory._clip(adjust.warehouse), adjust.delta, coalesce(v_row.on_hand, 0) + adjust.delta,
-             coalesce(v_row.reserved, 0)),
+             coalesce(v_row.reserved, 0), coalesce(v_row.unavailable, 0)),
       inventory._stock_row_json(adjust.sku, adjust.warehouse, v_row) || jsonb_build_object('delta', adjust.delta),
-      'Nothing was changed. Release or confirm reservations first, or remove less.');
+      'Nothing was changed. Release or confirm reservations first, or remove less (units in a state leave with adjust_state).');
   end if;
   if v_row.on_hand::bigint + adjust.delta > 2147483647 then
     perform inventory._raise('IV005', format('on_hand of %s at %s would exceed 2147483647', inventory._clip(adjust.sku), inventory._clip(adjust.warehouse)),

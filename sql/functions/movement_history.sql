@@ -20,10 +20,10 @@ begin
   if movement_history.warehouse is not null then v_warehouse_id := inventory._warehouse_id(movement_history.warehouse); end if;
   if movement_history.kind is not null and movement_history.kind not in (
       'RECEIVE', 'ADJUST', 'COUNT', 'RESERVE', 'RELEASE', 'EXPIRE', 'CONFIRM', 'TRANSFER_OUT', 'TRANSFER_IN',
-      'BACKORDER', 'FILL', 'TRANSIT_OUT', 'TRANSIT_IN', 'TRANSIT_LOST') then
+      'BACKORDER', 'FILL', 'TRANSIT_OUT', 'TRANSIT_IN', 'TRANSIT_LOST', 'STATE_MOVE') then
     perform inventory._raise('IV005', format('kind %s is not a movement kind', inventory._quote(movement_history.kind)),
       jsonb_build_object('argument', 'kind'),
-      'Kinds: RECEIVE, ADJUST, COUNT, RESERVE, RELEASE, EXPIRE, CONFIRM, TRANSFER_OUT, TRANSFER_IN, BACKORDER, FILL, TRANSIT_OUT, TRANSIT_IN, TRANSIT_LOST.');
+      'Kinds: RECEIVE, ADJUST, COUNT, RESERVE, RELEASE, EXPIRE, CONFIRM, TRANSFER_OUT, TRANSFER_IN, BACKORDER, FILL, TRANSIT_OUT, TRANSIT_IN, TRANSIT_LOST, STATE_MOVE.');
   end if;
   return query
     select m.* from inventory.movements m

@@ -48,7 +48,7 @@ begin
 
   return query
     select p.sku, w.code, s.on_hand, s.reserved, s.safety_stock,
-           greatest(s.on_hand - s.reserved - s.safety_stock, 0), s.version, s.last_movement_at,
+           greatest(s.on_hand - s.reserved - s.safety_stock - s.unavailable, 0), s.version, s.last_movement_at,
            concat_ws('/', to_char(s.last_movement_at at time zone 'UTC', 'YYYY-MM-DD"T"HH24:MI:SS.US"Z"'),
                      s.product_id, s.warehouse_id)
     from inventory.stock_levels s

@@ -110,7 +110,7 @@ begin
         update inventory.stock_levels s
         set reserved = s.reserved + v_qty, version = s.version + 1, last_movement_at = clock_timestamp()
         where s.product_id = v_product_id and s.warehouse_id = v_warehouse_id
-          and s.on_hand - s.reserved - s.safety_stock >= v_qty
+          and s.on_hand - s.reserved - s.safety_stock - s.unavailable >= v_qty
         returning s.on_hand, s.reserved
       ), moved as (
         insert into inventory.movements (

@@ -215,7 +215,7 @@ begin
   select array_agg(s.product_id::text || s.warehouse_id::text), array_agg(s.available), array_agg(0)
   into v_row_keys, v_base, v_taken
   from (
-    select s.product_id, s.warehouse_id, greatest(s.on_hand - s.reserved - s.safety_stock, 0) as available
+    select s.product_id, s.warehouse_id, greatest(s.on_hand - s.reserved - s.safety_stock - s.unavailable, 0) as available
     from inventory.stock_levels s
     where (s.product_id, s.warehouse_id) in (select * from inventory._candidate_rows(v_all_lines))
     order by s.product_id, s.warehouse_id

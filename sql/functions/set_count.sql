@@ -38,12 +38,12 @@ begin
         || jsonb_build_object('expected', set_count.expected, 'counted', set_count.counted),
       'Stock moved since the count started: recount, or pass the current on_hand as expected.');
   end if;
-  if set_count.counted < v_row.reserved then
+  if set_count.counted < v_row.reserved + v_row.unavailable then
     perform inventory._raise('IV002',
-      format('count %s of %s at %s is below the %s reserved there', set_count.counted, inventory._clip(set_count.sku),
-             inventory._clip(set_count.warehouse), v_row.reserved),
+      format('count %s of %s at %s is below the %s reserved and %s in quantity states there', set_count.counted, inventory._clip(set_count.sku),
+             inventory._clip(set_count.warehouse), v_row.reserved, v_row.unavailable),
       inventory._stock_row_json(set_count.sku, set_count.warehouse, v_row) || jsonb_build_object('counted', set_count.counted),
-      'Nothing was changed. Release or confirm the reservations on this row first.');
+      'Nothing was changed. Release or confirm the reservations on this row first; units in a state leave with adjust_state.');
   end if;
   return inventory._record_movement(v_row, 'COUNT', set_count.counted - v_row.on_hand, set_count.reason, null, null);
 end

@@ -41,13 +41,13 @@ begin
   end if;
 
   v_from := inventory._locked_stock_row(v_product_id, v_from_id, false);
-  if coalesce(v_from.on_hand, 0) - ship_transfer.qty < coalesce(v_from.reserved, 0) then
+  if coalesce(v_from.on_hand, 0) - ship_transfer.qty < coalesce(v_from.reserved, 0) + coalesce(v_from.unavailable, 0) then
     perform inventory._raise('IV002',
-      format('shipping %s of %s out of %s would take on_hand to %s, below the %s reserved',
+      format('shipping %s of %s out of %s would take on_hand to %s, below the %s reserved and in quantity states',
              ship_transfer.qty, inventory._clip(ship_transfer.sku), inventory._clip(ship_transfer.from_warehouse),
-             coalesce(v_from.on_hand, 0) - ship_transfer.qty, coalesce(v_from.reserved, 0)),
+             coalesce(v_from.on_hand, 0) - ship_transfer.qty, coalesce(v_from.reserved, 0) + coalesce(v_from.unavailable, 0)),
       inventory._stock_row_json(ship_transfer.sku, ship_transfer.from_warehouse, v_from) || jsonb_build_object('qty', ship_transfer.qty),
-      'Nothing was shipped. Ship at most on_hand - reserved.');
+      'Nothing was shipped. Ship at most on_hand - reserved - unavailable (units in a quantity state stay).');
   end if;
   insert into inventory.transit_shipments as s (id, reference, product_id, from_warehouse_id, to_warehouse_id, qty_shipped, reason, idempotency_key, actor)
   values (v_id, 'transit:' || v_id, v_product_id, v_from_id, v_to_id, ship_transfer.qty, ship_transfer.reason, ship_transfer.idempotency_key, inventory._actor())

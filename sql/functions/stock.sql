@@ -14,14 +14,14 @@ begin
   end if;
   return query
     select p.sku, w.code, s.on_hand, s.reserved, s.safety_stock,
-           greatest(s.on_hand - s.reserved - s.safety_stock, 0), s.version, s.last_movement_at
+           greatest(s.on_hand - s.reserved - s.safety_stock - s.unavailable, 0), s.version, s.last_movement_at, s.unavailable
     from (select distinct q.sku from unnest(stock.skus) q(sku)) q
     join inventory.products p on p.sku = q.sku
     join inventory.stock_levels s on s.product_id = p.id
     join inventory.warehouses w on w.id = s.warehouse_id
     where not p.is_kit
     union all
-    select p.sku, w.code, r.on_hand, null, null, r.available, r.version, r.last_movement_at
+    select p.sku, w.code, r.on_hand, null, null, r.available, r.version, r.last_movement_at, null::integer
     from (select distinct q.sku from unnest(stock.skus) q(sku)) q
     join inventory.products p on p.sku = q.sku and p.is_kit
     cross join lateral inventory._kit_rows(array[p.id]) r

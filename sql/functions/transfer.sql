@@ -50,13 +50,13 @@ begin
     v_to := inventory._locked_stock_row(v_product_id, v_to_id, true);
     v_from := inventory._locked_stock_row(v_product_id, v_from_id, false);
   end if;
-  if coalesce(v_from.on_hand, 0) - transfer.qty < coalesce(v_from.reserved, 0) then
+  if coalesce(v_from.on_hand, 0) - transfer.qty < coalesce(v_from.reserved, 0) + coalesce(v_from.unavailable, 0) then
     perform inventory._raise('IV002',
-      format('transferring %s of %s out of %s would take on_hand to %s, below the %s reserved',
+      format('transferring %s of %s out of %s would take on_hand to %s, below the %s reserved and in quantity states',
              transfer.qty, inventory._clip(transfer.sku), inventory._clip(transfer.from_warehouse), coalesce(v_from.on_hand, 0) - transfer.qty,
-             coalesce(v_from.reserved, 0)),
+             coalesce(v_from.reserved, 0) + coalesce(v_from.unavailable, 0)),
       inventory._stock_row_json(transfer.sku, transfer.from_warehouse, v_from) || jsonb_build_object('qty', transfer.qty),
-      'Nothing was moved. Transfer at most on_hand - reserved.');
+      'Nothing was moved. Transfer at most on_hand - reserved - unavailable (units in a quantity state stay).');
   end if;
   if v_to.on_hand::bigint + transfer.qty > 2147483647 then
     perform inventory._raise('IV005', format('on_hand of %s at %s would exceed 2147483647', inventory._clip(transfer.sku), inventory._clip(transfer.to_warehouse)),

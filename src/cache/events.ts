@@ -25,6 +25,9 @@ export interface Movement {
   backorderedAfter: number | null;
   /** Units this movement put into transit (TRANSIT_OUT) or took out of it (negative: TRANSIT_IN, TRANSIT_LOST); 0 for others. */
   transitDelta: number;
+  /** The quantity state this movement changed (STATE_MOVE, or a receipt into / write-off from a state), and by how much; null and 0 otherwise. */
+  state: string | null;
+  stateDelta: number;
   reason: string | null;
   reservationId: string | null;
   reference: string | null;
@@ -43,6 +46,8 @@ export interface MovementRow {
   backordered_delta: number;
   backordered_after: number | null;
   transit_delta: number;
+  state: string | null;
+  state_delta: number;
   reason: string | null;
   reservation_id: string | null;
   reference: string | null;
@@ -64,6 +69,8 @@ export function movementFromRow(row: MovementRow, sku: string, warehouse: string
     backorderedDelta: row.backordered_delta ?? 0,
     backorderedAfter: row.backordered_after ?? null,
     transitDelta: row.transit_delta ?? 0,
+    state: row.state ?? null,
+    stateDelta: row.state_delta ?? 0,
     reason: row.reason,
     reservationId: row.reservation_id,
     reference: row.reference,
@@ -72,8 +79,8 @@ export function movementFromRow(row: MovementRow, sku: string, warehouse: string
   };
 }
 
-/** The row's policy, which turns on_hand/reserved into available. */
-export interface RowPolicy { safetyStock: number; lowStockThreshold: number }
+/** The row's policy, which turns on_hand/reserved into available, and its units in quantity states after the movement. */
+export interface RowPolicy { safetyStock: number; lowStockThreshold: number; unavailable: number }
 
 export const EVENT_SOURCE = '/stockroom/inventory';
 
@@ -93,6 +100,8 @@ const TYPED: Record<string, string> = {
   TRANSIT_OUT: 'warehouse.stock.transit_shipped',
   TRANSIT_IN: 'warehouse.stock.transit_received',
   TRANSIT_LOST: 'warehouse.stock.transit_lost',
+  // Quantity states (README "Quantity states"): units moved between sellable and a state.
+  STATE_MOVE: 'warehouse.stock.state_changed',
 };
 
 
@@ -117,8 +126,9 @@ export function movementEvents(movement: Movement, policy: RowPolicy, commitLsn:
   const backfilled = options.backfilled === true;
   const before = { on_hand: movement.onHandAfter - movement.onHandDelta, reserved: movement.reservedAfter - movement.reservedDelta };
   const after = { on_hand: movement.onHandAfter, reserved: movement.reservedAfter };
-  const oldAvailable = availableOf(before.on_hand, before.reserved, policy.safetyStock);
-  const newAvailable = availableOf(after.on_hand, after.reserved, policy.safetyStock);
+  // Every quantity state is unsellable: a movement's state_delta is what it changed of the row's unavailable.
+  const oldAvailable = availableOf(before.on_hand, before.reserved, policy.safetyStock, Math.max(policy.unavailable - movement.stateDelta, 0));
+  const newAvailable = availableOf(after.on_hand, after.reserved, policy.safetyStock, policy.unavailable);
   const subject = `${movement.sku}/${movement.warehouse}`;
   const data = {
     movement_id: movement.id,
@@ -139,6 +149,8 @@ export function movementEvents(movement: Movement, policy: RowPolicy, commitLsn:
     // Only on transit movements: the units the movement put into transit or
     // took out of it (a write-off changes no on_hand: this is its quantity).
     ...(movement.transitDelta !== 0 ? { transit: { delta: movement.transitDelta } } : {}),
+    // Only on movements of a quantity state: which state, and the units it gained (+) or lost (-).
+    ...(movement.state !== null && movement.stateDelta !== 0 ? { state: { name: movement.state, delta: movement.stateDelta } } : {}),
   };
   const typed = TYPED[movement.kind] ?? 'warehouse.stock.adjusted';
   const events: StreamEvent[] = [

@@ -32,8 +32,8 @@ import { slotTag } from './slots.ts';
  * The version of what the keys hold, carried by the source marker
  * (`meta:source`): a consumer that finds a cache of its database written by
  * an earlier layout rebuilds it in place on start (README, "Upgrading").
- * 2: rows entries and sums with backorder room and preorder date, and the
- * preorder_until key.
+ * 2: rows entries and sums with backorder room, preorder date and units in
+ * quantity states, and the preorder_until and unavailable keys.
  */
 export const CACHE_LAYOUT = 2;
 
@@ -65,13 +65,15 @@ export interface CacheKeys {
   product(sku: string): string;
   /** ISO 8601 time the earliest preorder with room ends; absent unless the sku takes preorders (row.ts, SkuTotals.preorderUntil). */
   preorderUntil(sku: string): string;
+  /** Σ on-hand units in quantity states (damaged, quality control…): on hand, not available (row.ts, SkuTotals.unavailable). */
+  unavailable(sku: string): string;
   /** Hash code → "version:on_hand:reserved:available:low_stock_threshold:room:preorder_until" (row.ts), the version guard and the source of the totals. */
   rows(sku: string): string;
   /** The sums the sku's keys were last written from (row.ts, SkuSums). */
   sums(sku: string): string;
   /** A kit's bookkeeping: "definition version:Σ component row versions" its keys were last computed from (row.ts, KitState.mark). */
   kit(sku: string): string;
-  /** One sku's keys in the order the scripts take them: rows, total, available, status, low_stock, product, sums, preorder_until. */
+  /** One sku's keys in the order the scripts take them: rows, total, available, status, low_stock, product, sums, preorder_until, unavailable. */
   skuKeys(sku: string): string[];
   /** A kit's keys in the order the scripts take them: skuKeys, then kit. */
   kitKeys(sku: string): string[];
@@ -122,8 +124,9 @@ export function cacheKeys(prefix: string, options: { cluster?: { stream: string 
     rows: (sku) => `${stock(sku)}:rows`,
     sums: (sku) => `${stock(sku)}:sums`,
     preorderUntil: (sku) => `${stock(sku)}:preorder_until`,
+    unavailable: (sku) => `${stock(sku)}:unavailable`,
     kit: (sku) => `${stock(sku)}:kit`,
-    skuKeys: (sku) => [keys.rows(sku), keys.total(sku), keys.available(sku), keys.status(sku), keys.lowStock(sku), keys.product(sku), keys.sums(sku), keys.preorderUntil(sku)],
+    skuKeys: (sku) => [keys.rows(sku), keys.total(sku), keys.available(sku), keys.status(sku), keys.lowStock(sku), keys.product(sku), keys.sums(sku), keys.preorderUntil(sku), keys.unavailable(sku)],
     kitKeys: (sku) => [...keys.skuKeys(sku), keys.kit(sku)],
     position: `${meta}position`,
     applyChain: `${meta}apply_chain`,

@@ -12,18 +12,18 @@ type Queryable = Pick<pg.ClientBase, 'query'>;
 
 interface Selected {
   sku: string; warehouse: string | null; version: string | null; on_hand: number; reserved: number;
-  safety_stock: number; low_stock_threshold: number;
+  safety_stock: number; low_stock_threshold: number; unavailable: number;
   backorder_policy: BackorderPolicy; backorder_limit: number; backordered: number; preorder_until: Date | null;
 }
 
 /** The columns of a cache row, from inventory.stock_levels s, products p and warehouses w. */
 export const CACHE_ROW_COLUMNS = `p.sku, w.code as warehouse, s.version::text as version, s.on_hand, s.reserved,
-  s.safety_stock, s.low_stock_threshold, s.backorder_policy, s.backorder_limit, s.backordered, s.preorder_until`;
+  s.safety_stock, s.low_stock_threshold, s.unavailable, s.backorder_policy, s.backorder_limit, s.backordered, s.preorder_until`;
 
 export function toRowState(row: Selected): RowState {
   return rowState({
     sku: row.sku, warehouse: row.warehouse!, version: row.version!, onHand: row.on_hand, reserved: row.reserved,
-    safetyStock: row.safety_stock, lowStockThreshold: row.low_stock_threshold,
+    safetyStock: row.safety_stock, lowStockThreshold: row.low_stock_threshold, unavailable: row.unavailable,
     backorderPolicy: row.backorder_policy, backorderLimit: row.backorder_limit, backordered: row.backordered, preorderUntil: row.preorder_until,
   });
 }

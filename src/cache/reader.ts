@@ -17,6 +17,8 @@ export interface CachedSkuKeys {
   total: number; available: number; status: StockStatus; lowStock: boolean;
   /** The preorder_until key: when the sku's earliest preorder ends (ISO 8601), or null when it takes none. */
   preorderUntil: string | null;
+  /** Σ on-hand units in quantity states (the unavailable key). */
+  unavailable: number;
   sums: string | undefined;
 }
 
@@ -75,15 +77,15 @@ export class CacheReader {
     if (skus.length === 0) return [];
     const k = this.keys;
     // The sums key only when asked (incremental sync checks it): cachedStock reads these keys for many skus per request.
-    const width = options.sums ? 6 : 5;
+    const width = options.sums ? 7 : 6;
     const values = await this.mget(skus.flatMap((sku) => [k.total(sku), k.available(sku), k.status(sku), k.lowStock(sku), k.preorderUntil(sku),
-      ...(options.sums ? [k.sums(sku)] : [])]));
+      k.unavailable(sku), ...(options.sums ? [k.sums(sku)] : [])]));
     return skus.map((_, i) => {
-      const [total, available, status, lowStock, preorderUntil, sums] = values.slice(width * i, width * i + width);
+      const [total, available, status, lowStock, preorderUntil, unavailable, sums] = values.slice(width * i, width * i + width);
       if (total == null || available == null || status == null || lowStock == null || !STOCK_STATUSES.has(status)) return undefined;
       return {
         total: Number(total), available: Number(available), status: status as StockStatus, lowStock: lowStock === '1',
-        preorderUntil: preorderUntil ?? null, sums: sums ?? undefined,
+        preorderUntil: preorderUntil ?? null, unavailable: Number(unavailable ?? 0), sums: sums ?? undefined,
       };
     });
   }

@@ -16,6 +16,8 @@ export interface StockRow {
   reserved: number;
   safetyStock: number;
   lowStockThreshold: number;
+  /** On-hand units in quantity states (inventory.stock_levels.unavailable): not sellable. */
+  unavailable: number;
   /** What the row may sell beyond what it has (inventory.stock_levels' backorder columns; sellBeyond states the rule). */
   backorderPolicy: BackorderPolicy;
   backorderLimit: number;
@@ -26,8 +28,8 @@ export interface StockRow {
 
 export type BackorderPolicy = 'DENY' | 'BACKORDER' | 'PREORDER';
 
-/** The backorder columns of a row that sells nothing beyond what it has (the default policy). */
-export const DENY_BACKORDERS = { backorderPolicy: 'DENY', backorderLimit: 0, backordered: 0, preorderUntil: null } as const satisfies Partial<StockRow>;
+/** The backorder columns of a row that sells nothing beyond what it has (the default policy), with no units in quantity states. */
+export const DENY_BACKORDERS = { backorderPolicy: 'DENY', backorderLimit: 0, backordered: 0, preorderUntil: null, unavailable: 0 } as const satisfies Partial<StockRow>;
 
 /** A stock row as the cache keeps it. */
 export interface RowState {
@@ -43,6 +45,8 @@ export interface RowState {
   room: number;
   /** Under PREORDER, preorder_until in whole seconds since the epoch (the entry holds digits only); else 0. */
   preorderUntil: number;
+  /** On-hand units in quantity states (already out of available). */
+  unavailable: number;
 }
 
 /** What one rows-hash entry holds (the sku and warehouse are its key and field). */
@@ -57,9 +61,9 @@ export type StockStatus = 'in_stock' | 'low_stock' | 'out_of_stock' | 'backorder
 
 export const STOCK_STATUSES: ReadonlySet<string> = new Set<StockStatus>(['in_stock', 'low_stock', 'out_of_stock', 'backorder', 'preorder']);
 
-/** available = greatest(on_hand - reserved - safety_stock, 0). */
-export function availableOf(onHand: number, reserved: number, safetyStock: number): number {
-  return Math.max(onHand - reserved - safetyStock, 0);
+/** available = greatest(on_hand - reserved - safety_stock - unavailable, 0). */
+export function availableOf(onHand: number, reserved: number, safetyStock: number, unavailable: number): number {
+  return Math.max(onHand - reserved - safetyStock - unavailable, 0);
 }
 
 /**
@@ -80,17 +84,18 @@ export function sellBeyond(row: Pick<StockRow, 'backorderPolicy' | 'backorderLim
 export function rowState(row: StockRow): RowState {
   return {
     sku: row.sku, warehouse: row.warehouse, version: row.version, onHand: row.onHand, reserved: row.reserved,
-    available: availableOf(row.onHand, row.reserved, row.safetyStock), lowStockThreshold: row.lowStockThreshold,
-    ...sellBeyond(row),
+    available: availableOf(row.onHand, row.reserved, row.safetyStock, row.unavailable), lowStockThreshold: row.lowStockThreshold,
+    ...sellBeyond(row), unavailable: row.unavailable,
   };
 }
 
 /**
  * The fields of a rows-hash entry, in their order:
- * "version:on_hand:reserved:available:low_stock_threshold:room:preorder_until".
- * An entry of the first five only (written before backorders) reads as room 0.
+ * "version:on_hand:reserved:available:low_stock_threshold:room:preorder_until:unavailable".
+ * An entry of the first five only (written before backorders and quantity
+ * states) reads as room 0 and nothing unavailable.
  */
-const FIELDS = ['version', 'onHand', 'reserved', 'available', 'lowStockThreshold', 'room', 'preorderUntil'] as const;
+const FIELDS = ['version', 'onHand', 'reserved', 'available', 'lowStockThreshold', 'room', 'preorderUntil', 'unavailable'] as const;
 const EARLIER_FIELDS = 5;
 export const ENTRY_FIELDS = FIELDS.length;
 
@@ -100,11 +105,11 @@ export function encodeRow(row: CachedRowValue): string {
 
 /** A rows-hash entry read back; undefined for anything not in the encoding (a hand-edited value). */
 export function decodeRow(text: string | null | undefined): CachedRowValue | undefined {
-  if (typeof text !== 'string' || !/^\d+(:\d+){4}(:\d+:\d+)?$/.test(text)) return undefined;
-  const [version, onHand, reserved, available, lowStockThreshold, room, preorderUntil] = text.split(':');
+  if (typeof text !== 'string' || !/^\d+(:\d+){4}(:\d+:\d+:\d+)?$/.test(text)) return undefined;
+  const [version, onHand, reserved, available, lowStockThreshold, room, preorderUntil, unavailable] = text.split(':');
   return {
     version: version!, onHand: Number(onHand), reserved: Number(reserved), available: Number(available), lowStockThreshold: Number(lowStockThreshold),
-    room: Number(room ?? 0), preorderUntil: Number(preorderUntil ?? 0),
+    room: Number(room ?? 0), preorderUntil: Number(preorderUntil ?? 0), unavailable: Number(unavailable ?? 0),
   };
 }
 
@@ -128,16 +133,18 @@ export function stockStatus(available: number, threshold: number, backorderRoom 
 /**
  * What a sku's keys are computed from, kept in its bookkeeping key
  * `stock:<sku>:sums` as "Σ on_hand:Σ available:Σ low_stock_threshold:Σ
- * backorder room:Σ preorder room:earliest preorder date" (the date of the
- * rows with preorder room, seconds since the epoch, 0 for none). The stream
- * moves the first five by each change (scripts.ts, shiftSku); a change to a
+ * backorder room:Σ preorder room:earliest preorder date:Σ unavailable" (the
+ * date of the rows with preorder room, seconds since the epoch, 0 for none).
+ * The stream moves all but the date by each change (scripts.ts, shiftSku); a change to a
  * preorder row recomputes, the earliest date not being a sum. (A sums value
  * of three fields, written before backorders, is recomputed when met.)
  */
-export interface SkuSums { onHand: number; available: number; threshold: number; backorderRoom: number; preorderRoom: number; preorderUntil: number }
+export interface SkuSums {
+  onHand: number; available: number; threshold: number; backorderRoom: number; preorderRoom: number; preorderUntil: number; unavailable: number;
+}
 
 export function encodeSums(s: SkuSums): string {
-  return `${s.onHand}:${s.available}:${s.threshold}:${s.backorderRoom}:${s.preorderRoom}:${s.preorderUntil}`;
+  return `${s.onHand}:${s.available}:${s.threshold}:${s.backorderRoom}:${s.preorderRoom}:${s.preorderUntil}:${s.unavailable}`;
 }
 
 /** The value of `stock:<sku>:preorder_until`: an ISO 8601 time to the second (null: no key). */
@@ -156,17 +163,25 @@ export function preorderDate(seconds: number): string | null {
  * key is deleted), whatever the status, so a page can say "3 left, then
  * preorder".
  */
-export interface SkuTotals { total: number; available: number; status: StockStatus; lowStock: '0' | '1'; sums: string; preorderUntil: string | null }
+export interface SkuTotals {
+  total: number; available: number; status: StockStatus; lowStock: '0' | '1'; sums: string; preorderUntil: string | null;
+  /** Σ on-hand units in quantity states: the `stock:<sku>:unavailable` key. */
+  unavailable: number;
+}
 
 export function totalsOf(s: SkuSums): SkuTotals {
   const status = stockStatus(s.available, s.threshold, s.backorderRoom, s.preorderRoom);
-  return { total: s.onHand, available: s.available, status, lowStock: status === 'low_stock' ? '1' : '0', sums: encodeSums(s), preorderUntil: preorderDate(s.preorderUntil) };
+  return {
+    total: s.onHand, available: s.available, status, lowStock: status === 'low_stock' ? '1' : '0', sums: encodeSums(s),
+    preorderUntil: preorderDate(s.preorderUntil), unavailable: s.unavailable,
+  };
 }
 
 export function skuTotals(rows: Iterable<CachedRowValue>): SkuTotals {
-  const s: SkuSums = { onHand: 0, available: 0, threshold: 0, backorderRoom: 0, preorderRoom: 0, preorderUntil: 0 };
+  const s: SkuSums = { onHand: 0, available: 0, threshold: 0, backorderRoom: 0, preorderRoom: 0, preorderUntil: 0, unavailable: 0 };
   for (const row of rows) {
     s.onHand += row.onHand;
+    s.unavailable += row.unavailable;
     s.available += row.available;
     s.threshold += row.lowStockThreshold;
     if (row.room > 0 && row.preorderUntil > 0) {
@@ -241,12 +256,12 @@ export function kitState(definition: Pick<KitDefinition, 'version' | 'lowStockTh
  * its components' backorders are not summed into a kit's (README, "Catalog status").
  */
 export function kitTotals(total: number, available: number, threshold: number): SkuTotals {
-  return totalsOf({ onHand: total, available, threshold, backorderRoom: 0, preorderRoom: 0, preorderUntil: 0 });
+  return totalsOf({ onHand: total, available, threshold, backorderRoom: 0, preorderRoom: 0, preorderUntil: 0, unavailable: 0 });
 }
 
 /** A kit's per-warehouse entry as the cache keeps it (reserved, threshold and room 0: a kit has none of its own). */
 export function kitRow(version: string, onHand: number, available: number): CachedRowValue {
-  return { version, onHand, reserved: 0, available, lowStockThreshold: 0, room: 0, preorderUntil: 0 };
+  return { version, onHand, reserved: 0, available, lowStockThreshold: 0, room: 0, preorderUntil: 0, unavailable: 0 };
 }
 
 /** The kit's bookkeeping value: "definition version:Σ component row versions". */
@@ -274,22 +289,22 @@ local function matchEntry(value)
   local ${FIELDS.join(', ')} = string.match(value, '^${FIELDS.map(() => '(%d+)').join(':')}$')
   if not version then
     ${FIELDS.slice(0, EARLIER_FIELDS).join(', ')} = string.match(value, '^${FIELDS.slice(0, EARLIER_FIELDS).map(() => '(%d+)').join(':')}$')
-    room, preorderUntil = '0', '0'
+    room, preorderUntil, unavailable = '0', '0', '0'
   end
   return ${FIELDS.join(', ')}
 end
 local function decodeRow(value)
   local ${FIELDS.join(', ')} = matchEntry(value)
   if not version then return nil end
-  return tonumber(onHand), tonumber(available), tonumber(lowStockThreshold), tonumber(room), tonumber(preorderUntil)
+  return tonumber(onHand), tonumber(available), tonumber(lowStockThreshold), tonumber(room), tonumber(preorderUntil), tonumber(unavailable)
 end
 local function decodeSums(value)
-  local onHand, available, threshold, backorderRoom, preorderRoom, preorderUntil = string.match(value, '^(%d+):(%d+):(%d+):(%d+):(%d+):(%d+)$')
+  local onHand, available, threshold, backorderRoom, preorderRoom, preorderUntil, unavailable = string.match(value, '^(%d+):(%d+):(%d+):(%d+):(%d+):(%d+):(%d+)$')
   if not onHand then return nil end
-  return tonumber(onHand), tonumber(available), tonumber(threshold), tonumber(backorderRoom), tonumber(preorderRoom), tonumber(preorderUntil)
+  return tonumber(onHand), tonumber(available), tonumber(threshold), tonumber(backorderRoom), tonumber(preorderRoom), tonumber(preorderUntil), tonumber(unavailable)
 end
-local function encodeSums(onHand, available, threshold, backorderRoom, preorderRoom, preorderUntil)
-  return string.format('%d:%d:%d:%d:%d:%.0f', onHand, available, threshold, backorderRoom, preorderRoom, preorderUntil)
+local function encodeSums(onHand, available, threshold, backorderRoom, preorderRoom, preorderUntil, unavailable)
+  return string.format('%d:%d:%d:%d:%d:%.0f:%d', onHand, available, threshold, backorderRoom, preorderRoom, preorderUntil, unavailable)
 end
 local function statusOf(available, threshold, backorderRoom, preorderRoom)
   if available > 0 then

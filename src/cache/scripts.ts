@@ -22,7 +22,7 @@ export function runScript(redis: Redis, script: Script, keys: readonly string[],
 
 /**
  * Lua for one sku's keys, given as a table in keys.ts's skuKeys order (rows,
- * total, available, status, low_stock, product, sums, preorder_until):
+ * total, available, status, low_stock, product, sums, preorder_until, unavailable):
  * - recomputeSku reads every entry of the sku's rows hash and writes what
  *   SPEC.md defines (total, available, status, low_stock), the preorder_until
  *   key and the sums key (row.ts, SkuSums), and deletes the product key;
@@ -36,47 +36,45 @@ export function runScript(redis: Redis, script: Script, keys: readonly string[],
  *   compares the sums key with the hash and repairs through recomputeSku.
  */
 const LUA_SKU_KEYS = `${LUA_ROW_FUNCTIONS}
-local function writeSku(k, onHand, available, threshold, backorderRoom, preorderRoom, preorderUntil, writeDate)
-  local state = statusOf(available, threshold, backorderRoom, preorderRoom)
-  redis.call('MSET', k[2], onHand, k[3], available, k[4], state, k[5], state == 'low_stock' and '1' or '0',
-    k[7], encodeSums(onHand, available, threshold, backorderRoom, preorderRoom, preorderUntil))
+-- s: { on_hand, available, threshold, backorder room, preorder room, preorder date, unavailable } (row.ts, SkuSums).
+local function writeSku(k, s, writeDate)
+  local state = statusOf(s[2], s[3], s[4], s[5])
+  redis.call('MSET', k[2], s[1], k[3], s[2], k[4], state, k[5], state == 'low_stock' and '1' or '0',
+    k[7], encodeSums(s[1], s[2], s[3], s[4], s[5], s[6], s[7]), k[9], s[7])
   if writeDate then
-    if preorderUntil > 0 then redis.call('SET', k[8], isoDate(preorderUntil)) else redis.call('DEL', k[8]) end
+    if s[6] > 0 then redis.call('SET', k[8], isoDate(s[6])) else redis.call('DEL', k[8]) end
   end
   redis.call('DEL', k[6])
 end
 local function recomputeSku(k)
-  local onHand, available, threshold, backorderRoom, preorderRoom, preorderUntil = 0, 0, 0, 0, 0, 0
+  local s = { 0, 0, 0, 0, 0, 0, 0 }
   for _, entry in ipairs(redis.call('HVALS', k[1])) do
-    local o, a, t, room, untilAt = decodeRow(entry)
-    if o then
-      onHand, available, threshold = onHand + o, available + a, threshold + t
+    local onHand, available, threshold, room, untilAt, unavailable = decodeRow(entry)
+    if onHand then
+      s[1], s[2], s[3], s[7] = s[1] + onHand, s[2] + available, s[3] + threshold, s[7] + unavailable
       if room > 0 and untilAt > 0 then
-        preorderRoom = preorderRoom + room
-        if preorderUntil == 0 or untilAt < preorderUntil then preorderUntil = untilAt end
+        s[5] = s[5] + room
+        if s[6] == 0 or untilAt < s[6] then s[6] = untilAt end
       else
-        backorderRoom = backorderRoom + room
+        s[4] = s[4] + room
       end
     end
   end
-  writeSku(k, onHand, available, threshold, backorderRoom, preorderRoom, preorderUntil, true)
+  writeSku(k, s, true)
 end
--- d: what the changes moved: { Σ on_hand, Σ available, Σ threshold, Σ backorder room }.
+-- d: what the changes moved: { Σ on_hand, Σ available, Σ threshold, Σ backorder room, Σ unavailable }.
 local function shiftSku(k, d)
   local current = redis.call('GET', k[7])
-  local onHand, available, threshold, backorderRoom, preorderRoom, preorderUntil
-  if current then onHand, available, threshold, backorderRoom, preorderRoom, preorderUntil = decodeSums(current) end
-  if onHand then
-    onHand, available, threshold, backorderRoom = onHand + d[1], available + d[2], threshold + d[3], backorderRoom + d[4]
-  end
-  if not onHand or onHand < 0 or available < 0 or threshold < 0 or backorderRoom < 0 then
-    return recomputeSku(k)
-  end
+  local s
+  if current then s = { decodeSums(current) } end
+  if not s or not s[1] then return recomputeSku(k) end
+  s[1], s[2], s[3], s[4], s[7] = s[1] + d[1], s[2] + d[2], s[3] + d[3], s[4] + d[4], s[7] + d[5]
+  if s[1] < 0 or s[2] < 0 or s[3] < 0 or s[4] < 0 or s[7] < 0 then return recomputeSku(k) end
   -- The date stays: no preorder row changed (else the caller recomputes).
-  writeSku(k, onHand, available, threshold, backorderRoom, preorderRoom, preorderUntil, false)
+  writeSku(k, s, false)
 end
 -- One sku's keys from KEYS: the SKU_KEYS of them from KEYS[first].
-local SKU_KEYS = 8
+local SKU_KEYS = 9
 local function skuKeysAt(first)
   local k = {}
   for n = 1, SKU_KEYS do k[n] = KEYS[first + n - 1] end
@@ -86,10 +84,10 @@ end
 
 /**
  * Lua for a kit's keys (keys.ts kitKeys order: rows, total, available,
- * status, low_stock, product, sums, preorder_until, kit), from the kit rule of row.ts:
+ * status, low_stock, product, sums, preorder_until, unavailable, kit), from the kit rule of row.ts:
  * - writeKit(kitBase, codeKeys, definitionVersion, force, anySum, threshold,
  *   codes, entries, availables, total, available, versionSum) writes a kit
- *   computed from its components (KEYS[kitBase + 1…9] are its keys, codeKeys
+ *   computed from its components (KEYS[kitBase + 1…10] are its keys, codeKeys
  *   maps a warehouse code to the kit's warehouse key). Refused (returns 0)
  *   when the kit key says it was computed with a newer definition, or, unless
  *   anySum, from newer component rows (a larger Σ versions: the guard of a
@@ -100,7 +98,7 @@ end
  *   returns 1. When a warehouse it would touch has no key given, it writes
  *   nothing and returns those codes (the caller retries with them).
  * - recomputeKit(kitBase, codes, force, a) reads the components' rows hashes
- *   (KEYS after the kit's 9) and writes the kit from them, atomically: ARGV
+ *   (KEYS after the kit's 10) and writes the kit from them, atomically: ARGV
  *   from a: definition version, threshold, component count n, n qtys; the
  *   warehouse keys of `codes` follow the components' keys. Returns writeKit's
  *   result and the next ARGV and KEYS indexes.
@@ -117,7 +115,7 @@ local function callInPieces(command, key, list)
 end
 local function writeKit(kitBase, codeKeys, definitionVersion, force, anySum, threshold, codes, entries, availables, total, available, versionSum)
   local function K(n) return KEYS[kitBase + n] end
-  local stored = redis.call('MGET', K(9), K(7))
+  local stored = redis.call('MGET', K(10), K(7))
   local mark, sums = stored[1], stored[2]
   if mark then
     local storedDefinition, storedSum = string.match(mark, '^(%d+):(%d+)$')
@@ -162,7 +160,7 @@ local function writeKit(kitBase, codeKeys, definitionVersion, force, anySum, thr
   end
   if #hset > 0 then callInPieces('HSET', K(1), hset) end
   -- A kit's status is in, low or out of stock (row.ts, kitTotals): no room, no preorder date.
-  local newSums = encodeSums(total, available, threshold, 0, 0, 0)
+  local newSums = encodeSums(total, available, threshold, 0, 0, 0, 0)
   if force or #gone > 0 or #mset > 0 or sums ~= newSums then
     local state = statusOf(available, threshold, 0, 0)
     mset[#mset + 1], mset[#mset + 2] = K(2), total
@@ -170,9 +168,10 @@ local function writeKit(kitBase, codeKeys, definitionVersion, force, anySum, thr
     mset[#mset + 1], mset[#mset + 2] = K(4), state
     mset[#mset + 1], mset[#mset + 2] = K(5), state == 'low_stock' and '1' or '0'
     mset[#mset + 1], mset[#mset + 2] = K(7), newSums
+    mset[#mset + 1], mset[#mset + 2] = K(9), 0
     redis.call('DEL', K(6), K(8))
   end
-  mset[#mset + 1], mset[#mset + 2] = K(9), string.format('%.0f:%.0f', definitionVersion, versionSum)
+  mset[#mset + 1], mset[#mset + 2] = K(10), string.format('%.0f:%.0f', definitionVersion, versionSum)
   callInPieces('MSET', nil, mset)
   return 1
 end
@@ -181,14 +180,14 @@ local function recomputeKit(kitBase, codes, force, a)
   local qtys, components = {}, {}
   for c = 1, n do
     qtys[c] = tonumber(ARGV[a + 2 + c])
-    components[c] = componentOf(KEYS[kitBase + 9 + c])
+    components[c] = componentOf(KEYS[kitBase + 10 + c])
   end
   local codeKeys = {}
-  for i, code in ipairs(codes) do codeKeys[code] = KEYS[kitBase + 9 + n + i] end
+  for i, code in ipairs(codes) do codeKeys[code] = KEYS[kitBase + 10 + n + i] end
   local kitCodes, entries, availables, total, available, versionSum = kitOf(components, qtys)
   -- Read here, atomically, at their newest: no Σ guard (after a repair lowered a version, it would refuse every recompute).
   local result = writeKit(kitBase, codeKeys, definitionVersion, force, true, threshold, kitCodes, entries, availables, total, available, versionSum)
-  return result, a + 3 + n, kitBase + 9 + n + #codes
+  return result, a + 3 + n, kitBase + 10 + n + #codes
 end
 `;
 
@@ -223,15 +222,16 @@ local function applyRows(base, skuCount, rowCount, a, shift)
     local currentVersion = current and tonumber(string.match(current, '^(%d+):')) or -1
     if version >= currentVersion then
       redis.call('HSET', skuKey(sku, 1), code, entry)
-      local onHand, available, threshold, room, preorderUntil = decodeRow(entry)
+      local onHand, available, threshold, room, preorderUntil, unavailable = decodeRow(entry)
       redis.call('SET', KEYS[base + SKU_KEYS * skuCount + r], available)
       touched[sku] = true
       if shift and deltas[sku] ~= false then
-        local oldOnHand, oldAvailable, oldThreshold, oldRoom, oldPreorderUntil = 0, 0, 0, 0, 0
-        if current then oldOnHand, oldAvailable, oldThreshold, oldRoom, oldPreorderUntil = decodeRow(current) end
+        local oldOnHand, oldAvailable, oldThreshold, oldRoom, oldPreorderUntil, oldUnavailable = 0, 0, 0, 0, 0, 0
+        if current then oldOnHand, oldAvailable, oldThreshold, oldRoom, oldPreorderUntil, oldUnavailable = decodeRow(current) end
         if oldOnHand and preorderUntil == 0 and oldPreorderUntil == 0 then
-          local d = deltas[sku] or { 0, 0, 0, 0 }
+          local d = deltas[sku] or { 0, 0, 0, 0, 0 }
           d[1], d[2], d[3], d[4] = d[1] + onHand - oldOnHand, d[2] + available - oldAvailable, d[3] + threshold - oldThreshold, d[4] + room - oldRoom
+          d[5] = d[5] + unavailable - oldUnavailable
           deltas[sku] = d
         else
           -- The entry it replaces is not one the sums counted, or a preorder row changed (its date is not a sum).
@@ -416,7 +416,7 @@ local definitionVersion, force, threshold = tonumber(ARGV[1]), ARGV[2] == '1', t
 local total, available, versionSum = tonumber(ARGV[4]), tonumber(ARGV[5]), tonumber(ARGV[6])
 local codeCount = tonumber(ARGV[7])
 local codeKeys = {}
-for i = 1, codeCount do codeKeys[ARGV[7 + i]] = KEYS[9 + i] end
+for i = 1, codeCount do codeKeys[ARGV[7 + i]] = KEYS[10 + i] end
 local a = 8 + codeCount
 local codes, entries, availables = {}, {}, {}
 for i = 1, tonumber(ARGV[a]) do

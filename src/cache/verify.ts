@@ -110,6 +110,7 @@ async function compareSkus(writer: CacheWriter, keys: CacheKeys, bySku: Readonly
       { sku, key: keys.lowStock(sku), value: none ? null : totals.lowStock },
       { sku, key: keys.sums(sku), value: none ? null : totals.sums },
       { sku, key: keys.preorderUntil(sku), value: none ? null : totals.preorderUntil },
+      { sku, key: keys.unavailable(sku), value: none ? null : String(totals.unavailable) },
     );
   }
   if (expected.length === 0) return [];
@@ -148,6 +149,7 @@ async function compareKits(writer: CacheWriter, keys: CacheKeys, kits: ReadonlyM
       { sku, key: keys.lowStock(sku), value: state.totals.lowStock },
       { sku, key: keys.sums(sku), value: state.totals.sums },
       { sku, key: keys.preorderUntil(sku), value: state.totals.preorderUntil },
+      { sku, key: keys.unavailable(sku), value: String(state.totals.unavailable) },
       { sku, key: keys.kit(sku), value: state.mark },
     );
   }

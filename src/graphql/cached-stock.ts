@@ -37,6 +37,8 @@ export interface CachedStock {
   lowStock: boolean;
   /** When the sku's earliest preorder ends (ISO 8601), while it takes preorders; else null. */
   preorderUntil: string | null;
+  /** On-hand units in quantity states (damaged, quality control…): not available. */
+  unavailable: number;
   /** Where the answer came from: the cache, or Postgres after a miss or while Redis is unreachable. */
   source: 'cache' | 'database';
   /** Known at once when the answer came from Postgres; read from the cache on demand otherwise (warehousesOf). */
@@ -164,9 +166,9 @@ export class CachedStockReader {
     const result = new Map<string, CachedStock>();
     const kits = await loadKitStock(this.pool, kitSkus);
     for (const [sku, { state }] of kits) {
-      const { total, available, status, preorderUntil } = state.totals;
+      const { total, available, status, preorderUntil, unavailable } = state.totals;
       result.set(sku, {
-        sku, total, available, status, lowStock: status === 'low_stock', preorderUntil, source: 'database',
+        sku, total, available, status, lowStock: status === 'low_stock', preorderUntil, unavailable, source: 'database',
         warehouses: [...state.rows].map(([warehouse, row]) => ({ warehouse, available: row.available, version: row.version })),
       });
     }
@@ -185,9 +187,9 @@ export class CachedStockReader {
     }
     for (const [sku, rows] of loaded) {
       if (rows.length === 0) continue; // a product without stock rows has no keys: as unknown as before
-      const { total, available, status, preorderUntil } = skuTotals(rows);
+      const { total, available, status, preorderUntil, unavailable } = skuTotals(rows);
       result.set(sku, {
-        sku, total, available, status, lowStock: status === 'low_stock', preorderUntil,
+        sku, total, available, status, lowStock: status === 'low_stock', preorderUntil, unavailable,
         warehouses: rows.map((r) => ({ warehouse: r.warehouse, available: r.available, version: r.version })), source: 'database',
       });
     }

@@ -138,6 +138,8 @@ export function makeSchemaExtensions(deps: ExtensionDeps): GraphileConfig.Plugin
           lowStock: Boolean!
           "While the sku takes preorders: when the earliest preorder with room ends (ISO 8601, to the second); else null"
           preorderUntil: String
+          "On-hand units in quantity states (damaged, quality control…): counted in total, not in available"
+          unavailable: Int!
           warehouses: [WarehouseAvailability!]!
           "cache, or database when the cache did not have it or Redis was unreachable"
           source: String!

@@ -149,7 +149,7 @@ async function repairSkuKeys(writer: CacheWriter, skus: string[]): Promise<numbe
 /** Whether a sku's keys as read hold what its rows make of them. */
 function sameSkuKeys(have: CachedSkuKeys | undefined, want: SkuTotals): boolean {
   return have !== undefined && have.total === want.total && have.available === want.available && have.status === want.status
-    && (have.lowStock ? '1' : '0') === want.lowStock && have.sums === want.sums && have.preorderUntil === want.preorderUntil;
+    && (have.lowStock ? '1' : '0') === want.lowStock && have.sums === want.sums && have.preorderUntil === want.preorderUntil && have.unavailable === want.unavailable;
 }
 
 export function incrementalSyncTask(writer: CacheWriter, metrics: JobMetrics): Task {

@@ -122,7 +122,7 @@ export interface BackfillOptions {
 
 export interface BackfillResult { candidates: number; movements: number; events: number }
 
-interface CandidateRow extends MovementRow { sku: string; code: string; safety_stock: number; low_stock_threshold: number }
+interface CandidateRow extends MovementRow { sku: string; code: string; safety_stock: number; low_stock_threshold: number; unavailable: number }
 
 /** Publishes the events of every movement in the window that the stream does not have, in id order. */
 export async function backfillGap(options: BackfillOptions): Promise<BackfillResult> {
@@ -144,8 +144,8 @@ export async function backfillGap(options: BackfillOptions): Promise<BackfillRes
     for (let low = bounds?.first == null ? last + 1n : BigInt(bounds.first); low <= last; low += BigInt(perBatch)) {
       const { rows } = await client.query<CandidateRow>(`
         select m.id::text as id, m.kind, m.on_hand_delta, m.reserved_delta, m.on_hand_after, m.reserved_after,
-               m.backordered_delta, m.backordered_after, m.transit_delta, m.reason,
-               m.reservation_id, m.reference, m.actor, m.occurred_at, p.sku, w.code, s.safety_stock, s.low_stock_threshold
+               m.backordered_delta, m.backordered_after, m.transit_delta, m.state, m.state_delta, m.reason,
+               m.reservation_id, m.reference, m.actor, m.occurred_at, p.sku, w.code, s.safety_stock, s.low_stock_threshold, s.unavailable
         from inventory.movements m
         join inventory.products p on p.id = m.product_id
         join inventory.warehouses w on w.id = m.warehouse_id
@@ -160,7 +160,7 @@ export async function backfillGap(options: BackfillOptions): Promise<BackfillRes
         if (options.published.has(Number(row.id))) continue;
         // The policy the row has in the snapshot: the ledger does not record the one in effect at the movement.
         const built = movementEvents(movementFromRow(row, row.sku, row.code),
-          { safetyStock: row.safety_stock, lowStockThreshold: row.low_stock_threshold }, options.baseStreamLsn, index, { backfilled: true });
+          { safetyStock: row.safety_stock, lowStockThreshold: row.low_stock_threshold, unavailable: row.unavailable }, options.baseStreamLsn, index, { backfilled: true });
         index += built.length;
         events.push(...built);
         movements++;

@@ -65,13 +65,14 @@ export class ReplicatedTransaction {
         const onHand = row.on_hand as number;
         const reserved = row.reserved as number;
         const safetyStock = row.safety_stock as number;
-        this.policies.set(rowKey, { safetyStock, lowStockThreshold: row.low_stock_threshold as number });
+        const unavailable = (row.unavailable as number | null) ?? 0;
+        this.policies.set(rowKey, { safetyStock, lowStockThreshold: row.low_stock_threshold as number, unavailable });
         this.products.add(row.product_id);
         this.rows.set(rowKey, rowState({
           sku: catalog.sku(row.product_id),
           warehouse: catalog.code(row.warehouse_id),
           version: String(row.version),
-          onHand, reserved, safetyStock,
+          onHand, reserved, safetyStock, unavailable,
           lowStockThreshold: row.low_stock_threshold as number,
           backorderPolicy: row.backorder_policy as BackorderPolicy,
           backorderLimit: row.backorder_limit as number,
@@ -85,7 +86,7 @@ export class ReplicatedTransaction {
         this.movements.push({
           // The policy in effect now: every SQL API path updates the row before writing its
           // movement, and a later set_policy in the same transaction must not rewrite history.
-          policy: this.policies.get(`${row.product_id}/${row.warehouse_id}`) ?? { safetyStock: 0, lowStockThreshold: 0 },
+          policy: this.policies.get(`${row.product_id}/${row.warehouse_id}`) ?? { safetyStock: 0, lowStockThreshold: 0, unavailable: 0 },
           movement: movementFromRow(row as MovementRow, catalog.sku(row.product_id), catalog.code(row.warehouse_id)),
         });
         this.changes++;

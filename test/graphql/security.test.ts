@@ -115,7 +115,7 @@ test('websockets: a forged token in connectionParams is refused; a valid one sub
   const redis = testRedis();
   const keys = cacheKeys(api.names.prefix);
   await new CacheWriter(redis, keys, { name: api.names.stream, maxLength: 1000 })
-    .apply([{ sku: 'SEC', warehouse: 'WH1', version: '42', onHand: 100, reserved: 3, available: 97, lowStockThreshold: 0, room: 0, preorderUntil: 0 }], []);
+    .apply([{ sku: 'SEC', warehouse: 'WH1', version: '42', onHand: 100, reserved: 3, available: 97, lowStockThreshold: 0, room: 0, preorderUntil: 0, unavailable: 0 }], []);
   redis.disconnect();
   const accepted = await subscribe(api.url, `subscription { stockChanged(sku: "SEC") { warehouse onHand reserved available version } }`, {}, { token: await token('stockroom_reader') });
   try {

@@ -37,8 +37,9 @@ export async function cacheMismatches(db: Queryable, redis: Redis | Cluster, lay
   const k = typeof layout === 'string' ? cacheKeys(layout) : layout;
   // Room beyond available as the README states it, in SQL: the limit less what waits, unless DENY.
   const { rows } = await db.query<{ sku: string; code: string; on_hand: number; reserved: number; available: number; threshold: number;
-    backorder_room: number; preorder_room: number; preorder_until: string | null }>(`
-    select p.sku, w.code, s.on_hand, s.reserved, greatest(s.on_hand - s.reserved - s.safety_stock, 0) as available,
+    backorder_room: number; preorder_room: number; preorder_until: string | null; unavailable: number }>(`
+    select p.sku, w.code, s.on_hand, s.reserved, greatest(s.on_hand - s.reserved - s.safety_stock - s.unavailable, 0) as available,
+           (select coalesce(sum(t.qty), 0)::int from inventory.stock_level_states t where t.product_id = s.product_id and t.warehouse_id = s.warehouse_id) as unavailable,
            s.low_stock_threshold as threshold,
            case when s.backorder_policy = 'BACKORDER' then greatest(s.backorder_limit - s.backordered, 0) else 0 end as backorder_room,
            case when s.backorder_policy = 'PREORDER' then greatest(s.backorder_limit - s.backordered, 0) else 0 end as preorder_room,
@@ -48,11 +49,12 @@ export async function cacheMismatches(db: Queryable, redis: Redis | Cluster, lay
     join inventory.products p on p.id = s.product_id
     join inventory.warehouses w on w.id = s.warehouse_id`);
   const expected = new Map<string, string | null>();
-  const perSku = new Map<string, { total: number; available: number; threshold: number; backorderRoom: number; preorderRoom: number; preorderUntil: string | null }>();
+  const perSku = new Map<string, { total: number; available: number; threshold: number; backorderRoom: number; preorderRoom: number; preorderUntil: string | null; unavailable: number }>();
   for (const r of rows) {
     expected.set(k.warehouse(r.sku, r.code), String(r.available));
-    const sums = perSku.get(r.sku) ?? { total: 0, available: 0, threshold: 0, backorderRoom: 0, preorderRoom: 0, preorderUntil: null };
+    const sums = perSku.get(r.sku) ?? { total: 0, available: 0, threshold: 0, backorderRoom: 0, preorderRoom: 0, preorderUntil: null, unavailable: 0 };
     sums.total += r.on_hand;
+    sums.unavailable += r.unavailable;
     sums.available += r.available;
     sums.threshold += r.threshold;
     sums.backorderRoom += r.backorder_room;
@@ -67,9 +69,10 @@ export async function cacheMismatches(db: Queryable, redis: Redis | Cluster, lay
     expected.set(k.status(sku), status);
     expected.set(k.lowStock(sku), status === 'low_stock' ? '1' : '0');
     expected.set(k.preorderUntil(sku), sums.preorderUntil);
+    expected.set(k.unavailable(sku), String(sums.unavailable));
     // The sums the stream moves the keys by: they must stay what the rows add up to.
     const untilSeconds = sums.preorderUntil === null ? 0 : Date.parse(sums.preorderUntil) / 1000;
-    expected.set(k.sums(sku), `${sums.total}:${sums.available}:${sums.threshold}:${sums.backorderRoom}:${sums.preorderRoom}:${untilSeconds}`);
+    expected.set(k.sums(sku), `${sums.total}:${sums.available}:${sums.threshold}:${sums.backorderRoom}:${sums.preorderRoom}:${untilSeconds}:${sums.unavailable}`);
   }
   // Kits: what inventory.kit_stock says (per warehouse, and the total row with its status).
   const { rows: kitRows } = await db.query<{ sku: string; warehouse: string | null; on_hand: number; available: number; low_stock_threshold: number; status: string | null }>(`
@@ -86,8 +89,9 @@ export async function cacheMismatches(db: Queryable, redis: Redis | Cluster, lay
     expected.set(k.available(r.sku), String(r.available));
     expected.set(k.status(r.sku), r.status!);
     expected.set(k.lowStock(r.sku), r.status === 'low_stock' ? '1' : '0');
-    expected.set(k.sums(r.sku), `${r.on_hand}:${r.available}:${r.low_stock_threshold}:0:0:0`);
+    expected.set(k.sums(r.sku), `${r.on_hand}:${r.available}:${r.low_stock_threshold}:0:0:0:0`);
     expected.set(k.preorderUntil(r.sku), null);
+    expected.set(k.unavailable(r.sku), '0');
   }
   const keys = [...expected.keys()];
   const problems: string[] = [];

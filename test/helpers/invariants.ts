@@ -10,7 +10,10 @@
 //   reservations on purpose, leave it out) each reservation line agrees with
 //   the reservation's own movements on its row;
 // - and (transitViolations) every shipment in transit agrees with its
-//   movements, and in_transit() with the ledger per route.
+//   movements, and in_transit() with the ledger per route;
+// - and (stateViolations) per stock row and quantity state, its qty is the
+//   ledger's Σ state_delta, unavailable is Σ of the row's states, and
+//   reserved + unavailable never exceed on_hand.
 import type { ExecutionContext } from 'ava';
 import type pg from 'pg';
 
@@ -162,8 +165,29 @@ export async function transitViolations(db: Queryable): Promise<string[]> {
   return rows.map((r) => r.problem);
 }
 
+export async function stateViolations(db: Queryable): Promise<string[]> {
+  const { rows } = await db.query<{ problem: string }>(`
+    with ledger as (
+      select product_id, warehouse_id, state, sum(state_delta) as qty from inventory.movements where state is not null group by 1, 2, 3),
+    states as (select product_id, warehouse_id, sum(qty) as qty from inventory.stock_level_states group by 1, 2)
+    select format('%s/%s %s: qty %s but the ledger sums to %s', coalesce(t.product_id, l.product_id), coalesce(t.warehouse_id, l.warehouse_id),
+                  coalesce(t.state, l.state), coalesce(t.qty, 0), coalesce(l.qty, 0)) as problem
+    from inventory.stock_level_states t full join ledger l using (product_id, warehouse_id, state)
+    where coalesce(t.qty, 0) <> coalesce(l.qty, 0)
+    union all
+    select format('%s/%s: unavailable %s but its states sum to %s', s.product_id, s.warehouse_id, s.unavailable, coalesce(x.qty, 0))
+    from inventory.stock_levels s left join states x using (product_id, warehouse_id)
+    where s.unavailable <> coalesce(x.qty, 0)
+    union all
+    select format('%s/%s: reserved %s + unavailable %s exceed on_hand %s', s.product_id, s.warehouse_id, s.reserved, s.unavailable, s.on_hand)
+    from inventory.stock_levels s where s.reserved + s.unavailable > s.on_hand
+    limit 20`);
+  return rows.map((r) => r.problem);
+}
+
 export async function assertInvariants(t: ExecutionContext, db: Queryable, options: { reservationLedger?: boolean } = {}): Promise<void> {
   t.deepEqual(await invariantViolations(db), [], 'ledger invariants hold');
   t.deepEqual(await transitViolations(db), [], 'transfers in transit agree with the ledger');
+  t.deepEqual(await stateViolations(db), [], 'quantity states agree with the ledger');
   if (options.reservationLedger) t.deepEqual(await reservationLedgerViolations(db), [], 'reservation lines agree with their movements');
 }

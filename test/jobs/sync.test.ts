@@ -46,7 +46,7 @@ async function rowEntry(db: Queryable, sku: string, code: string): Promise<strin
   const r = await queryOne<{ e: string }>(db, `
     select concat_ws(':', version, on_hand, reserved, available, (select low_stock_threshold from inventory.stock_levels s
       join inventory.products p on p.id = s.product_id join inventory.warehouses w on w.id = s.warehouse_id
-      where p.sku = $1 and w.code = $2), 0, 0) as e
+      where p.sku = $1 and w.code = $2), 0, 0, 0) as e
     from inventory.stock(array[$1]) where warehouse = $2`, [sku, code]);
   return r.e;
 }

@@ -111,7 +111,7 @@ test('a cache written by the layout before backorders is rebuilt in place on sta
   t.deepEqual(await waitForCache(db, redis, names.prefix), []);
   t.is(await redis.get(keys.source), marker, 'marked with today\'s layout');
   t.is(await redis.get(keys.status('B')), 'backorder');
-  for (const entry of Object.values(await redis.hgetall(keys.rows('A')))) t.is(entry.split(':').length, 7, `entry ${entry} rewritten`);
+  for (const entry of Object.values(await redis.hgetall(keys.rows('A')))) t.is(entry.split(':').length, 8, `entry ${entry} rewritten`);
   // The rebuild reads PostgreSQL as it is now; the events of the reserve made while the consumer was down follow from the slot.
   const deadline = Date.now() + 10_000;
   while (await redis.xlen(names.stream) <= streamLength && Date.now() < deadline) await new Promise((resolve) => setTimeout(resolve, 100));

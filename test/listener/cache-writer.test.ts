@@ -45,7 +45,7 @@ function fixture(t: ExecutionContext, label: string, prefix?: string): Fixture {
 }
 
 function row(sku: string, warehouse: string, version: number | string, onHand: number, reserved: number, available: number, lowStockThreshold = 0): RowState {
-  return { sku, warehouse, version: String(version), onHand, reserved, available, lowStockThreshold, room: 0, preorderUntil: 0 };
+  return { sku, warehouse, version: String(version), onHand, reserved, available, lowStockThreshold, room: 0, preorderUntil: 0, unavailable: 0 };
 }
 
 function event(streamId: string, movementId: number, type = 'warehouse.stock.updated'): StreamEvent {
@@ -99,7 +99,7 @@ test('an older version is refused and counted stale; the newer state stays', asy
   t.like(result, { applied: 1, stale: 1 });
   t.deepEqual(result.appliedRows.map((r) => r.warehouse), ['WH2'], 'only the row written is reported (and announced)');
   t.is(await f.get('stock:A:warehouse:WH1'), '10');
-  t.is(await f.redis.hget(f.writer.keys.rows('A'), 'WH1'), '7:10:0:10:0:0:0');
+  t.is(await f.redis.hget(f.writer.keys.rows('A'), 'WH1'), '7:10:0:10:0:0:0:0');
   t.deepEqual(await f.skuKeys('A'), { total: '15', available: '15', status: 'in_stock', lowStock: '0' }, 'totals use the kept newer row');
   // Version 10 against a stored 9: numbers, not text ("10" < "9" as text).
   await f.writer.apply([row('A', 'WH3', 9, 1, 0, 1)], []);
@@ -127,8 +127,8 @@ test('batches applied out of order end at the newest version', async (t) => {
   }
   t.is(applied, 6, 'only versions 4 and then 12 were newer than what Redis held (2 batches × 3 rows)');
   t.is(stale, 30);
-  t.is(await f.redis.hget(f.writer.keys.rows('A'), 'WH1'), '12:89:11:78:50:0:0');
-  t.is(await f.redis.hget(f.writer.keys.rows('A'), 'WH2'), '12:21:0:21:0:0:0');
+  t.is(await f.redis.hget(f.writer.keys.rows('A'), 'WH1'), '12:89:11:78:50:0:0:0');
+  t.is(await f.redis.hget(f.writer.keys.rows('A'), 'WH2'), '12:21:0:21:0:0:0:0');
   t.is(await f.get('stock:A:warehouse:WH1'), '78');
   t.is(await f.get('stock:A:warehouse:WH2'), '21');
   t.deepEqual(await f.skuKeys('A'), { total: '110', available: '99', status: 'in_stock', lowStock: '0' });
@@ -187,17 +187,17 @@ test('the stream\'s batches move a sku\'s sums by their changes (shiftSums) to t
     }
   }
   t.deepEqual(await shifted.skuKeys('S'), { total: '22', available: '7', status: 'low_stock', lowStock: '1' });
-  t.is(await shifted.get('stock:S:sums'), '22:7:8:0:0:0');
+  t.is(await shifted.get('stock:S:sums'), '22:7:8:0:0:0:0');
 
   // No sums key (a cache written before it existed, or deleted): recomputed from the rows, then shifted again.
   await shifted.redis.del(shifted.writer.keys.sums('S'));
   await shifted.writer.apply([row('S', 'WH3', 2, 8, 0, 8, 5)], [], undefined, undefined, { shiftSums: true });
-  t.is(await shifted.get('stock:S:sums'), '23:8:8:0:0:0');
+  t.is(await shifted.get('stock:S:sums'), '23:8:8:0:0:0:0');
   t.deepEqual(await shifted.skuKeys('S'), { total: '23', available: '8', status: 'low_stock', lowStock: '1' });
   // An entry edited by hand into something that is not an entry: the sku is recomputed, not shifted from it.
   await shifted.redis.hset(shifted.writer.keys.rows('S'), 'WH1', 'garbage');
   await shifted.writer.apply([row('S', 'WH1', 9, 4, 0, 4, 2)], [], undefined, undefined, { shiftSums: true });
-  t.is(await shifted.get('stock:S:sums'), '17:12:8:0:0:0');
+  t.is(await shifted.get('stock:S:sums'), '17:12:8:0:0:0:0');
 });
 
 test('the product key of a sku is deleted on every applied change, and only that sku\'s', async (t) => {
@@ -330,10 +330,11 @@ test('the status the apply script writes is stockStatus of row.ts, at every boun
     t.is(await f.get(`stock:S${i}:preorder_until`), room > 0 && preorderUntil > 0 ? '2030-01-02T03:04:05Z' : null);
     t.is(await f.redis.hget(f.writer.keys.rows(`S${i}`), 'WH1'), encodeRow(rows[i]!));
   }
-  t.deepEqual(decodeRow(encodeRow(rows[3]!)), { version: '1', onHand: 4, reserved: 3, available: 1, lowStockThreshold: 1, room: 0, preorderUntil: 0 });
-  t.deepEqual(decodeRow('1:4:3:1:1'), { version: '1', onHand: 4, reserved: 3, available: 1, lowStockThreshold: 1, room: 0, preorderUntil: 0 }, 'an entry written before backorders');
+  t.deepEqual(decodeRow(encodeRow(rows[3]!)), { version: '1', onHand: 4, reserved: 3, available: 1, lowStockThreshold: 1, room: 0, preorderUntil: 0, unavailable: 0 });
+  t.deepEqual(decodeRow('1:4:3:1:1'), { version: '1', onHand: 4, reserved: 3, available: 1, lowStockThreshold: 1, room: 0, preorderUntil: 0, unavailable: 0 }, 'an entry written before backorders');
   t.is(decodeRow('1:2:3'), undefined, 'a hand-edited entry is no entry');
   t.is(decodeRow('1:4:3:1:1:2'), undefined, 'nor is one of six fields');
+  t.is(decodeRow('1:4:3:1:1:0:0'), undefined, 'nor one of seven');
 });
 
 test('a batch sent behind another applies only if that one was applied whole (the chain): otherwise nothing, and it says so', async (t) => {
@@ -355,10 +356,10 @@ test('replaceAhead rewrites an entry only while Redis still holds exactly the on
   const f = fixture(t, 'cw_replace_ahead');
   await f.writer.apply([row('A', 'WH1', 50, 9, 0, 9), row('A', 'WH2', 1, 1, 0, 1)], []); // WH1 ahead of a database at version 3
   const truth = row('A', 'WH1', 3, 4, 0, 4);
-  const stale = { version: '49', onHand: 9, reserved: 0, available: 9, lowStockThreshold: 0, room: 0, preorderUntil: 0 };
+  const stale = { version: '49', onHand: 9, reserved: 0, available: 9, lowStockThreshold: 0, room: 0, preorderUntil: 0, unavailable: 0 };
   t.is(await f.writer.replaceAhead('A', [{ state: truth, seen: stale }]), 0, 'not what Redis holds now (the stream wrote since): left alone');
   t.is(await f.get('stock:A:warehouse:WH1'), '9');
-  const seen = { version: '50', onHand: 9, reserved: 0, available: 9, lowStockThreshold: 0, room: 0, preorderUntil: 0 };
+  const seen = { version: '50', onHand: 9, reserved: 0, available: 9, lowStockThreshold: 0, room: 0, preorderUntil: 0, unavailable: 0 };
   t.is(await f.writer.replaceAhead('A', [{ state: truth, seen }]), 1);
   t.is(await f.redis.hget(f.writer.keys.rows('A'), 'WH1'), encodeRow(truth));
   t.deepEqual(await f.skuKeys('A'), { total: '5', available: '5', status: 'in_stock', lowStock: '0' });
@@ -396,5 +397,5 @@ test('kits: recomputed from the components\' rows after the batch\'s rows; an ol
   t.deepEqual(Object.keys(await f.redis.hgetall(f.writer.keys.rows('K'))), ['WH1']);
   t.is(await f.get('stock:K:warehouse:WH2'), null);
   t.deepEqual(await f.skuKeys('K'), { total: '20', available: '20', status: 'in_stock', lowStock: '0' });
-  t.is(await f.redis.hget(f.writer.keys.rows('K'), 'WH1'), '2:20:0:20:0:0:0', 'version: the sum of the component rows\' versions there');
+  t.is(await f.redis.hget(f.writer.keys.rows('K'), 'WH1'), '2:20:0:20:0:0:0:0', 'version: the sum of the component rows\' versions there');
 });

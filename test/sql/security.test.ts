@@ -30,6 +30,7 @@ const READER_FUNCTIONS = [
   'backorder_position(uuid)',
   'in_transit(text,text,text)',
   'inbound(text,text,boolean)',
+  'stock_states(text[])',
 ].sort();
 const WRITER_FUNCTIONS = [
   ...READER_FUNCTIONS,
@@ -55,9 +56,12 @@ const WRITER_FUNCTIONS = [
   'receive_transfer(uuid,integer,text,text)',
   'write_off_transfer(uuid,text,integer,text)',
   'upsert_product(text,text)',
+  'move_stock_state(text,text,integer,text,text,text,text)',
+  'adjust_state(text,text,text,integer,text,text)',
 ];
 const ADMIN_FUNCTIONS = [
   ...WRITER_FUNCTIONS,
+  'define_quantity_state(text,text)',
   'end_preorders()',
   'expire_due(integer)',
   'upsert_warehouse(text,text,text,integer)',

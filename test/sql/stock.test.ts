@@ -26,7 +26,7 @@ test('returns every stock row of the skus with all columns, ordered by sku then 
   await setupCatalog(db, { B: { WH2: 2, WH1: 1 }, A: { WH3: 3, WH1: 4 }, C: { WH1: 9 } });
   const rows = await stock(db, ['B', 'A']);
   t.deepEqual(rows.map((r) => [r.sku, r.warehouse, r.on_hand]), [['A', 'WH1', 4], ['A', 'WH3', 3], ['B', 'WH1', 1], ['B', 'WH2', 2]]);
-  t.deepEqual(Object.keys(rows[0]!), ['sku', 'warehouse', 'on_hand', 'reserved', 'safety_stock', 'available', 'version', 'last_movement_at']);
+  t.deepEqual(Object.keys(rows[0]!), ['sku', 'warehouse', 'on_hand', 'reserved', 'safety_stock', 'available', 'version', 'last_movement_at', 'unavailable']);
 
   const stored = await queryOne(db,
     `select s.version::text as version, s.last_movement_at from inventory.stock_levels s
@@ -34,7 +34,7 @@ test('returns every stock row of the skus with all columns, ordered by sku then 
      where p.sku = 'A' and w.code = 'WH3'`);
   t.deepEqual(rows[1], {
     sku: 'A', warehouse: 'WH3', on_hand: 3, reserved: 0, safety_stock: 0, available: 3,
-    version: stored.version, last_movement_at: stored.last_movement_at,
+    version: stored.version, last_movement_at: stored.last_movement_at, unavailable: 0,
   });
 });
 
