@@ -1,6 +1,6 @@
--- move_stock_state(sku, warehouse, qty, from_state, to_state, reason,
+-- move_stock_state(sku, warehouse, qty, reason, from_state, to_state,
 -- idempotency_key): moves on-hand units between the sellable rest of a stock
--- row (a null state) and its quantity states, or between two states. on_hand
+-- row (a null state, the default of both) and its quantity states, or between two states. on_hand
 -- does not change: the units stay on the shelf, only what may be sold does.
 -- - into a state from sellable: at most on_hand - reserved - unavailable
 --   (units promised to a reservation are released or confirmed first; the
@@ -13,9 +13,9 @@ create or replace function inventory.move_stock_state(
   sku text,
   warehouse text,
   qty integer,
-  from_state text,
-  to_state text,
   reason text,
+  from_state text default null,
+  to_state text default null,
   idempotency_key text default null
 ) returns inventory.stock_levels
 language plpgsql volatile security definer

@@ -139,6 +139,7 @@ const TagsPlugin = jsonPgSmartTags({
       'inventory.in_transit': { tags: { behavior: '-connection +list' } },
       'inventory.available_to_promise': { tags: { behavior: '-connection +list' } },
       'inventory.inbound': { tags: { behavior: '-connection +list' } },
+      'inventory.stock_states': { tags: { behavior: '-connection +list' } },
       // These have typed, validated mutations in schema-extensions.ts instead.
       // reserve_many is how the API combines reserve mutations, not a mutation of its own.
       ...Object.fromEntries(['reserve', 'reserve_many', 'confirm', 'release', 'extend', 'edit_reservation', 'confirm_lines', 'release_lines',

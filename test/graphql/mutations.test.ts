@@ -18,7 +18,7 @@ test.before(async () => {
   await setupCatalog(db, {
     RES: { WH1: 10, WH2: 10 }, SHORT: { WH1: 2, WH2: 1 }, CONF: { WH1: 5 }, REL: { WH1: 5 }, EXT: { WH1: 5 },
     ADJ: { WH1: 10 }, CNT: { WH1: 10 }, TRF: { WH1: 10, WH2: 0 }, IDEM: { WH1: 10 }, BAD: { WH1: 10 }, EDIT: { WH1: 5, WH2: 5 },
-    LENS: { WH1: 4 }, CAP: { WH1: 10 }, PRE: { WH1: 1 },
+    LENS: { WH1: 4 }, CAP: { WH1: 10 }, PRE: { WH1: 1 }, QC: { WH1: 6 },
   });
   await db.query(`select inventory.upsert_product('KIT')`);
   api = await startTestApi(db.url, { label: 'gql_mutations' });
@@ -305,4 +305,35 @@ test('setBackorderPolicy lets a reserve go beyond stock; the line shows what wai
   t.regex(position.data.backorderPosition[0].expectedAt, /^2099-01-01/);
   const over = await api.graphql<any>(RESERVE_SHOWING_KITS, { orderRef: 'pre-3', lines: [{ sku: 'PRE', warehouse: 'WH1', qty: 2 }] }, { token: writer });
   t.is(over.errors?.[0]?.extensions?.code, 'INSUFFICIENT_STOCK');
+});
+
+test('moveStockState and adjustState move units into and out of quantity states; stock and stockStates show them; a reader may not move them', async (t) => {
+  const moved = await api.graphql<any>(`mutation {
+    moveStockState(input: { sku: "QC", warehouse: "WH1", qty: 2, fromState: null, toState: "DAMAGED", reason: "dropped" }) { result { onHand unavailable available } }
+  }`, {}, { token: writer });
+  t.is(moved.errors, undefined, JSON.stringify(moved.errors));
+  t.deepEqual(moved.data.moveStockState.result, { onHand: 6, unavailable: 2, available: 4 });
+  const received = await api.graphql<any>(`mutation {
+    adjustState(input: { sku: "QC", warehouse: "WH1", state: "QUALITY_CONTROL", delta: 1, reason: "return RMA-9" }) { result { onHand unavailable } }
+  }`, {}, { token: writer });
+  t.is(received.errors, undefined, JSON.stringify(received.errors));
+  t.deepEqual(received.data.adjustState.result, { onHand: 7, unavailable: 3 });
+  const read = await api.graphql<any>(`{
+    stock(skus: ["QC"]) { warehouse onHand available unavailable }
+    stockStates(skus: ["QC"]) { warehouse state qty }
+  }`, {}, { token: writer });
+  t.is(read.errors, undefined, JSON.stringify(read.errors));
+  t.deepEqual(read.data.stock, [{ warehouse: 'WH1', onHand: 7, available: 4, unavailable: 3 }]);
+  t.deepEqual(read.data.stockStates, [{ warehouse: 'WH1', state: 'DAMAGED', qty: 2 }, { warehouse: 'WH1', state: 'QUALITY_CONTROL', qty: 1 }]);
+  const tooMany = await api.graphql<any>(`mutation {
+    moveStockState(input: { sku: "QC", warehouse: "WH1", qty: 3, fromState: "DAMAGED", toState: null, reason: "repaired" }) { result { onHand } }
+  }`, {}, { token: writer });
+  t.truthy(tooMany.errors, 'DAMAGED holds 2');
+  t.regex(JSON.stringify(tooMany.errors), /it holds 2/);
+  const reader = await token('stockroom_reader');
+  const refused = await api.graphql<any>(`mutation {
+    moveStockState(input: { sku: "QC", warehouse: "WH1", qty: 1, fromState: "DAMAGED", toState: null, reason: "x" }) { result { onHand } }
+  }`, {}, { token: reader });
+  t.truthy(refused.errors, 'a reader may not move stock between states');
+  t.like(await stockOf(db, 'QC', 'WH1'), { on_hand: 7 });
 });

@@ -11,8 +11,8 @@ const test = anyTest as TestFn<DatabaseContext>;
 useDatabase(test);
 
 const move = (db: Queryable, qty: number, from: string | null, to: string | null, options: { sku?: string; key?: string } = {}) =>
-  queryOne(db, 'select * from inventory.move_stock_state($1, $2, $3, $4, $5, $6, $7)',
-    [options.sku ?? 'TV', 'WH1', qty, from, to, 'inspection', options.key ?? null]);
+  queryOne(db, `select * from inventory.move_stock_state($1, $2, $3, 'inspection', from_state => $4, to_state => $5, idempotency_key => $6)`,
+    [options.sku ?? 'TV', 'WH1', qty, from, to, options.key ?? null]);
 
 async function stockOf(db: Queryable, sku = 'TV') {
   return queryOne<{ on_hand: number; reserved: number; available: number; unavailable: number }>(db,

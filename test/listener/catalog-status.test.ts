@@ -1,14 +1,17 @@
-// The catalog status a storefront shows for a sku that sells beyond what it
-// has (README, "Catalog status"): `backorder` and `preorder` with its date,
-// through the change stream as policies, reserves, receipts and the end of a
-// preorder change the rows; cachedStock answers the same from the cache and
-// from PostgreSQL.
+// What the catalog shows beyond plain stock, through the change stream:
+// - the status a storefront shows for a sku that sells beyond what it has
+//   (README, "Catalog status"): `backorder` and `preorder` with its date, as
+//   policies, reserves, receipts and the end of a preorder change the rows;
+//   cachedStock answers the same from the cache and from PostgreSQL;
+// - units in quantity states: out of available, in `:unavailable`, with
+//   events that say which state moved;
+// - the upgrade of a cache written by the earlier layout.
 import test from 'ava';
 import { Registry } from 'prom-client';
 import { cacheKeys } from '../../src/cache/keys.ts';
 import { CacheWriter } from '../../src/cache/writer.ts';
 import { CachedStockReader, createCacheMetrics } from '../../src/graphql/cached-stock.ts';
-import { testRedis, uniqueNames, waitForCache } from '../helpers/cache.ts';
+import { readStream, testRedis, uniqueNames, waitForCache } from '../helpers/cache.ts';
 import { openTestDatabase } from '../helpers/database.ts';
 import { setupCatalog } from '../helpers/inventory.ts';
 import { startTestListener } from '../helpers/listener.ts';
@@ -117,4 +120,38 @@ test('a cache written by the layout before backorders is rebuilt in place on sta
   while (await redis.xlen(names.stream) <= streamLength && Date.now() < deadline) await new Promise((resolve) => setTimeout(resolve, 100));
   t.true(await redis.xlen(names.stream) > streamLength, 'the stream kept its events and goes on');
   t.is((await redis.xrange(names.stream, '-', '+', 'COUNT', 1))[0]?.[0], firstId, 'the events from before the upgrade are still there');
+});
+
+test('units moved into a quantity state leave the cached available and show in :unavailable; their events say which state moved', async (t) => {
+  t.timeout(60_000);
+  const db = await openTestDatabase('states_stream');
+  const redis = testRedis();
+  t.teardown(async () => {
+    redis.disconnect();
+    await db.close();
+  });
+  await setupCatalog(db, { TV: { WH1: 5, WH2: 2 } });
+  const listener = await startTestListener(db.url, { label: 'states_stream' });
+  t.teardown(() => listener.stop());
+  const keys = cacheKeys(listener.names.prefix);
+  await db.query(`select inventory.move_stock_state('TV', 'WH1', 2, 'dropped', to_state => 'DAMAGED')`);
+  await db.query(`select inventory.adjust_state('TV', 'WH2', 'QUALITY_CONTROL', 1, 'return RMA-3')`);
+  t.deepEqual(await waitForCache(db, redis, listener.names.prefix), [], 'every key as the SQL rule says, :unavailable included');
+  t.deepEqual(await redis.mget(keys.total('TV'), keys.available('TV'), keys.unavailable('TV'), keys.warehouse('TV', 'WH1')), ['8', '5', '3', '3']);
+  await db.query(`select inventory.move_stock_state('TV', 'WH1', 2, 'repaired', from_state => 'DAMAGED')`);
+  await db.query(`select inventory.reserve('o1', '[{"sku": "TV", "warehouse": "WH1", "qty": 5}]')`);
+  t.deepEqual(await waitForCache(db, redis, listener.names.prefix), []);
+  t.deepEqual(await redis.mget(keys.available('TV'), keys.unavailable('TV'), keys.status('TV')), ['2', '1', 'in_stock']);
+
+  const deadline = Date.now() + 10_000;
+  let events = await readStream(redis, listener.names.stream);
+  while (events.filter((e) => e.type === 'warehouse.stock.state_changed').length < 2 && Date.now() < deadline) {
+    await new Promise((resolve) => setTimeout(resolve, 100));
+    events = await readStream(redis, listener.names.stream);
+  }
+  const moves = events.filter((e) => e.type === 'warehouse.stock.state_changed').map((e) => e.event.data);
+  t.like(moves[0], { kind: 'STATE_MOVE', state: { name: 'DAMAGED', delta: 2 }, old: { on_hand: 5, available: 5 }, new: { on_hand: 5, available: 3 } });
+  t.like(moves[1], { state: { name: 'DAMAGED', delta: -2 }, old: { available: 3 }, new: { available: 5 } });
+  const receipt = events.find((e) => e.type === 'warehouse.stock.adjusted' && (e.event.data as { state?: unknown }).state !== undefined)?.event.data;
+  t.like(receipt, { kind: 'RECEIVE', warehouse: 'WH2', state: { name: 'QUALITY_CONTROL', delta: 1 }, old: { on_hand: 2, available: 2 }, new: { on_hand: 3, available: 2 } });
 });
