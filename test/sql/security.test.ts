@@ -17,6 +17,8 @@ type Role = 'stockroom_public' | 'stockroom_reader' | 'stockroom_writer' | 'stoc
 const ROLES: Role[] = ['stockroom_public', 'stockroom_reader', 'stockroom_writer', 'stockroom_admin'];
 
 const PUBLIC_FUNCTIONS = [
+  'channel_stock(text[],text)',
+  'channels()',
   'kit_stock(text[])',
   'recently_updated(timestamp with time zone,text,text,integer)',
   'stock(text[])',
@@ -50,6 +52,9 @@ const ADMIN_FUNCTIONS = [
   ...WRITER_FUNCTIONS,
   'end_preorders()',
   'expire_due(integer)',
+  'set_channel_warehouses(text,jsonb)',
+  'set_warehouse_region(text,text)',
+  'upsert_channel(text,text,text,text)',
   'upsert_warehouse(text,text,text,integer)',
   'verify_counters(boolean)',
 ];
