@@ -12,13 +12,16 @@ grant execute on function
   inventory.channels(),
   inventory.channel_stock(text[], text),
   inventory.recently_updated(timestamptz, text, text, integer),
-  inventory.stock_levels_available(inventory.stock_levels)
+  inventory.stock_levels_available(inventory.stock_levels),
+  inventory.available_to_promise(text, text, timestamptz)
 to stockroom_public;
 
 grant execute on function
   inventory.movement_history(text, text, text, timestamptz, timestamptz),
   inventory.reservation_holds(uuid),
-  inventory.backorder_position(uuid)
+  inventory.backorder_position(uuid),
+  inventory.in_transit(text, text, text),
+  inventory.inbound(text, text, boolean)
 to stockroom_reader;
 
 grant execute on function
@@ -33,10 +36,17 @@ grant execute on function
   inventory.adjust(text, text, integer, text, text),
   inventory.set_count(text, text, integer, text, integer),
   inventory.transfer(text, text, text, integer, text, text),
+  inventory.ship_transfer(text, text, text, integer, text, text),
+  inventory.receive_transfer(uuid, integer, text, text),
+  inventory.write_off_transfer(uuid, text, integer, text),
   inventory.upsert_product(text, text),
   inventory.set_policy(text, text, integer, integer),
   inventory.set_kit(text, jsonb, integer),
-  inventory.set_backorder_policy(text, text, text, integer, timestamptz)
+  inventory.set_backorder_policy(text, text, text, integer, timestamptz),
+  inventory.create_inbound(text, jsonb, text, text, timestamptz),
+  inventory.receive_inbound(uuid, jsonb, text, boolean, text),
+  inventory.close_inbound(uuid, text, text, text),
+  inventory.cancel_inbound(uuid, text)
 to stockroom_writer;
 
 grant execute on function

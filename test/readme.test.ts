@@ -15,7 +15,7 @@ import { fileURLToPath } from 'node:url';
 import test, { type ExecutionContext } from 'ava';
 import { waitFor } from './helpers/cache.ts';
 import pg from 'pg';
-import { invariantViolations } from './helpers/invariants.ts';
+import { invariantViolations, transitViolations } from './helpers/invariants.ts';
 
 const ROOT = fileURLToPath(new URL('../', import.meta.url));
 const README = readFileSync(path.join(ROOT, 'README.md'), 'utf8');
@@ -145,6 +145,14 @@ test('the README runs as written: every shell, SQL and curl block in order again
         if (/SQL API/.test(block.heading)) t.regex(run.stdout, /SKU-1\s*\|\s*WH1\s*\|\s*5/, 'what order-77 holds, by sku and warehouse');
         else if (/Kits/.test(block.heading)) t.regex(run.stdout, /CAMERA-KIT\s*\|\s*\|\s*3\s*\|\s*3\s*\|\s*1\s*\|\s*in_stock/, 'the kit sells min(5 / 1, 7 / 2) = 3');
         else if (/Backorders/.test(block.heading)) t.regex(run.stdout, /GAME\s*\|\s*WH1\s*\|\s*2\s*\|\s*1\s*\|\s*0\s*\|/, 'the preorder is first in its queue');
+        else if (/Transfers in transit/.test(block.heading)) {
+          t.regex(run.stdout, /LAMP\s*\|\s*WH1\s*\|\s*WH2\s*\|\s*1\s*\|\s*3\s*\|/, 'one shipment of LAMP WH1 -> WH2 with 3 in transit');
+          t.regex(run.stdout, /\|\s*CLOSED\s*\|/, 'the write-off closes the shipment');
+        }
+        else if (/Inbound/.test(block.heading)) {
+          t.regex(run.stdout, /PUZZLE\s*\|\s*WH1\s*\|\s*2\s*\|\s*1\s*\|\s*0\s*\|\s*2099-01-15/, 'the backorder is expected with the inbound that fills it');
+          t.regex(run.stdout, /PUZZLE\s*\|\s*\|\s*10\s*\|\s*0\s*\|\s*5\s*\|\s*15\s*$/m, 'after the short receipt: 10 at WH1, 5 due at WH2');
+        }
         else t.fail(`no check for the SQL of "${block.heading}"`);
         ran++;
         continue;
@@ -220,6 +228,7 @@ test('the README runs as written: every shell, SQL and curl block in order again
          join inventory.warehouses w on w.id = s.warehouse_id where p.sku = 'SKU-1' order by w.code`);
       t.deepEqual(rows, [{ code: 'WH1', on_hand: 29 }, { code: 'WH2', on_hand: 5 }]);
       t.deepEqual(await invariantViolations(db), []);
+      t.deepEqual(await transitViolations(db), []);
     } finally {
       await db.end();
     }

@@ -2,6 +2,10 @@
 -- reservation stands in its stock row's queue (filled first come first
 -- served): queue_position 1 is filled next; units_ahead are the units the lines
 -- before it wait for. A line with nothing waiting has no row.
+-- expected_at: when the inbound stock that fills it is expected
+-- (_backorder_expected_at: the line's place in the queue against the row's
+-- open inbound, cumulated by date); without such inbound, for a PREORDER
+-- row its preorder_until; else null.
 create or replace function inventory.backorder_position(reservation_id uuid)
 returns table (sku text, warehouse text, backordered integer, queue_position bigint, units_ahead bigint, expected_at timestamptz)
 language plpgsql stable security definer
@@ -17,18 +21,19 @@ begin
       jsonb_build_object('reservation_id', backorder_position.reservation_id));
   end if;
   return query
-    select p.sku, w.code, mine.backordered,
-           (select count(*) + 1 from inventory.reservation_lines q
-            where q.product_id = mine.product_id and q.warehouse_id = mine.warehouse_id
-              and q.backordered > 0 and q.backorder_seq < mine.backorder_seq),
-           (select coalesce(sum(q.backordered), 0) from inventory.reservation_lines q
-            where q.product_id = mine.product_id and q.warehouse_id = mine.warehouse_id
-              and q.backordered > 0 and q.backorder_seq < mine.backorder_seq)::bigint,
-           case when s.backorder_policy = 'PREORDER' then s.preorder_until end
+    select p.sku, w.code, mine.backordered, q.lines_ahead + 1, q.units_ahead,
+           coalesce(inventory._backorder_expected_at(s, q.units_ahead + mine.backordered),
+                    case when s.backorder_policy = 'PREORDER' then s.preorder_until end)
     from inventory.reservation_lines mine
     join inventory.products p on p.id = mine.product_id
     join inventory.warehouses w on w.id = mine.warehouse_id
     join inventory.stock_levels s on s.product_id = mine.product_id and s.warehouse_id = mine.warehouse_id
+    cross join lateral (
+      select count(*) as lines_ahead, coalesce(sum(ahead.backordered), 0)::bigint as units_ahead
+      from inventory.reservation_lines ahead
+      where ahead.product_id = mine.product_id and ahead.warehouse_id = mine.warehouse_id
+        and ahead.backordered > 0 and ahead.backorder_seq < mine.backorder_seq
+    ) q
     where mine.reservation_id = backorder_position.reservation_id and mine.backordered > 0
     order by p.sku, w.code;
 end

@@ -19,10 +19,11 @@ begin
   if movement_history.sku is not null then v_product_id := inventory._product_id(movement_history.sku); end if;
   if movement_history.warehouse is not null then v_warehouse_id := inventory._warehouse_id(movement_history.warehouse); end if;
   if movement_history.kind is not null and movement_history.kind not in (
-      'RECEIVE', 'ADJUST', 'COUNT', 'RESERVE', 'RELEASE', 'EXPIRE', 'CONFIRM', 'TRANSFER_OUT', 'TRANSFER_IN') then
+      'RECEIVE', 'ADJUST', 'COUNT', 'RESERVE', 'RELEASE', 'EXPIRE', 'CONFIRM', 'TRANSFER_OUT', 'TRANSFER_IN',
+      'BACKORDER', 'FILL', 'TRANSIT_OUT', 'TRANSIT_IN', 'TRANSIT_LOST') then
     perform inventory._raise('IV005', format('kind %s is not a movement kind', inventory._quote(movement_history.kind)),
       jsonb_build_object('argument', 'kind'),
-      'Kinds: RECEIVE, ADJUST, COUNT, RESERVE, RELEASE, EXPIRE, CONFIRM, TRANSFER_OUT, TRANSFER_IN.');
+      'Kinds: RECEIVE, ADJUST, COUNT, RESERVE, RELEASE, EXPIRE, CONFIRM, TRANSFER_OUT, TRANSFER_IN, BACKORDER, FILL, TRANSIT_OUT, TRANSIT_IN, TRANSIT_LOST.');
   end if;
   return query
     select m.* from inventory.movements m

@@ -23,6 +23,8 @@ export interface Movement {
   backorderedDelta: number;
   /** The row's backordered after it, when it changed (null otherwise). */
   backorderedAfter: number | null;
+  /** Units this movement put into transit (TRANSIT_OUT) or took out of it (negative: TRANSIT_IN, TRANSIT_LOST); 0 for others. */
+  transitDelta: number;
   reason: string | null;
   reservationId: string | null;
   reference: string | null;
@@ -40,6 +42,7 @@ export interface MovementRow {
   reserved_after: number;
   backordered_delta: number;
   backordered_after: number | null;
+  transit_delta: number;
   reason: string | null;
   reservation_id: string | null;
   reference: string | null;
@@ -60,6 +63,7 @@ export function movementFromRow(row: MovementRow, sku: string, warehouse: string
     reservedAfter: row.reserved_after,
     backorderedDelta: row.backordered_delta ?? 0,
     backorderedAfter: row.backordered_after ?? null,
+    transitDelta: row.transit_delta ?? 0,
     reason: row.reason,
     reservationId: row.reservation_id,
     reference: row.reference,
@@ -85,6 +89,10 @@ const TYPED: Record<string, string> = {
   TRANSFER_IN: 'warehouse.stock.transferred',
   BACKORDER: 'warehouse.stock.backordered',
   FILL: 'warehouse.stock.backorder_filled',
+  // Transfers in transit (README "Transfers in transit"): shipped, received, written off.
+  TRANSIT_OUT: 'warehouse.stock.transit_shipped',
+  TRANSIT_IN: 'warehouse.stock.transit_received',
+  TRANSIT_LOST: 'warehouse.stock.transit_lost',
 };
 
 
@@ -128,6 +136,9 @@ export function movementEvents(movement: Movement, policy: RowPolicy, commitLsn:
     ...(movement.backorderedDelta !== 0 && movement.backorderedAfter !== null
       ? { backordered: { delta: movement.backorderedDelta, old: movement.backorderedAfter - movement.backorderedDelta, new: movement.backorderedAfter } }
       : {}),
+    // Only on transit movements: the units the movement put into transit or
+    // took out of it (a write-off changes no on_hand: this is its quantity).
+    ...(movement.transitDelta !== 0 ? { transit: { delta: movement.transitDelta } } : {}),
   };
   const typed = TYPED[movement.kind] ?? 'warehouse.stock.adjusted';
   const events: StreamEvent[] = [

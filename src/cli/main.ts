@@ -4,6 +4,7 @@ import { Command, CommanderError } from 'commander';
 import { StockroomError, UsageError, fromPostgresError } from '../errors.ts';
 import { registerBench } from './bench.ts';
 import { registerCache } from './cache.ts';
+import { registerInbound } from './inbound.ts';
 import { registerJobs } from './jobs.ts';
 import { registerMigrate } from './migrate.ts';
 import { registerSeed } from './seed.ts';
@@ -12,6 +13,7 @@ import { registerSql } from './sql.ts';
 import { registerStart } from './start.ts';
 import { registerStock } from './stock.ts';
 import { registerToken } from './token.ts';
+import { registerTransit } from './transit.ts';
 
 const program = new Command('stockroom')
   .description('Stockroom: inventory in PostgreSQL with a Redis catalog cache kept in step by logical replication')
@@ -28,6 +30,8 @@ registerCache(program);
 registerJobs(program);
 registerSlot(program);
 registerStock(program);
+registerTransit(program);
+registerInbound(program);
 registerToken(program);
 registerBench(program);
 

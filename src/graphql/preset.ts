@@ -122,16 +122,27 @@ const TagsPlugin = jsonPgSmartTags({
       'inventory.reservation_lines.reservation_lines_pkey': { tags: { behavior: '-single' } },
       'inventory.stock_levels.stock_levels_product_id_fkey': { tags: { fieldName: 'product', foreignFieldName: 'stockLevels' } },
       'inventory.stock_levels.stock_levels_warehouse_id_fkey': { tags: { fieldName: 'warehouse', foreignFieldName: 'stockLevels' } },
+      'inventory.transit_shipments.transit_shipments_product_id_fkey': { tags: { fieldName: 'product', foreignFieldName: 'transitShipments' } },
+      'inventory.transit_shipments.transit_shipments_from_warehouse_id_fkey': { tags: { fieldName: 'fromWarehouse', foreignFieldName: 'shipmentsOut' } },
+      'inventory.transit_shipments.transit_shipments_to_warehouse_id_fkey': { tags: { fieldName: 'toWarehouse', foreignFieldName: 'shipmentsIn' } },
+      // Inbound lines are read through their shipment (lines), a product or a warehouse (inboundLines), or inventory.inbound.
+      'inventory.inbound_lines.inbound_lines_pkey': { tags: { behavior: '-single' } },
+      'inventory.inbound_lines.inbound_lines_shipment_id_fkey': { tags: { fieldName: 'shipment', foreignFieldName: 'lines' } },
+      'inventory.inbound_lines.inbound_lines_product_id_fkey': { tags: { fieldName: 'product', foreignFieldName: 'inboundLines' } },
+      'inventory.inbound_lines.inbound_lines_warehouse_id_fkey': { tags: { fieldName: 'warehouse', foreignFieldName: 'inboundLines' } },
     },
     procedure: {
       'inventory.stock': { tags: { behavior: '-connection +list' } },
       'inventory.recently_updated': { tags: { behavior: '-connection +list' } },
       'inventory.kit_stock': { tags: { behavior: '-connection +list' } },
       'inventory.backorder_position': { tags: { behavior: '-connection +list' } },
+      'inventory.in_transit': { tags: { behavior: '-connection +list' } },
+      'inventory.available_to_promise': { tags: { behavior: '-connection +list' } },
+      'inventory.inbound': { tags: { behavior: '-connection +list' } },
       // These have typed, validated mutations in schema-extensions.ts instead.
       // reserve_many is how the API combines reserve mutations, not a mutation of its own.
       ...Object.fromEntries(['reserve', 'reserve_many', 'confirm', 'release', 'extend', 'edit_reservation', 'confirm_lines', 'release_lines',
-        'adjust', 'set_count', 'transfer']
+        'adjust', 'set_count', 'transfer', 'ship_transfer', 'receive_transfer', 'write_off_transfer']
         .map((name) => [`inventory.${name}`, { tags: { behavior: '-*' } }])),
     },
   },

@@ -1,7 +1,7 @@
 // What Stockroom adds to the schema PostGraphile derives from `inventory`:
 // - mutations for the SQL API with typed, validated inputs (reserve, confirm,
 //   release, extend, editReservation, confirmLines, releaseLines, adjust,
-//   setCount, transfer). Business rules stay in the
+//   setCount, transfer, shipTransfer, receiveTransfer, writeOffTransfer). Business rules stay in the
 //   database: each calls its function as the request's role in one statement
 //   (in PostGraphile's transaction for the actor's setting, when there is an
 //   actor: a savepoint inside it would cost two more round trips for nothing),
@@ -51,6 +51,9 @@ const inputs = {
   adjust: z.object({ sku, warehouse: code, delta: z.number().int().min(-2_147_483_647).max(2_147_483_647).refine((d) => d !== 0, 'must not be 0'), reason, idempotencyKey: key.nullish() }),
   setCount: z.object({ sku, warehouse: code, counted: z.number().int().min(0).max(2_147_483_647), reason, expected: z.number().int().min(0).nullish() }),
   transfer: z.object({ sku, fromWarehouse: code, toWarehouse: code, qty: positive, reason, idempotencyKey: key.nullish() }),
+  shipTransfer: z.object({ sku, fromWarehouse: code, toWarehouse: code, qty: positive, reason, idempotencyKey: key.nullish() }),
+  receiveTransfer: z.object({ shipmentId: z.uuid(), qty: positive, reason, idempotencyKey: key.nullish() }),
+  writeOffTransfer: z.object({ shipmentId: z.uuid(), reason, qty: positive.nullish(), idempotencyKey: key.nullish() }),
 };
 
 /** Validates a mutation's arguments before any SQL: INVALID_ARGUMENT naming the first bad one. */
@@ -88,6 +91,7 @@ export function makeSchemaExtensions(deps: ExtensionDeps): GraphileConfig.Plugin
     const resources = build.input.pgRegistry.pgResources;
     const reservations = resources.reservations!;
     const stockLevels = resources.stock_levels!;
+    const transitShipments = resources.transit_shipments!;
     const executor = reservations.executor;
     /**
      * A mutation's one SQL API call: its arguments validated before any SQL,
@@ -111,6 +115,7 @@ export function makeSchemaExtensions(deps: ExtensionDeps): GraphileConfig.Plugin
     });
     type Rows = ReturnType<typeof callSql>;
     const reservationOf = ($rows: Rows) => reservations.get({ id: access($rows, [0, 'id']) });
+    const shipmentOf = ($rows: Rows) => transitShipments.get({ id: access($rows, [0, 'id']) });
     const stockLevelOf = ($row: ExecutableStep) => stockLevels.get({ product_id: access($row, 'product_id'), warehouse_id: access($row, 'warehouse_id') });
 
     return {
@@ -243,6 +248,43 @@ export function makeSchemaExtensions(deps: ExtensionDeps): GraphileConfig.Plugin
             "Makes a retry safe: the same key with the same transfer moves once (1 to 200 characters)."
             idempotencyKey: String
           ): [StockLevel!]!
+          "Ship units to another warehouse: they leave the source now and are in transit (inTransit) until received (receiveTransfer) or written off (writeOffTransfer). Returns the shipment."
+          shipTransfer(
+            "The product (1 to 128 characters)."
+            sku: String!
+            "The warehouse the units leave now (never below what is reserved there: NEGATIVE_STOCK)."
+            fromWarehouse: String!
+            "The warehouse they are on their way to."
+            toWarehouse: String!
+            "Units to ship: a positive whole number."
+            qty: Int!
+            "Why, for the ledger (1 to 500 characters)."
+            reason: String!
+            "Makes a retry safe: the same key with the same shipment ships once and returns that shipment (1 to 200 characters)."
+            idempotencyKey: String
+          ): TransitShipment!
+          "Units of a shipment arrive at its destination, all or part of what is in transit. More than is in transit is INVALID_ARGUMENT; a shipment with nothing in transit (RECEIVED, CLOSED) is INVALID_STATE."
+          receiveTransfer(
+            "The shipment's rowId (shipTransfer returns it)."
+            shipmentId: UUID!
+            "Units that arrived: a positive whole number, at most what is in transit."
+            qty: Int!
+            "Why, for the ledger: a delivery note, … (1 to 500 characters)."
+            reason: String!
+            "Makes a retry safe: the same key with the same receipt receives once (1 to 200 characters)."
+            idempotencyKey: String
+          ): TransitShipment!
+          "Write off units of a shipment that will never arrive (recorded on the source's ledger; on_hand does not change, it left when shipped)."
+          writeOffTransfer(
+            "The shipment's rowId."
+            shipmentId: UUID!
+            "Why, for the ledger: lost, damaged, … (1 to 500 characters)."
+            reason: String!
+            "Units to write off; leave out for all that is still in transit."
+            qty: Int
+            "Makes a retry safe: the same key with the same write-off applies once (1 to 200 characters)."
+            idempotencyKey: String
+          ): TransitShipment!
         }
         extend type Subscription {
           "Each change of the sku's stock rows, once it is in the cache, with the figures the cache holds."
@@ -335,6 +377,18 @@ export function makeSchemaExtensions(deps: ExtensionDeps): GraphileConfig.Plugin
               // The source row, then the destination row.
               return each(callSql(fieldArgs, 'transfer', 'select product_id, warehouse_id from inventory.transfer($1, $2, $3, $4, $5, $6)',
                 (input) => [input.sku, input.fromWarehouse, input.toWarehouse, input.qty, input.reason, input.idempotencyKey ?? null]), stockLevelOf);
+            },
+            shipTransfer(_$root, fieldArgs) {
+              return shipmentOf(callSql(fieldArgs, 'shipTransfer', 'select id from inventory.ship_transfer($1, $2, $3, $4, $5, $6)',
+                (input) => [input.sku, input.fromWarehouse, input.toWarehouse, input.qty, input.reason, input.idempotencyKey ?? null]));
+            },
+            receiveTransfer(_$root, fieldArgs) {
+              return shipmentOf(callSql(fieldArgs, 'receiveTransfer', 'select id from inventory.receive_transfer($1, $2, $3, $4)',
+                (input) => [input.shipmentId, input.qty, input.reason, input.idempotencyKey ?? null]));
+            },
+            writeOffTransfer(_$root, fieldArgs) {
+              return shipmentOf(callSql(fieldArgs, 'writeOffTransfer', 'select id from inventory.write_off_transfer($1, $2, $3, $4)',
+                (input) => [input.shipmentId, input.reason, input.qty ?? null, input.idempotencyKey ?? null]));
             },
           },
         },

@@ -144,7 +144,7 @@ export async function backfillGap(options: BackfillOptions): Promise<BackfillRes
     for (let low = bounds?.first == null ? last + 1n : BigInt(bounds.first); low <= last; low += BigInt(perBatch)) {
       const { rows } = await client.query<CandidateRow>(`
         select m.id::text as id, m.kind, m.on_hand_delta, m.reserved_delta, m.on_hand_after, m.reserved_after,
-               m.backordered_delta, m.backordered_after, m.reason,
+               m.backordered_delta, m.backordered_after, m.transit_delta, m.reason,
                m.reservation_id, m.reference, m.actor, m.occurred_at, p.sku, w.code, s.safety_stock, s.low_stock_threshold
         from inventory.movements m
         join inventory.products p on p.id = m.product_id

@@ -21,7 +21,7 @@ export const PUBLISHED_COLUMNS: Readonly<Record<string, readonly string[]>> = {
   'inventory.stock_levels': ['product_id', 'warehouse_id', 'on_hand', 'reserved', 'safety_stock', 'low_stock_threshold', 'version',
     'backorder_policy', 'backorder_limit', 'backordered', 'preorder_until'],
   'inventory.movements': ['id', 'product_id', 'warehouse_id', 'kind', 'on_hand_delta', 'reserved_delta', 'on_hand_after', 'reserved_after',
-    'backordered_delta', 'backordered_after', 'reason', 'reservation_id', 'reference', 'actor', 'occurred_at'],
+    'backordered_delta', 'backordered_after', 'transit_delta', 'reason', 'reservation_id', 'reference', 'actor', 'occurred_at'],
   'inventory.kits': ['product_id', 'low_stock_threshold', 'version'],
   'inventory.kit_components': ['kit_id', 'component_id', 'qty'],
 };

@@ -8,7 +8,9 @@
 //   and each backordered_after recorded follows the ledger;
 // - and (reservationLedgerViolations; verify_counters' tests, which damage
 //   reservations on purpose, leave it out) each reservation line agrees with
-//   the reservation's own movements on its row.
+//   the reservation's own movements on its row;
+// - and (transitViolations) every shipment in transit agrees with its
+//   movements, and in_transit() with the ledger per route.
 import type { ExecutionContext } from 'ava';
 import type pg from 'pg';
 
@@ -98,7 +100,70 @@ export async function reservationLedgerViolations(db: Queryable): Promise<string
   return rows.map((r) => r.problem);
 }
 
+/**
+ * Transfers in transit against the ledger. Per shipment (its movements share
+ * its reference): qty_shipped = what its TRANSIT_OUT took from the source's
+ * on_hand = what it put into transit; qty_received = what its TRANSIT_IN
+ * added to the destination's on_hand = what they took out of transit;
+ * qty_lost = what its TRANSIT_LOST took out of transit, with on_hand_delta 0;
+ * qty_in_transit = Σ transit_delta. Each movement is on the shipment's row
+ * (OUT and LOST on the source, IN on the destination); no other movement
+ * touches transit. Per route, in_transit() = Σ transit_delta of the ledger.
+ */
+export async function transitViolations(db: Queryable): Promise<string[]> {
+  const { rows } = await db.query<{ problem: string }>(`
+    with transit as (
+      select m.*, s.id as shipment_id,
+             s.product_id = m.product_id
+               and m.warehouse_id = case m.kind when 'TRANSIT_IN' then s.to_warehouse_id else s.from_warehouse_id end as on_its_row
+      from inventory.movements m left join inventory.transit_shipments s on s.reference = m.reference
+      where m.kind in ('TRANSIT_OUT', 'TRANSIT_IN', 'TRANSIT_LOST')),
+    moved as (
+      select shipment_id,
+             coalesce(-sum(on_hand_delta) filter (where kind = 'TRANSIT_OUT'), 0) as shipped_on_hand,
+             coalesce(sum(transit_delta) filter (where kind = 'TRANSIT_OUT'), 0) as shipped_transit,
+             coalesce(sum(on_hand_delta) filter (where kind = 'TRANSIT_IN'), 0) as received_on_hand,
+             coalesce(-sum(transit_delta) filter (where kind = 'TRANSIT_IN'), 0) as received_transit,
+             coalesce(-sum(transit_delta) filter (where kind = 'TRANSIT_LOST'), 0) as lost,
+             coalesce(sum(on_hand_delta) filter (where kind = 'TRANSIT_LOST'), 0) as lost_on_hand,
+             sum(transit_delta) as in_transit
+      from transit where shipment_id is not null group by 1),
+    ledger_routes as (
+      select p.sku, f.code as from_warehouse, t.code as to_warehouse, sum(m.transit_delta) as qty
+      from transit m
+      join inventory.transit_shipments s on s.id = m.shipment_id
+      join inventory.products p on p.id = s.product_id
+      join inventory.warehouses f on f.id = s.from_warehouse_id
+      join inventory.warehouses t on t.id = s.to_warehouse_id
+      group by 1, 2, 3 having sum(m.transit_delta) <> 0)
+    select format('movement %s (%s): reference %s names no shipment', id, kind, reference) as problem
+    from transit where shipment_id is null
+    union all
+    select format('movement %s (%s) of shipment %s is not on the shipment''s stock row', id, kind, shipment_id)
+    from transit where shipment_id is not null and not on_its_row
+    union all
+    select format('movement %s (%s): transit_delta %s on a movement that is not a transit', id, kind, transit_delta)
+    from inventory.movements where transit_delta <> 0 and kind not in ('TRANSIT_OUT', 'TRANSIT_IN', 'TRANSIT_LOST')
+    union all
+    select format('shipment %s: shipped %s received %s lost %s in transit %s, but its movements shipped %s (into transit %s), received %s (out of transit %s), lost %s (on_hand %s), in transit %s',
+                  s.id, s.qty_shipped, s.qty_received, s.qty_lost, s.qty_in_transit, coalesce(m.shipped_on_hand, 0), coalesce(m.shipped_transit, 0),
+                  coalesce(m.received_on_hand, 0), coalesce(m.received_transit, 0), coalesce(m.lost, 0), coalesce(m.lost_on_hand, 0), coalesce(m.in_transit, 0))
+    from inventory.transit_shipments s left join moved m on m.shipment_id = s.id
+    where s.qty_shipped is distinct from m.shipped_on_hand or s.qty_shipped is distinct from m.shipped_transit
+       or s.qty_received <> m.received_on_hand or s.qty_received <> m.received_transit
+       or s.qty_lost <> m.lost or m.lost_on_hand <> 0 or s.qty_in_transit <> m.in_transit
+    union all
+    select format('route %s %s -> %s: in_transit() says %s, the ledger %s', coalesce(r.sku, l.sku), coalesce(r.from_warehouse, l.from_warehouse),
+                  coalesce(r.to_warehouse, l.to_warehouse), coalesce(r.qty_in_transit, 0), coalesce(l.qty, 0))
+    from inventory.in_transit() r
+    full join ledger_routes l on l.sku = r.sku and l.from_warehouse = r.from_warehouse and l.to_warehouse = r.to_warehouse
+    where coalesce(r.qty_in_transit, 0) <> coalesce(l.qty, 0)
+    limit 20`);
+  return rows.map((r) => r.problem);
+}
+
 export async function assertInvariants(t: ExecutionContext, db: Queryable, options: { reservationLedger?: boolean } = {}): Promise<void> {
   t.deepEqual(await invariantViolations(db), [], 'ledger invariants hold');
+  t.deepEqual(await transitViolations(db), [], 'transfers in transit agree with the ledger');
   if (options.reservationLedger) t.deepEqual(await reservationLedgerViolations(db), [], 'reservation lines agree with their movements');
 }

@@ -17,6 +17,7 @@ type Role = 'stockroom_public' | 'stockroom_reader' | 'stockroom_writer' | 'stoc
 const ROLES: Role[] = ['stockroom_public', 'stockroom_reader', 'stockroom_writer', 'stockroom_admin'];
 
 const PUBLIC_FUNCTIONS = [
+  'available_to_promise(text,text,timestamp with time zone)',
   'channel_stock(text[],text)',
   'channels()',
   'kit_stock(text[])',
@@ -29,16 +30,22 @@ const READER_FUNCTIONS = [
   'movement_history(text,text,text,timestamp with time zone,timestamp with time zone)',
   'reservation_holds(uuid)',
   'backorder_position(uuid)',
+  'in_transit(text,text,text)',
+  'inbound(text,text,boolean)',
 ].sort();
 const WRITER_FUNCTIONS = [
   ...READER_FUNCTIONS,
   'adjust(text,text,integer,text,text)',
+  'cancel_inbound(uuid,text)',
+  'close_inbound(uuid,text,text,text)',
   'confirm(uuid)',
   'confirm_lines(uuid,jsonb,text)',
+  'create_inbound(text,jsonb,text,text,timestamp with time zone)',
   'edit_reservation(uuid,jsonb,text)',
   'extend(uuid,interval)',
   'release(uuid,text)',
   'release_lines(uuid,jsonb,text,text)',
+  'receive_inbound(uuid,jsonb,text,boolean,text)',
   'reserve(text,jsonb,interval,text)',
   'reserve_many(jsonb)',
   'set_backorder_policy(text,text,text,integer,timestamp with time zone)',
@@ -46,6 +53,9 @@ const WRITER_FUNCTIONS = [
   'set_kit(text,jsonb,integer)',
   'set_policy(text,text,integer,integer)',
   'transfer(text,text,text,integer,text,text)',
+  'ship_transfer(text,text,text,integer,text,text)',
+  'receive_transfer(uuid,integer,text,text)',
+  'write_off_transfer(uuid,text,integer,text)',
   'upsert_product(text,text)',
 ];
 const ADMIN_FUNCTIONS = [
@@ -383,4 +393,34 @@ test('no role but the owner takes advisory locks: nobody can hold the locks the 
   const { client: writer } = await connectAs(t, 'stockroom_writer');
   const { rows: [reserved] } = await writer.query(`select status from inventory.reserve('order-1', '[{"sku":"A","qty":2}]', interval '1 hour', 'key-1')`);
   t.like(reserved, { status: 'HELD' });
+});
+
+test('inbound: a writer creates, receives, closes and cancels; a reader lists it; the public sees available_to_promise only', async (t) => {
+  const { db } = t.context;
+  await setupCatalog(db, { A: { WH1: 5 } });
+  const { name, client: writer } = await connectAs(t, 'stockroom_writer');
+  const lines = `'[{"sku": "A", "warehouse": "WH1", "qty": 4}]'`;
+  const { rows: [po] } = await writer.query(`select * from inventory.create_inbound('PO-1', ${lines}, expected_at => now() + interval '1 day')`);
+  t.is((await writer.query(`select status from inventory.receive_inbound($1, '[{"sku": "A", "qty": 1}]')`, [po.id])).rows[0].status, 'PARTIAL');
+  t.is((await writer.query(`select status from inventory.close_inbound($1, 'short')`, [po.id])).rows[0].status, 'CLOSED_SHORT');
+  const { rows: [other] } = await writer.query(`select * from inventory.create_inbound('PO-2', ${lines}, expected_at => now() + interval '1 day')`);
+  t.is((await writer.query('select status from inventory.cancel_inbound($1)', [other.id])).rows[0].status, 'CANCELLED');
+  t.deepEqual((await db.query(`select distinct actor from inventory.movements where reference like 'inbound:%'`)).rows, [{ actor: name }]);
+  t.deepEqual((await db.query('select distinct created_by from inventory.inbound_shipments')).rows, [{ created_by: name }]);
+
+  const { client: reader } = await connectAs(t, 'stockroom_reader');
+  t.is((await reader.query(`select * from inventory.inbound(include_closed => true)`)).rows.length, 2);
+  t.is((await reader.query(`select * from inventory.inbound_lines`)).rows.length, 2);
+  await denied(t, reader, `select inventory.create_inbound('PO-3', ${lines}, expected_at => now())`);
+  await denied(t, reader, `select inventory.receive_inbound($1)`, [po.id]);
+  await denied(t, reader, `select inventory.cancel_inbound($1)`, [other.id]);
+  await denied(t, reader, `select inventory.close_inbound($1, 'x')`, [po.id]);
+
+  const { client: anyone } = await connectAs(t, 'stockroom_public');
+  t.like((await anyone.query(`select * from inventory.available_to_promise('A')`)).rows[0], { warehouse: null, atp: 6 });
+  for (const sql of [
+    'select * from inventory.inbound()', 'select reference from inventory.inbound_shipments', 'select qty_expected from inventory.inbound_lines',
+  ]) await denied(t, anyone, sql);
+  await denied(t, writer, `update inventory.inbound_lines set qty_received = 0`);
+  await denied(t, writer, `delete from inventory.inbound_shipments`);
 });
