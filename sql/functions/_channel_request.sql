@@ -126,10 +126,11 @@ begin
     return r;
   end if;
 
+  -- (Lines whose channel is null are plain lines: the digest is theirs.)
   if r.request_hash is not null then
-    r.request_hash := md5(r.request_hash || chr(31) || (
+    r.request_hash := coalesce(md5(r.request_hash || chr(31) || (
       select string_agg(distinct concat_ws(chr(30), e ->> 'sku', e ->> 'warehouse', e ->> 'channel', e ->> 'region'), chr(29))
-      from jsonb_array_elements(p_lines) e where e ->> 'channel' is not null));
+      from jsonb_array_elements(p_lines) e where e ->> 'channel' is not null)), r.request_hash);
   end if;
   return r;
 end

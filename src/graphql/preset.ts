@@ -130,6 +130,8 @@ const TagsPlugin = jsonPgSmartTags({
       'inventory.inbound_lines.inbound_lines_shipment_id_fkey': { tags: { fieldName: 'shipment', foreignFieldName: 'lines' } },
       'inventory.inbound_lines.inbound_lines_product_id_fkey': { tags: { fieldName: 'product', foreignFieldName: 'inboundLines' } },
       'inventory.inbound_lines.inbound_lines_warehouse_id_fkey': { tags: { fieldName: 'warehouse', foreignFieldName: 'inboundLines' } },
+      'inventory.channel_warehouses.channel_warehouses_channel_id_fkey': { tags: { fieldName: 'channel', foreignFieldName: 'warehouses' } },
+      'inventory.channel_warehouses.channel_warehouses_warehouse_id_fkey': { tags: { fieldName: 'warehouse', foreignFieldName: 'channels' } },
     },
     procedure: {
       'inventory.stock': { tags: { behavior: '-connection +list' } },
@@ -139,6 +141,8 @@ const TagsPlugin = jsonPgSmartTags({
       'inventory.in_transit': { tags: { behavior: '-connection +list' } },
       'inventory.available_to_promise': { tags: { behavior: '-connection +list' } },
       'inventory.inbound': { tags: { behavior: '-connection +list' } },
+      'inventory.channels': { tags: { behavior: '-connection +list' } },
+      'inventory.channel_stock': { tags: { behavior: '-connection +list' } },
       // These have typed, validated mutations in schema-extensions.ts instead.
       // reserve_many is how the API combines reserve mutations, not a mutation of its own.
       ...Object.fromEntries(['reserve', 'reserve_many', 'confirm', 'release', 'extend', 'edit_reservation', 'confirm_lines', 'release_lines',
