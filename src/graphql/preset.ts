@@ -114,6 +114,8 @@ const TagsPlugin = jsonPgSmartTags({
         '(kit_id) references inventory.products (id)|@fieldName kit|@foreignFieldName reservationKitLines',
       ] } },
       'inventory.operation_keys': { tags: { behavior: '-*' } },
+      // The table is SalesChannel in GraphQL: the list of channels is the query channels (inventory.channels()).
+      'inventory.channels': { tags: { name: 'sales_channels' } },
     },
     constraint: {
       // Lookups by uuid pairs nobody has at hand: stock levels are read by sku (productBySku,
