@@ -92,6 +92,9 @@ test('PRIORITY allocates in the channel\'s own order, splitting, and never from 
   // 3 left in the channel (WH1): 4 more is short, though WH2 has 100.
   const short = await rejectsWithCode(t, reserve(db, 'web-2', [{ sku: 'A', qty: 4, channel: 'web' }]), 'IV001');
   t.deepEqual(JSON.parse(short.detail!).lines, [{ sku: 'A', warehouse: null, requested: 4, available: 3 }]);
+  // A line of the same request naming WH2 locks WH2's row: still none of it for the channel line.
+  const named = await rejectsWithCode(t, reserve(db, 'web-3', [{ sku: 'A', warehouse: 'WH2', qty: 1 }, { sku: 'A', qty: 4, channel: 'web' }]), 'IV001');
+  t.deepEqual(JSON.parse(named.detail!).lines, [{ sku: 'A', warehouse: null, requested: 4, available: 3 }]);
   // A plain line is as it was: the warehouses' priority, any warehouse.
   const plain = await reserve(db, 'plain', [{ sku: 'A', qty: 5 }]);
   t.deepEqual(await holds(db, plain.id), ['WH1:3', 'WH2:2']);
