@@ -276,6 +276,31 @@ test('edit_reservation and confirm_lines take a channel only on lines naming the
   t.deepEqual(await holds(db, r.id), ['WH1:3']);
 });
 
+test('a channel line locks only the channel\'s rows: a row outside it, locked by another transaction, does not hold it up', async (t) => {
+  const { db } = t.context;
+  await setupCatalog(db, { A: { WH1: 5, WH2: 5 } });
+  await channel(db, 'web', 'PRIORITY', [{ warehouse: 'WH1' }]);
+  const other = await db.pool.connect();
+  try {
+    await other.query('begin');
+    await other.query(`select inventory.adjust('A', 'WH2', 1, 'held open')`); // WH2's row stays locked until rollback
+    const client = await db.pool.connect();
+    try {
+      await client.query(`set statement_timeout = '3s'`);
+      const { rows } = await client.query(`select id from inventory.reserve('o', '[{"sku": "A", "qty": 2, "channel": "web"}]')`);
+      t.deepEqual(await holds(db, rows[0].id), ['WH1:2']);
+      // (A plain line would wait for WH2's row: it is a candidate of every line without a warehouse.)
+      await rejectsWithCode(t, client.query(`select inventory.reserve('p', '[{"sku": "A", "qty": 2}]')`), '57014');
+      await client.query('reset statement_timeout');
+    } finally {
+      client.release();
+    }
+  } finally {
+    await other.query('rollback');
+    other.release();
+  }
+});
+
 test('many clients taking the last units through a channel: none oversold, none from outside the channel', async (t) => {
   const { db } = t.context;
   await setupCatalog(db, { A: { WH1: 6, WH2: 50, WH3: 5 }, B: { WH1: 4, WH2: 50, WH3: 4 } });
