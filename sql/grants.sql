@@ -9,6 +9,8 @@ revoke execute on all functions in schema inventory from public;
 grant execute on function
   inventory.stock(text[]),
   inventory.kit_stock(text[]),
+  inventory.channels(),
+  inventory.channel_stock(text[], text),
   inventory.recently_updated(timestamptz, text, text, integer),
   inventory.stock_levels_available(inventory.stock_levels),
   inventory.available_to_promise(text, text, timestamptz)
@@ -53,6 +55,9 @@ to stockroom_writer;
 grant execute on function
   inventory.upsert_warehouse(text, text, text, integer),
   inventory.define_quantity_state(text, text),
+  inventory.set_warehouse_region(text, text),
+  inventory.upsert_channel(text, text, text, text),
+  inventory.set_channel_warehouses(text, jsonb),
   inventory.expire_due(integer),
   inventory.end_preorders(),
   inventory.verify_counters(boolean)

@@ -145,6 +145,11 @@ test('the README runs as written: every shell, SQL and curl block in order again
         if (/SQL API/.test(block.heading)) t.regex(run.stdout, /SKU-1\s*\|\s*WH1\s*\|\s*5/, 'what order-77 holds, by sku and warehouse');
         else if (/Kits/.test(block.heading)) t.regex(run.stdout, /CAMERA-KIT\s*\|\s*\|\s*3\s*\|\s*3\s*\|\s*1\s*\|\s*in_stock/, 'the kit sells min(5 / 1, 7 / 2) = 3');
         else if (/Backorders/.test(block.heading)) t.regex(run.stdout, /GAME\s*\|\s*WH1\s*\|\s*2\s*\|\s*1\s*\|\s*0\s*\|/, 'the preorder is first in its queue');
+        else if (/Sales channels/.test(block.heading)) {
+          t.regex(run.stdout, /KETTLE\s*\|\s*US1\s*\|\s*6\s*$/m, 'the US customer is served from US1 first');
+          t.regex(run.stdout, /KETTLE\s*\|\s*NL1\s*\|\s*1\s*$/m, 'then from NL1, never from the outlet');
+          t.regex(run.stdout, /KETTLE\s*\|\s*\|\s*\|\s*10\s*\|\s*3\s*$/m, 'the web can still sell 3 of its 10');
+        }
         else if (/Transfers in transit/.test(block.heading)) {
           t.regex(run.stdout, /LAMP\s*\|\s*WH1\s*\|\s*WH2\s*\|\s*1\s*\|\s*3\s*\|/, 'one shipment of LAMP WH1 -> WH2 with 3 in transit');
           t.regex(run.stdout, /\|\s*CLOSED\s*\|/, 'the write-off closes the shipment');

@@ -8,11 +8,16 @@
 -- takes the rest as a backorder: a named line on its own row; a line without
 -- a warehouse on the rows of its product in priority order, then code. A
 -- line is short only when available and backorderable together fall short.
+-- p_ranks (channel lines, README "Sales channels"): for a product in it, a
+-- line without a warehouse takes only from the rows ranked there, in the
+-- order of the ranks (grp, priority, most left, tiebreak, code) instead of
+-- (warehouse priority, most left, code); backorders likewise.
 -- The one owner of these rules: reserve() and reserve_many() both call it.
 drop function if exists inventory._allocate(inventory._line[], inventory._slot[]);
 create or replace function inventory._allocate(
   p_lines inventory._line[],
   p_slots inventory._slot[],
+  p_ranks inventory._rank[] default null,
   out take inventory._line[],
   out short jsonb,
   out backorder inventory._line[]
@@ -21,6 +26,7 @@ language plpgsql stable
 as $$
 declare
   v_backordered boolean;
+  v_scoped uuid[]; -- the products p_ranks ranks
 begin
   -- Every line names its warehouse: met or not, line by line.
   if not exists (select from unnest(p_lines) l where l.warehouse_id is null) then
@@ -48,24 +54,33 @@ begin
     return;
   end if;
 
+  if p_ranks is not null then
+    v_scoped := array(select distinct k.product_id from unnest(p_ranks) k);
+  end if;
   with req as (
     select l.product_id, l.warehouse_id, l.qty from unnest(p_lines) l
   ),
+  -- is_open: a line without a warehouse may take from the row (for a ranked
+  -- product, only a ranked row).
   slot as (
-    select s.product_id, s.warehouse_id, w.priority, w.code, greatest(s.available, 0) as available,
-           greatest(coalesce(s.backorderable, 0), 0) as backorderable, coalesce(r.qty, 0) as named
+    select s.product_id, s.warehouse_id, coalesce(k.grp, 0) as grp, coalesce(k.priority, w.priority) as priority,
+           coalesce(k.tiebreak, 0) as tiebreak, w.code, greatest(s.available, 0) as available,
+           greatest(coalesce(s.backorderable, 0), 0) as backorderable, coalesce(r.qty, 0) as named,
+           (k.product_id is not null or v_scoped is null or s.product_id <> all (v_scoped)) as is_open
     from unnest(p_slots) s
     join inventory.warehouses w on w.id = s.warehouse_id
+    left join unnest(p_ranks) k on k.product_id = s.product_id and k.warehouse_id = s.warehouse_id
     left join req r on r.product_id = s.product_id and r.warehouse_id = s.warehouse_id
   ),
   open_line as (
     select s.product_id, s.warehouse_id, greatest(s.available - s.named, 0) as free, r.qty as wanted,
            coalesce(sum(greatest(s.available - s.named, 0)) over (
              partition by s.product_id
-             order by s.priority, greatest(s.available - s.named, 0) desc, s.code
+             order by s.grp, s.priority, greatest(s.available - s.named, 0) desc, s.tiebreak, s.code
              rows between unbounded preceding and 1 preceding), 0) as filled_before
     from slot s
     join req r on r.product_id = s.product_id and r.warehouse_id is null
+    where s.is_open
   ),
   -- What a line without a warehouse still wants once every row's available is
   -- taken, and what each row can backorder after its named line's backorder.
@@ -78,9 +93,10 @@ begin
   open_backorder as (
     select s.product_id, s.warehouse_id, x.rest, greatest(s.backorderable - greatest(s.named - s.available, 0), 0) as room,
            coalesce(sum(greatest(s.backorderable - greatest(s.named - s.available, 0), 0)) over (
-             partition by s.product_id order by s.priority, s.code
+             partition by s.product_id order by s.grp, s.priority, s.tiebreak, s.code
              rows between unbounded preceding and 1 preceding), 0) as room_before
     from slot s join open_rest x on x.product_id = s.product_id
+    where s.is_open
   ),
   allocation as (
     select s.product_id, s.warehouse_id,
@@ -104,7 +120,7 @@ begin
     cross join lateral (
       select coalesce(sum(greatest(s.available - s.named, 0)), 0) as free,
              coalesce(sum(greatest(s.backorderable - greatest(s.named - s.available, 0), 0)), 0) as room
-      from slot s where s.product_id = r.product_id
+      from slot s where s.product_id = r.product_id and s.is_open
     ) f
     where r.warehouse_id is null and r.qty > f.free + f.room
   )
@@ -124,5 +140,5 @@ begin
   end if;
 end
 $$;
-comment on function inventory._allocate(inventory._line[], inventory._slot[]) is
+comment on function inventory._allocate(inventory._line[], inventory._slot[], inventory._rank[]) is
   'Internal: reserve() allocation over what candidate rows have available (and may backorder); returns the take and backorder per row, or every short line';

@@ -14,11 +14,15 @@
 -- in key order): then a row it does not hold yet is taken only if it is free
 -- right now (SKIP LOCKED, as for new rows), since waiting for it out of key
 -- order could deadlock.
+-- p_ranks: a channel request's ranks (_channel_request): the rows of a
+-- ranked product are its ranked rows only, for locking as for allocation.
 drop function if exists inventory._allocate_locked(inventory._line[], inventory._line[]);
+drop function if exists inventory._allocate_locked(inventory._line[], inventory._line[], inventory._line[]);
 create or replace function inventory._allocate_locked(
   p_lines inventory._line[],
   p_pending inventory._line[] default null,
   p_pending_backorders inventory._line[] default null,
+  p_ranks inventory._rank[] default null,
   out take inventory._line[],
   out short jsonb,
   out backorder inventory._line[]
@@ -30,14 +34,18 @@ declare
   v_warehouses uuid[];
   v_new_products uuid[];
   v_new_warehouses uuid[];
+  v_lock_lines inventory._line[]; -- with p_ranks: the lines whose candidate rows are the ones to lock
 begin
+  if p_ranks is not null then
+    v_lock_lines := inventory._ranked_lines(p_lines, p_ranks);
+  end if;
   if p_pending is null then
     select array_agg(s.product_id), array_agg(s.warehouse_id)
     into v_products, v_warehouses
     from (
       select s.product_id, s.warehouse_id
       from inventory.stock_levels s
-      where (s.product_id, s.warehouse_id) in (select * from inventory._candidate_rows(p_lines))
+      where (s.product_id, s.warehouse_id) in (select * from inventory._candidate_rows(coalesce(v_lock_lines, p_lines)))
       order by s.product_id, s.warehouse_id
       for update of s
     ) s;
@@ -48,13 +56,13 @@ begin
     from (
       select s.product_id, s.warehouse_id
       from inventory.stock_levels s
-      where (s.product_id, s.warehouse_id) in (select * from inventory._candidate_rows(p_lines))
+      where (s.product_id, s.warehouse_id) in (select * from inventory._candidate_rows(coalesce(v_lock_lines, p_lines)))
       order by s.product_id, s.warehouse_id
       for update of s skip locked
     ) s;
   end if;
   select a.take, a.short, a.backorder into take, short, backorder
-  from inventory._allocate(p_lines, inventory._slots(v_products, v_warehouses, p_pending, p_pending_backorders)) a;
+  from inventory._allocate(p_lines, inventory._slots(v_products, v_warehouses, p_pending, p_pending_backorders), p_ranks) a;
   if short is null and backorder is null then
     return;
   end if;
@@ -67,7 +75,7 @@ begin
   from (
     select s.product_id, s.warehouse_id from inventory.stock_levels s
     where (s.product_id, s.warehouse_id) in (
-        select * from inventory._candidate_rows(p_lines)
+        select * from inventory._candidate_rows(coalesce(v_lock_lines, p_lines))
         except
         select * from unnest(coalesce(v_products, '{}'), coalesce(v_warehouses, '{}')))
     order by s.product_id, s.warehouse_id
@@ -77,7 +85,7 @@ begin
     v_products := coalesce(v_products, '{}') || v_new_products;
     v_warehouses := coalesce(v_warehouses, '{}') || v_new_warehouses;
     select a.take, a.short, a.backorder into take, short, backorder
-    from inventory._allocate(p_lines, inventory._slots(v_products, v_warehouses, p_pending, p_pending_backorders)) a;
+    from inventory._allocate(p_lines, inventory._slots(v_products, v_warehouses, p_pending, p_pending_backorders), p_ranks) a;
     if short is null and backorder is null then
       return;
     end if;
@@ -85,9 +93,9 @@ begin
 
   if inventory._expire_due_on_rows(v_products, v_warehouses) > 0 then
     select a.take, a.short, a.backorder into take, short, backorder
-    from inventory._allocate(p_lines, inventory._slots(v_products, v_warehouses, p_pending, p_pending_backorders)) a;
+    from inventory._allocate(p_lines, inventory._slots(v_products, v_warehouses, p_pending, p_pending_backorders), p_ranks) a;
   end if;
 end
 $$;
-comment on function inventory._allocate_locked(inventory._line[], inventory._line[], inventory._line[]) is
+comment on function inventory._allocate_locked(inventory._line[], inventory._line[], inventory._line[], inventory._rank[]) is
   'Internal: lock a request''s candidate rows in key order and allocate, taking in new rows and expiring due reservations when short';

@@ -19,11 +19,12 @@ as $$
   select case p_kind
     when 'sku' then 128             -- products.sku; its CHECK says the same
     when 'warehouse' then 64        -- warehouses.code; likewise
+    when 'channel' then 64          -- channels.code; likewise
     when 'order_ref' then 200
     when 'reference' then 200       -- an inbound shipment's reference (a PO or RMA number)
     when 'idempotency_key' then 200
     when 'reason' then 500          -- adjust, set_count, transfer, the inbound functions (release takes one of a set)
-    when 'name' then 200            -- product and warehouse name, warehouse region
+    when 'name' then 200            -- product, warehouse and channel name, region
     when 'actor' then 200           -- reserve_many()'s per-request actor
     when 'cursor' then 128          -- recently_updated()'s after (its own cursors have about 100)
     else ('inventory._max_length: unknown kind ' || p_kind)::integer

@@ -14,7 +14,11 @@ comment on function inventory._line_field_too_long(text, text) is 'Internal: a r
 -- What is wrong with one reserve() line, or null when it is well formed:
 -- {"sku": non-empty string, "warehouse": non-empty string (optional), "qty":
 -- positive integer}, sku and warehouse within their maximum lengths
--- (_arguments.sql).
+-- (_arguments.sql). A well-formed line that names a channel ("channel",
+-- "region": _channel_line_check) is answered {"channel": true}, not null:
+-- reserve()'s lean path takes only lines that come back null, and callers
+-- that take channel lines tell a problem by its "problem" key. A line
+-- without those fields never reaches that check: it costs nothing more.
 -- A problem is {"problem": a sentence} plus, for an over-long field,
 -- {"field", "max_length"}; the caller adds the line's number and the argument.
 -- PL/pgSQL IFs rather than one SQL CASE: evaluated as simple expressions they
@@ -53,8 +57,9 @@ begin
     return jsonb_build_object('problem', format('"qty" must be a positive integer, got %s', inventory._clip(p_line ->> 'qty')));
   end if;
   if (p_line - 'sku' - 'warehouse' - 'qty') <> '{}'::jsonb then
-    return jsonb_build_object('problem', format('unknown field(s) %s; a line has only "sku", "warehouse" and "qty"',
-      inventory._clip((select string_agg(quote_ident(k), ', ') from jsonb_object_keys(p_line - 'sku' - 'warehouse' - 'qty') k))));
+    -- Only a line with more fields comes here: a channel line (README "Sales
+    -- channels"), or an unknown field.
+    return inventory._channel_line_check(p_line);
   end if;
   return null;
 end

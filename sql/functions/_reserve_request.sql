@@ -78,14 +78,19 @@ begin
     from (select n, inventory._line_check(e) as problem
           from jsonb_array_elements(p_lines) with ordinality as x(e, n)) checked
     where problem is not null
-    order by n
+    order by problem ? 'problem' desc, n -- (a channel line's {"channel": true} after every problem)
     limit 1;
   end if;
   if v_problem is not null then
-    r.error := row('IV005', format('invalid reservation line %s: %s', v_line_number, v_problem ->> 'problem'),
-      jsonb_build_object('argument', 'lines', 'line', v_line_number) || (v_problem - 'problem'),
-      'Each line is {"sku": text, "warehouse": text (optional), "qty": positive integer}.');
-    return r;
+    if v_problem ? 'problem' then
+      r.error := row('IV005', format('invalid reservation line %s: %s', v_line_number, v_problem ->> 'problem'),
+        jsonb_build_object('argument', 'lines', 'line', v_line_number) || (v_problem - 'problem'),
+        'Each line is {"sku": text, "warehouse": text (optional), "qty": positive integer, "channel": text (optional), "region": text (optional)}.');
+      return r;
+    end if;
+    -- Well formed, and some line names a channel: _channel_request resolves
+    -- the channels and calls back here with the lines without them.
+    return inventory._channel_request(r, p_lines, p_known_skus, p_known_product_ids, p_known_codes, p_known_warehouse_ids);
   end if;
 
   -- One line naming its warehouse (the common case): two index probes.

@@ -35,6 +35,10 @@ begin
   end if;
   v_request := inventory._reserve_request(v_function, p_lines, interval '15 minutes', null, v_actor);
   perform inventory._raise_error(v_request.error);
+  if v_request.ranks is not null then
+    perform inventory._raise('IV005', format('%s takes a "channel" only on lines that name their warehouse', v_function),
+      jsonb_build_object('argument', 'lines'), 'Name the warehouse, or leave out the channel: the lines are units the reservation holds.');
+  end if;
   if v_request.kits is not null then
     perform inventory._lock_kits(v_request.kits);
     v_request := inventory._reserve_request(v_function, p_lines, interval '15 minutes', null, v_actor);

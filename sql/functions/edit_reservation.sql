@@ -59,6 +59,11 @@ begin
   -- an edit's: fixed, valid values stand in for them).
   v_request := inventory._reserve_request('edit', edit_reservation.lines, interval '15 minutes', null, v_actor);
   perform inventory._raise_error(v_request.error);
+  if v_request.ranks is not null then
+    -- (A channel is a reserve()'s: an edit keeps the holds where they are, or names the warehouse.)
+    perform inventory._raise('IV005', 'edit_reservation takes a "channel" only on lines that name their warehouse',
+      jsonb_build_object('argument', 'lines'), 'Name the warehouse (one of the channel''s), or leave out the channel.');
+  end if;
   if v_request.kits is not null then
     -- Hold the kits' definitions, then expand again (as reserve() does).
     perform inventory._lock_kits(v_request.kits);

@@ -17,12 +17,15 @@
 -- When the UPDATE finds nothing (short as the row stands), the locked path
 -- decides: it takes in a row created meanwhile, expires due reservations on
 -- the row, and raises IV001 if the line is still short.
--- Everything else (several lines, a line without a warehouse, a kit, any error)
--- takes the general path: _reserve_request checks and resolves, the
+-- Everything else (several lines, a line without a warehouse, a kit, a line
+-- naming a channel, any error) takes the general path: _reserve_request checks and resolves, the
 -- reservation row claims the key, _allocate_locked locks every candidate row
 -- in key order and allocates, _write_holds writes. A kit line is its
 -- components' lines (_reserve_request expands it, under a shared lock on the
--- kit's definition: _lock_kits).
+-- kit's definition: _lock_kits). A line naming a channel never takes the
+-- lean path (_line_check answers it {"channel": true}, at no cost to other
+-- lines); _reserve_request resolves its channel into ranks, which confine
+-- allocation to the channel's rows (README "Sales channels").
 --
 -- The advisory lock of step 4: when many sessions want one row (a flash
 -- sale), waiting on the row itself is expensive: each commit wakes every
@@ -164,7 +167,8 @@ begin
   insert into inventory.reservations (order_ref, expires_at, idempotency_key, request_hash)
   values (reserve.order_ref, now() + reserve.ttl, reserve.idempotency_key, v_request.request_hash)
   returning * into v_reservation;
-  select a.take, a.short, a.backorder into v_take, v_short, v_backorder from inventory._allocate_locked(v_request.lines) a;
+  select a.take, a.short, a.backorder into v_take, v_short, v_backorder
+  from inventory._allocate_locked(v_request.lines, null, null, v_request.ranks) a;
   if v_short is not null then
     perform inventory._raise_error(inventory._short_error(reserve.order_ref, inventory._short_with_kits(v_short, v_request.kits), cardinality(v_request.lines)));
   end if;

@@ -209,7 +209,12 @@ begin
   -- 3. Lock every candidate row once, in key order, and note what it has available.
   for i in 1 .. v_count loop
     if v_state[i] = 'pending' then
-      v_all_lines := v_all_lines || (v_requests[i]).lines;
+      if (v_requests[i]).ranks is null then
+        v_all_lines := v_all_lines || (v_requests[i]).lines;
+      else
+        -- A channel request: only its channel's rows of a product it leaves open.
+        v_all_lines := v_all_lines || inventory._ranked_lines((v_requests[i]).lines, (v_requests[i]).ranks);
+      end if;
     end if;
   end loop;
   select array_agg(s.product_id::text || s.warehouse_id::text), array_agg(s.available), array_agg(0)
@@ -259,7 +264,7 @@ begin
       v_take := v_req.lines;
     else
       select a.take, a.short, a.backorder into v_take, v_short, v_backorder
-      from inventory._allocate_locked(v_req.lines, v_pending, v_pending_backorders) a;
+      from inventory._allocate_locked(v_req.lines, v_pending, v_pending_backorders, v_req.ranks) a;
       if v_short is not null then
         v_state[i] := 'short';
         v_error[i] := inventory._short_error(v_req.order_ref, inventory._short_with_kits(v_short, v_req.kits), cardinality(v_req.lines));

@@ -114,6 +114,8 @@ const TagsPlugin = jsonPgSmartTags({
         '(kit_id) references inventory.products (id)|@fieldName kit|@foreignFieldName reservationKitLines',
       ] } },
       'inventory.operation_keys': { tags: { behavior: '-*' } },
+      // The table is SalesChannel in GraphQL: the list of channels is the query channels (inventory.channels()).
+      'inventory.channels': { tags: { name: 'sales_channels' } },
     },
     constraint: {
       // Lookups by uuid pairs nobody has at hand: stock levels are read by sku (productBySku,
@@ -130,6 +132,8 @@ const TagsPlugin = jsonPgSmartTags({
       'inventory.inbound_lines.inbound_lines_shipment_id_fkey': { tags: { fieldName: 'shipment', foreignFieldName: 'lines' } },
       'inventory.inbound_lines.inbound_lines_product_id_fkey': { tags: { fieldName: 'product', foreignFieldName: 'inboundLines' } },
       'inventory.inbound_lines.inbound_lines_warehouse_id_fkey': { tags: { fieldName: 'warehouse', foreignFieldName: 'inboundLines' } },
+      'inventory.channel_warehouses.channel_warehouses_channel_id_fkey': { tags: { fieldName: 'channel', foreignFieldName: 'warehouses' } },
+      'inventory.channel_warehouses.channel_warehouses_warehouse_id_fkey': { tags: { fieldName: 'warehouse', foreignFieldName: 'channels' } },
     },
     procedure: {
       'inventory.stock': { tags: { behavior: '-connection +list' } },
@@ -140,6 +144,8 @@ const TagsPlugin = jsonPgSmartTags({
       'inventory.available_to_promise': { tags: { behavior: '-connection +list' } },
       'inventory.inbound': { tags: { behavior: '-connection +list' } },
       'inventory.stock_states': { tags: { behavior: '-connection +list' } },
+      'inventory.channels': { tags: { behavior: '-connection +list' } },
+      'inventory.channel_stock': { tags: { behavior: '-connection +list' } },
       // These have typed, validated mutations in schema-extensions.ts instead.
       // reserve_many is how the API combines reserve mutations, not a mutation of its own.
       ...Object.fromEntries(['reserve', 'reserve_many', 'confirm', 'release', 'extend', 'edit_reservation', 'confirm_lines', 'release_lines',

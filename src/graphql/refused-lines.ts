@@ -4,10 +4,10 @@
 // skus and warehouses by name; a cart shows lines. So each short row gets
 // `inputLines` (the positions, from 1, of the lines it sums, as INVALID_ARGUMENT's
 // detail.line counts them, a kit's line counting for its components), and IV004 gets `lines`, those naming an unknown sku
-// or warehouse.
+// or warehouse or channel.
 import { ReserveRefusal } from './reserve-combiner.ts';
 
-interface Line { sku: string; warehouse?: string | null }
+interface Line { sku: string; warehouse?: string | null; channel?: string | null }
 
 /** A name as error details show it: the SQL API clips long ones to 64 characters and "…". */
 function sameName(reported: unknown, given: string): boolean {
@@ -36,8 +36,10 @@ export function withRefusedLines(refusal: ReserveRefusal, lines: readonly Line[]
   } else if (refusal.code === 'IV004' && Array.isArray(detail.unknown_skus) && Array.isArray(detail.unknown_warehouses)) {
     const skus = detail.unknown_skus as unknown[];
     const codes = detail.unknown_warehouses as unknown[];
+    const channels = Array.isArray(detail.unknown_channels) ? detail.unknown_channels as unknown[] : [];
     detail.lines = positions(lines, (line) => skus.some((s) => sameName(s, line.sku))
-      || (line.warehouse != null && codes.some((c) => sameName(c, line.warehouse!))));
+      || (line.warehouse != null && codes.some((c) => sameName(c, line.warehouse!)))
+      || (line.channel != null && channels.some((c) => sameName(c, line.channel!))));
   } else {
     return refusal;
   }

@@ -19,7 +19,7 @@
 import type pg from 'pg';
 import { Histogram, type Registry } from 'prom-client';
 
-export interface ReserveLine { sku: string; warehouse?: string | null; qty: number }
+export interface ReserveLine { sku: string; warehouse?: string | null; qty: number; channel?: string | null; region?: string | null }
 
 export interface ReserveRequest {
   orderRef: string;
@@ -135,7 +135,11 @@ export class ReserveCombiner {
 function toJson(r: ReserveRequest) {
   return {
     order_ref: r.orderRef,
-    lines: r.lines.map((l) => (l.warehouse ? { sku: l.sku, warehouse: l.warehouse, qty: l.qty } : { sku: l.sku, qty: l.qty })),
+    // (Only the fields given: a line without a channel stays a plain line, for reserve's lean path.)
+    lines: r.lines.map((l) => ({
+      sku: l.sku, ...(l.warehouse ? { warehouse: l.warehouse } : {}), qty: l.qty,
+      ...(l.channel ? { channel: l.channel } : {}), ...(l.region ? { region: l.region } : {}),
+    })),
     ...(r.ttlSeconds != null ? { ttl: r.ttlSeconds } : {}),
     ...(r.idempotencyKey != null ? { idempotency_key: r.idempotencyKey } : {}),
     actor: r.actor,

@@ -30,7 +30,8 @@ const key = z.string().trim().min(1).max(200);
 const positive = z.number().int().positive().max(2_147_483_647);
 const ttlSeconds = z.number().int().positive().max(366 * 24 * 3600);
 /** A reservation's lines, as reserve, editReservation, confirmLines and releaseLines take them. */
-const lines = z.array(z.object({ sku, warehouse: code.nullish(), qty: positive })).min(1).max(1000);
+const lines = z.array(z.object({ sku, warehouse: code.nullish(), qty: positive, channel: code.nullish(), region: z.string().trim().min(1).max(200).nullish() }))
+  .min(1).max(1000);
 
 /** The most skus one cachedStock call reads. */
 export const MAX_CACHED_SKUS = 1000;
@@ -127,6 +128,10 @@ export function makeSchemaExtensions(deps: ExtensionDeps): GraphileConfig.Plugin
           warehouse: String
           "Units to hold: a positive whole number."
           qty: Int!
+          "The sales channel selling it (1 to 64 characters): a line without a warehouse allocates only among the channel's warehouses, by its strategy (PRIORITY, MOST_STOCK, NEAREST); a warehouse outside the channel is INVALID_ARGUMENT, an unknown channel NOT_FOUND."
+          channel: String
+          "The customer's region, for a NEAREST channel: warehouses in it first (default: the channel's region). Only with a channel."
+          region: String
         }
         type WarehouseAvailability { warehouse: String! available: Int! version: String! }
         type CachedStock {

@@ -28,7 +28,7 @@ test('migrate --json on a blank database, then again', async (t) => {
   const env = cliEnv({ DATABASE_URL: database.url });
   const first = await runCli(['migrate', '--json'], env);
   t.is(first.code, 0, first.stderr);
-  t.deepEqual(JSON.parse(first.stdout), { applied: ['000001_inventory_schema.sql', '000002_jobs.sql', '000003_lean_reserve.sql', '000004_public_catalog.sql', '000005_task_runs.sql', '000006_kits_backorders_edits.sql', '000007_inbound.sql', '000008_transit.sql', '000009_quantity_states.sql'], functionsApplied: true });
+  t.deepEqual(JSON.parse(first.stdout), { applied: ['000001_inventory_schema.sql', '000002_jobs.sql', '000003_lean_reserve.sql', '000004_public_catalog.sql', '000005_task_runs.sql', '000006_kits_backorders_edits.sql', '000007_inbound.sql', '000008_transit.sql', '000009_quantity_states.sql', '000010_channels.sql'], functionsApplied: true });
   const second = await runCli(['migrate', '--json'], env);
   t.deepEqual(JSON.parse(second.stdout), { applied: [], functionsApplied: false });
 });

@@ -38,7 +38,7 @@ function copyOfMigrations(): string {
 test('a fresh database gets every migration, the functions and the grants', async (t) => {
   await withBlankDatabase('fresh', async (url, query) => {
     const result = await migrate(url, log);
-    t.deepEqual(result.applied, ['000001_inventory_schema.sql', '000002_jobs.sql', '000003_lean_reserve.sql', '000004_public_catalog.sql', '000005_task_runs.sql', '000006_kits_backorders_edits.sql', '000007_inbound.sql', '000008_transit.sql', '000009_quantity_states.sql']);
+    t.deepEqual(result.applied, ['000001_inventory_schema.sql', '000002_jobs.sql', '000003_lean_reserve.sql', '000004_public_catalog.sql', '000005_task_runs.sql', '000006_kits_backorders_edits.sql', '000007_inbound.sql', '000008_transit.sql', '000009_quantity_states.sql', '000010_channels.sql']);
     t.true(result.functionsApplied);
     const { rows } = await query(`select count(*)::int as n from pg_proc where pronamespace = 'inventory'::regnamespace and proname = 'reserve'`);
     t.is(rows[0].n, 1);

@@ -18,6 +18,8 @@ const ROLES: Role[] = ['stockroom_public', 'stockroom_reader', 'stockroom_writer
 
 const PUBLIC_FUNCTIONS = [
   'available_to_promise(text,text,timestamp with time zone)',
+  'channel_stock(text[],text)',
+  'channels()',
   'kit_stock(text[])',
   'recently_updated(timestamp with time zone,text,text,integer)',
   'stock(text[])',
@@ -64,6 +66,9 @@ const ADMIN_FUNCTIONS = [
   'define_quantity_state(text,text)',
   'end_preorders()',
   'expire_due(integer)',
+  'set_channel_warehouses(text,jsonb)',
+  'set_warehouse_region(text,text)',
+  'upsert_channel(text,text,text,text)',
   'upsert_warehouse(text,text,text,integer)',
   'verify_counters(boolean)',
 ];
