@@ -31,7 +31,7 @@ begin
       join inventory.products p on p.sku = q.sku and not p.is_kit
     ),
     row_ as (
-      select p.sku, w.code, cw.priority, s.on_hand, greatest(s.on_hand - s.reserved - s.safety_stock, 0) as available
+      select p.sku, w.code, cw.priority, s.on_hand, greatest(s.on_hand - s.reserved - s.safety_stock - s.unavailable, 0) as available
       from product p
       join inventory.stock_levels s on s.product_id = p.id
       join inventory.channel_warehouses cw on cw.channel_id = v_channel_id and cw.warehouse_id = s.warehouse_id
