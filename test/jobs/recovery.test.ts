@@ -191,8 +191,10 @@ test('a running worker\'s unlock_dead_workers task unlocks the sweep of a pool t
 
   await waitUntilDead(db, pool);
   await db.query(`select graphile_worker.add_job('unlock_dead_workers')`);
-  t.is(await waitForMetric(survivor, 'stockroom_dead_workers_unlocked_total', 1), 1);
-  t.truthy(survivor.logs.find((l) => l.task === 'unlock_dead_workers' && l.msg === `unlocked the jobs of dead worker pools ${pool}`));
+  // At least the victim's pool (once in a full run another pool of this test's database was found dead beside it).
+  t.true(await waitForMetric(survivor, 'stockroom_dead_workers_unlocked_total', 1) >= 1);
+  t.truthy(survivor.logs.find((l) => l.task === 'unlock_dead_workers' && typeof l.msg === 'string'
+    && l.msg.startsWith('unlocked the jobs of dead worker pools') && l.msg.includes(pool)));
   t.true(await waitFor(async () => (await strandedJobs(db, pool)).length === 0, 5_000), 'the superseded sweep is completed, not left failed');
   t.deepEqual(await invariantViolations(db), []);
 });
