@@ -8,6 +8,7 @@ import { printJson, printTable } from './output.ts';
 
 interface Row {
   warehouse: string; on_hand: number; reserved: number; safety_stock: number; available: number; version: string; low_stock_threshold: number; last_movement_at: Date;
+  unavailable: number | null;
   backorder_policy: string | null; backordered: number | null; backorder_limit: number | null; preorder_until: Date | null;
 }
 
@@ -30,7 +31,7 @@ export function registerStock(program: Command): void {
           const product = await client.query<{ is_kit: boolean }>('select is_kit from inventory.products where sku = $1', [sku]);
           if (!product.rowCount) throw new NotFoundError('IV004', 'NOT_FOUND', `unknown sku '${sku}': see inventory.products, or create it with inventory.upsert_product`);
           ({ rows } = await client.query<Row>(`
-            select s.warehouse, s.on_hand, s.reserved, s.safety_stock, s.available, s.version::text, l.low_stock_threshold, s.last_movement_at,
+            select s.warehouse, s.on_hand, s.reserved, s.safety_stock, s.available, s.version::text, l.low_stock_threshold, s.last_movement_at, s.unavailable,
                    l.backorder_policy, l.backordered, l.backorder_limit, l.preorder_until
             from inventory.stock(array[$1]) s
             join inventory.products p on p.sku = s.sku
@@ -52,7 +53,7 @@ export function registerStock(program: Command): void {
           const warehouses = rows.map((r, i) => ({
             warehouse: r.warehouse,
             postgres: {
-              onHand: r.on_hand, reserved: r.reserved, safetyStock: r.safety_stock, available: r.available, version: Number(r.version), lowStockThreshold: r.low_stock_threshold, lastMovementAt: r.last_movement_at,
+              onHand: r.on_hand, reserved: r.reserved, safetyStock: r.safety_stock, unavailable: r.unavailable, available: r.available, version: Number(r.version), lowStockThreshold: r.low_stock_threshold, lastMovementAt: r.last_movement_at,
               backorderPolicy: r.backorder_policy, backordered: r.backordered, backorderLimit: r.backorder_limit, preorderUntil: r.preorder_until,
             },
             redis: { available: cached[i]?.warehouseKey ?? null, version: cached[i] ? Number(cached[i]!.version) : null },
@@ -64,8 +65,8 @@ export function registerStock(program: Command): void {
             redis: { total: total === null ? null : Number(total), available: available === null ? null : Number(available), status, lowStock, preorderUntil },
           };
           if (options.json) return printJson({ sku, warehouses, totals });
-          printTable(['warehouse', 'on_hand', 'reserved', 'safety', 'available (pg)', 'available (redis)', 'beyond available', 'version pg / redis', ''],
-            warehouses.map((w) => [w.warehouse, w.postgres.onHand, w.postgres.reserved, w.postgres.safetyStock, w.postgres.available,
+          printTable(['warehouse', 'on_hand', 'reserved', 'safety', 'in states', 'available (pg)', 'available (redis)', 'beyond available', 'version pg / redis', ''],
+            warehouses.map((w) => [w.warehouse, w.postgres.onHand, w.postgres.reserved, w.postgres.safetyStock, w.postgres.unavailable ?? '-', w.postgres.available,
               w.redis.available ?? '(missing)', beyondAvailable(w.postgres), `${w.postgres.version} / ${w.redis.version ?? '-'}`, w.inStep ? 'ok' : 'DIFFERS']));
           process.stdout.write(`total on_hand ${totals.postgres.onHand} (redis ${total ?? 'missing'}), available ${totals.postgres.available} (redis ${available ?? 'missing'}), status ${status ?? 'missing'}${preorderUntil ? ` (preorders until ${preorderUntil})` : ''}\n`);
         } finally {

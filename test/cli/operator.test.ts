@@ -483,6 +483,15 @@ test('stock <sku> --json shows PostgreSQL and Redis side by side; an unknown sku
   const missing = await runJson(t, ['stock', 'A', '--json'], env);
   t.like(missing.json.warehouses[1], { warehouse: 'WH2', redis: { available: null }, inStep: false });
 
+  // Units in a quantity state and a backorder policy: their columns, in JSON and on screen.
+  await db.query(`select inventory.move_stock_state('A', 'WH2', 1, 'dropped', to_state => 'DAMAGED')`);
+  await db.query(`select inventory.set_backorder_policy('A', 'WH2', 'BACKORDER', 3)`);
+  const withStates = await runJson(t, ['stock', 'A', '--json'], env);
+  t.like(withStates.json.warehouses[1], { postgres: { onHand: 5, unavailable: 1, available: 3, backorderPolicy: 'BACKORDER', backordered: 0, backorderLimit: 3 } });
+  const screen = await runCli(['stock', 'A'], env);
+  t.regex(screen.stdout, /in states/);
+  t.regex(screen.stdout, /WH2 .*\b1\b.*backorder, 0\/3 waiting/);
+
   const unknown = await runCli(['stock', 'NOPE', '--json'], env);
   t.is(unknown.code, 1);
   t.true(isOneLineError(unknown.stderr), unknown.stderr);
