@@ -48,6 +48,7 @@ const TYPED: Record<string, string> = {
   RELEASE: 'warehouse.stock.released', EXPIRE: 'warehouse.stock.released',
   TRANSFER_OUT: 'warehouse.stock.transferred', TRANSFER_IN: 'warehouse.stock.transferred',
   BACKORDER: 'warehouse.stock.backordered', FILL: 'warehouse.stock.backorder_filled',
+  STATE_MOVE: 'warehouse.stock.state_changed',
 };
 const ALL_KINDS = Object.keys(TYPED);
 
@@ -83,13 +84,17 @@ interface MovementRow {
   id: string; kind: string; sku: string; code: string; on_hand_delta: number; reserved_delta: number;
   on_hand_after: number; reserved_after: number; reason: string | null; reference: string | null;
   reservation_id: string | null; actor: string; occurred_at: Date; safety_stock: number;
+  /** The quantity state the movement changed and by how much, and the row's units in states after it (the ledger's running Σ). */
+  state: string | null; state_delta: number; unavailable_after: number;
 }
 
 async function movementRows(db: Queryable, after: number): Promise<MovementRow[]> {
   const { rows } = await db.query<MovementRow>(`
     select m.id::text, m.kind, p.sku, w.code, m.on_hand_delta, m.reserved_delta, m.on_hand_after, m.reserved_after,
-           m.reason, m.reference, m.reservation_id, m.actor, m.occurred_at, s.safety_stock
-    from inventory.movements m
+           m.reason, m.reference, m.reservation_id, m.actor, m.occurred_at, s.safety_stock, m.state, m.state_delta,
+           m.unavailable_after::int
+    from (select *, sum(state_delta) over (partition by product_id, warehouse_id order by id) as unavailable_after
+          from inventory.movements) m
     join inventory.products p on p.id = m.product_id
     join inventory.warehouses w on w.id = m.warehouse_id
     join inventory.stock_levels s on s.product_id = m.product_id and s.warehouse_id = m.warehouse_id
@@ -97,7 +102,7 @@ async function movementRows(db: Queryable, after: number): Promise<MovementRow[]
   return rows;
 }
 
-const available = (onHand: number, reserved: number, safety: number) => Math.max(onHand - reserved - safety, 0);
+const available = (onHand: number, reserved: number, safety: number, unavailable = 0) => Math.max(onHand - reserved - safety - unavailable, 0);
 
 /**
  * Checks every stream entry of a movement against the ledger, as SPEC.md
@@ -134,8 +139,8 @@ function entryProblems(entries: StreamEntry[], movements: MovementRow[]): string
       const d = ce.data;
       const expected = {
         movement_id: Number(mid), sku: m.sku, warehouse: m.code,
-        available: available(m.on_hand_after, m.reserved_after, m.safety_stock),
-        previous_available: available(m.on_hand_after - m.on_hand_delta, m.reserved_after - m.reserved_delta, m.safety_stock),
+        available: available(m.on_hand_after, m.reserved_after, m.safety_stock, m.unavailable_after),
+        previous_available: available(m.on_hand_after - m.on_hand_delta, m.reserved_after - m.reserved_delta, m.safety_stock, m.unavailable_after - m.state_delta),
       };
       for (const [field, value] of Object.entries(expected)) {
         if (d[field] !== value) push(`${where}: data.${field} ${JSON.stringify(d[field])}, expected ${JSON.stringify(value)}`);
@@ -151,8 +156,9 @@ function entryProblems(entries: StreamEntry[], movements: MovementRow[]): string
     const expected = {
       movement_id: Number(mid), sku: m.sku, warehouse: m.code, kind: m.kind, reason: m.reason, reference: m.reference,
       reservation_id: m.reservation_id,
-      old: { on_hand: oldOnHand, reserved: oldReserved, available: available(oldOnHand, oldReserved, m.safety_stock) },
-      new: { on_hand: m.on_hand_after, reserved: m.reserved_after, available: available(m.on_hand_after, m.reserved_after, m.safety_stock) },
+      old: { on_hand: oldOnHand, reserved: oldReserved, available: available(oldOnHand, oldReserved, m.safety_stock, m.unavailable_after - m.state_delta) },
+      new: { on_hand: m.on_hand_after, reserved: m.reserved_after, available: available(m.on_hand_after, m.reserved_after, m.safety_stock, m.unavailable_after) },
+      state: m.state_delta !== 0 ? { name: m.state, delta: m.state_delta } : undefined,
     };
     for (const [field, value] of Object.entries(expected)) {
       if (JSON.stringify(ce.data[field]) !== JSON.stringify(value)) {
@@ -247,6 +253,12 @@ async function traffic(pool: pg.Pool, seed: number, ops: number, skus: string[],
           const from = pick(warehouses);
           const to = pick(warehouses.filter((w) => w !== from));
           await client.query(`select * from inventory.transfer($1, $2, $3, $4, 'rebalance')`, [pick(skus), from, to, int(1, 3)]);
+        } else if (r < 0.92) {
+          op = 'state';
+          // Units into DAMAGED, or back: IV002 when the row has nothing to move.
+          const [from, to] = rand() < 0.5 ? [null, 'DAMAGED'] : ['DAMAGED', null];
+          await client.query(`select inventory.move_stock_state($1, $2, $3, 'inspection', from_state => $4, to_state => $5)`,
+            [pick(skus), pick(warehouses), int(1, 2), from, to]);
         } else if (r < 0.95) {
           op = 'set_policy';
           // Thresholds only: each row's safety_stock stays as set up, so event data can be checked exactly.
