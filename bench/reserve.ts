@@ -87,6 +87,10 @@ try {
       end loop;
     end
     $$`);
+  // A channel selling from half the warehouses, for the channel scenario.
+  await setup!.query(`select inventory.upsert_channel('BENCH-WEB', 'Bench web shop', 'PRIORITY')`);
+  await setup!.query(`select inventory.set_channel_warehouses('BENCH-WEB',
+    (select jsonb_agg(jsonb_build_object('warehouse', code) order by code) from (select code from inventory.warehouses order by code limit 10) w))`);
   await setup!.query('create extension pg_stat_statements');
   await setup!.query('vacuum analyze');
   const { rows } = await setup!.query<{ product_id: string; warehouse_id: string; sku: string; code: string }>(`
@@ -153,6 +157,14 @@ try {
     name: 'reserve', reservationsPerCall: 1,
     op: (client) => client.query({ name: 'reserve-basket', text: 'select id from inventory.reserve($1, $2::jsonb)', values: [orderRef(), JSON.stringify(basket().map(line))] }),
   };
+  // A line without a warehouse (allocated), plain and through a channel of half the warehouses.
+  const openLine = (channel: boolean): Variant => ({
+    name: channel ? 'open line, channel' : 'open line', reservationsPerCall: 1,
+    op: (client) => client.query({
+      name: channel ? 'reserve-open-channel' : 'reserve-open', text: 'select id from inventory.reserve($1, $2::jsonb)',
+      values: [orderRef(), JSON.stringify([{ sku: randomRow().sku, qty: 1, ...(channel ? { channel: 'BENCH-WEB' } : {}) }])],
+    }),
+  });
   const hot = () => hotRow;
   const codes = [...new Set(stockRows.map((r) => r.code))];
   const reserveKit: Variant = {
@@ -169,6 +181,7 @@ try {
     { name: 'uniform, reserve_many', clients: 32, variants: [baseline(randomRow), reserveMany(randomRow)] },
     { name: 'uniform, 5-line basket', clients: 32, variants: [baselineBasket, reserveBasket] },
     { name: 'uniform, kit of 5 vs 5-line basket', clients: 32, variants: [reserveBasket, reserveKit] },
+    { name: 'uniform, open line vs through a channel', clients: 32, variants: [openLine(false), openLine(true)] },
     { name: 'hot row, 1 line', clients: 8, variants: [baseline(hot), reserve(hot), noQueue(hot), reference(hot)] },
     { name: 'hot row, 1 line', clients: 64, variants: [baseline(hot), reserve(hot), noQueue(hot), reference(hot)] },
     { name: 'hot row, reserve_many', clients: 8, variants: [reserveMany(hot)] },
