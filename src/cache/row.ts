@@ -78,7 +78,8 @@ export function sellBeyond(row: Pick<StockRow, 'backorderPolicy' | 'backorderLim
   if (row.backorderPolicy === 'DENY') return { room: 0, preorderUntil: 0 };
   const room = Math.max(row.backorderLimit - row.backordered, 0);
   if (row.backorderPolicy === 'BACKORDER' || row.preorderUntil === null) return { room, preorderUntil: 0 };
-  return { room, preorderUntil: Math.floor(row.preorderUntil.getTime() / 1000) };
+  // At least 1: the entry holds digits only, and 0 means "no preorder" (a date before 1970, set by hand, is long past anyway).
+  return { room, preorderUntil: Math.max(Math.floor(row.preorderUntil.getTime() / 1000), 1) };
 }
 
 export function rowState(row: StockRow): RowState {
