@@ -159,7 +159,7 @@ test('the README runs as written: every shell, SQL and curl block in order again
           t.regex(run.stdout, /PUZZLE\s*\|\s*\|\s*10\s*\|\s*0\s*\|\s*5\s*\|\s*15\s*$/m, 'after the short receipt: 10 at WH1, 5 due at WH2');
         }
         else if (/Quantity states/.test(block.heading)) {
-          t.regex(run.stdout, /KETTLE\s*\|\s*WH1\s*\|\s*9\s*\|\s*9\s*\|\s*0\s*$/m, 'after the moves and the scrapping: 9 on hand, all available');
+          t.regex(run.stdout, /TOASTER\s*\|\s*WH1\s*\|\s*9\s*\|\s*9\s*\|\s*0\s*$/m, 'after the moves and the scrapping: 9 on hand, all available');
         }
         else t.fail(`no check for the SQL of "${block.heading}"`);
         ran++;

@@ -3,8 +3,11 @@
 -- warehouses, in the channel's order (priority, then code), after a total
 -- row (warehouse and priority null) with the sums over them. A known sku
 -- without stock in the channel's warehouses has its total row, of zeros.
--- Kits and unknown skus have no rows (as in stock()). An unknown channel is
--- IV004.
+-- A kit has the kit rule's rows (inventory._kit_rows) in the channel's
+-- warehouses, and a total row by the same rule over the channel's
+-- warehouses only: min over components of floor(Σ available there / qty), as
+-- a kit line through the channel allocates its components among them.
+-- Unknown skus have no rows (as in stock()). An unknown channel is IV004.
 create or replace function inventory.channel_stock(skus text[], channel text)
 returns table (sku text, warehouse text, priority integer, on_hand integer, available integer)
 language plpgsql stable security definer
@@ -36,6 +39,31 @@ begin
       join inventory.stock_levels s on s.product_id = p.id
       join inventory.channel_warehouses cw on cw.channel_id = v_channel_id and cw.warehouse_id = s.warehouse_id
       join inventory.warehouses w on w.id = s.warehouse_id
+    ),
+    kit as (
+      select p.id, p.sku
+      from (select distinct q.sku from unnest(channel_stock.skus) q(sku)) q
+      join inventory.products p on p.sku = q.sku and p.is_kit
+    ),
+    kit_row as (
+      select k.sku, w.code, cw.priority, r.on_hand, r.available
+      from kit k
+      cross join lateral inventory._kit_rows(array[k.id]) r
+      join inventory.channel_warehouses cw on cw.channel_id = v_channel_id and cw.warehouse_id = r.warehouse_id
+      join inventory.warehouses w on w.id = r.warehouse_id
+    ),
+    -- Each component's sums over the channel's warehouses, then the kit rule over them.
+    kit_total as (
+      select k.sku, min(coalesce(t.on_hand, 0) / c.qty)::integer as on_hand, min(coalesce(t.available, 0) / c.qty)::integer as available
+      from kit k
+      join inventory.kit_components c on c.kit_id = k.id
+      left join lateral (
+        select sum(s.on_hand) as on_hand, sum(greatest(s.on_hand - s.reserved - s.safety_stock - s.unavailable, 0)) as available
+        from inventory.stock_levels s
+        join inventory.channel_warehouses cw on cw.channel_id = v_channel_id and cw.warehouse_id = s.warehouse_id
+        where s.product_id = c.component_id
+      ) t on true
+      group by k.sku
     )
     select x.sku, x.code, x.priority, x.on_hand, x.available
     from (
@@ -45,6 +73,10 @@ begin
       from product p
       union all
       select r.sku, r.code, r.priority, r.on_hand, r.available from row_ r
+      union all
+      select k.sku, null, null, k.on_hand, k.available from kit_total k
+      union all
+      select r.sku, r.code, r.priority, r.on_hand, r.available from kit_row r
     ) x
     order by x.sku, x.priority nulls first, x.code;
 end

@@ -265,6 +265,24 @@ test('channel_stock sums what a channel can sell, per warehouse in its order; an
   await rejectsWithCode(t, db.query(`select * from inventory.channel_stock(array['A'], 'nope')`), 'IV004');
 });
 
+test('channel_stock of a kit: the kit rule per warehouse in the channel, and in total over the channel\'s warehouses only', async (t) => {
+  const { db } = t.context;
+  // LENS in WH1 and WH2, CAP in WH2 and WH3: the kit (1 LENS + 2 CAP) has 2 in WH2 alone, more across warehouses.
+  await setupCatalog(db, { LENS: { WH1: 6, WH2: 2, WH3: 0 }, CAP: { WH2: 4, WH3: 10 }, KIT: {} });
+  await db.query(`select inventory.set_kit('KIT', '[{"sku": "LENS", "qty": 1}, {"sku": "CAP", "qty": 2}]')`);
+  await channel(db, 'web', 'PRIORITY', [{ warehouse: 'WH2', priority: 1 }, { warehouse: 'WH1', priority: 2 }]);
+  const { rows } = await db.query(`select * from inventory.channel_stock(array['KIT'], 'web')`);
+  t.deepEqual(rows, [
+    // LENS 6 + 2 = 8, CAP 4 (WH3 is not the channel's): min(8 / 1, 4 / 2) = 2
+    { sku: 'KIT', warehouse: null, priority: null, on_hand: 2, available: 2 },
+    { sku: 'KIT', warehouse: 'WH2', priority: 1, on_hand: 2, available: 2 },
+    { sku: 'KIT', warehouse: 'WH1', priority: 2, on_hand: 0, available: 0 },
+  ]);
+  // What the channel says can be sold, a kit line through it can take; one more is short.
+  await reserve(db, 'k', [{ sku: 'KIT', qty: 2, channel: 'web' }]);
+  await rejectsWithCode(t, reserve(db, 'k2', [{ sku: 'KIT', qty: 1, channel: 'web' }]), 'IV001');
+});
+
 test('edit_reservation and confirm_lines take a channel only on lines naming their warehouse', async (t) => {
   const { db } = t.context;
   await setupCatalog(db, { A: { WH1: 5 } });
