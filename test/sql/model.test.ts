@@ -10,7 +10,7 @@
 // and — when no due reservation makes SKIP LOCKED expiry legitimately
 // nondeterministic — the result must equal the model run in SOME serial order
 // of the batch. After every step or batch, the ledger invariants hold.
-import test from 'ava';
+import test, { type ExecutionContext } from 'ava';
 import fc from 'fast-check';
 import type pg from 'pg';
 import { cacheKeys } from '../../src/cache/keys.ts';
@@ -602,10 +602,11 @@ const kitCase = fc.record({
   }), { minLength: 1, maxLength: 3 }),
 });
 
-test('the kit rule of the cache (TypeScript and Lua) gives what inventory._kit_rows and kit_stock give', async (t) => {
-  const db = await openTestDatabase('kit_rule');
+/** A database with the KIT_WAREHOUSES and a cache writer of its own prefix, both gone when the test ends. */
+async function cacheRuleFixture(t: ExecutionContext, label: string) {
+  const db = await openTestDatabase(label);
   const redis = testRedis();
-  const names = uniqueNames('kit_rule');
+  const names = uniqueNames(label);
   const writer = new CacheWriter(redis, cacheKeys(names.prefix), { name: names.stream, maxLength: 100 });
   t.teardown(async () => {
     const doomed = await redis.keys(`${names.prefix}*`);
@@ -614,6 +615,11 @@ test('the kit rule of the cache (TypeScript and Lua) gives what inventory._kit_r
     await db.close();
   });
   for (const code of KIT_WAREHOUSES) await db.query(`select inventory.upsert_warehouse($1, $1, null, 10)`, [code]);
+  return { db, redis, writer };
+}
+
+test('the kit rule of the cache (TypeScript and Lua) gives what inventory._kit_rows and kit_stock give', async (t) => {
+  const { db, redis, writer } = await cacheRuleFixture(t, 'kit_rule');
   let run = 0;
   let checked = 0;
   await fc.assert(fc.asyncProperty(kitCase, async ({ threshold, components }) => {
@@ -704,17 +710,7 @@ const STATUS_EXAMPLES: Array<[StatusCase]> = [
 ];
 
 test('the catalog status and preorder date (TypeScript, Lua recomputing, Lua moved by the stream) are what rows with backorder policies make of them', async (t) => {
-  const db = await openTestDatabase('status_rule');
-  const redis = testRedis();
-  const names = uniqueNames('status_rule');
-  const writer = new CacheWriter(redis, cacheKeys(names.prefix), { name: names.stream, maxLength: 100 });
-  t.teardown(async () => {
-    const doomed = await redis.keys(`${names.prefix}*`);
-    if (doomed.length) await redis.del(...doomed);
-    redis.disconnect();
-    await db.close();
-  });
-  for (const code of KIT_WAREHOUSES) await db.query(`select inventory.upsert_warehouse($1, $1, null, 10)`, [code]);
+  const { db, redis, writer } = await cacheRuleFixture(t, 'status_rule');
   type PolicyRow = typeof policyRow extends fc.Arbitrary<infer T> ? T : never;
   const write = async (sku: string, rows: ReadonlyArray<PolicyRow | undefined>, version: number) => {
     for (const [w, row] of rows.entries()) {
