@@ -38,6 +38,11 @@ export function partitionOfSql(column: string, count: number): string {
   return `((get_byte(uuid_send(${column}), 14) * 256 + get_byte(uuid_send(${column}), 15)) % ${count})`;
 }
 
+/** Whether a product id (uuid text) is in `partition`: partitionOfSql computed here, from the uuid's last two bytes. */
+export function inPartition(productId: string, partition: Partition): boolean {
+  return Number.parseInt(productId.slice(-4), 16) % partition.count === partition.index - 1;
+}
+
 /** SQL condition: the product id in `column` belongs to `partition`. */
 export function inPartitionSql(column: string, partition: Partition): string {
   return `${partitionOfSql(column, partition.count)} = ${partition.index - 1}`;

@@ -47,6 +47,8 @@ const SERVES = /^npx stockroom start\b/;
 const SHOWS: Array<[RegExp, RegExp]> = [
   [/^npx stockroom migrate --json$/, /"applied"|"pending"|\[/],
   [/GET catalog:stock:SKU-1:available$/, /^\d+\s*$/],
+  [/HGET catalog:stock:KETTLE:channels web$/, /^3\s*$/],
+  [/HGETALL catalog:stock:KETTLE:channels$/, /^web\s+3\s*$/m],
   [/XREAD COUNT 10 STREAMS stock-events 0$/, /warehouse\.stock\.updated/],
   [/^npx stockroom slot$/, /\bok\b/],
   [/^npx stockroom slot --json/, /"status"/],

@@ -34,8 +34,9 @@ import { slotTag } from './slots.ts';
  * an earlier layout rebuilds it in place on start (README, "Upgrading").
  * 2: rows entries and sums with backorder room, preorder date and units in
  * quantity states, and the preorder_until and unavailable keys.
+ * 3: the channels hash (availability per sales channel, channels.ts).
  */
-export const CACHE_LAYOUT = 2;
+export const CACHE_LAYOUT = 3;
 
 /** The source marker of a cache of this source (system identifier/database/slot) in today's layout. */
 export function sourceMarker(identity: string): string {
@@ -67,13 +68,15 @@ export interface CacheKeys {
   preorderUntil(sku: string): string;
   /** Σ on-hand units in quantity states (damaged, quality control…): on hand, not available (row.ts, SkuTotals.unavailable). */
   unavailable(sku: string): string;
+  /** Hash channel code → units available through that channel (channels.ts); absent while no writer knew the channels. */
+  channels(sku: string): string;
   /** Hash code → "version:on_hand:reserved:available:low_stock_threshold:room:preorder_until" (row.ts), the version guard and the source of the totals. */
   rows(sku: string): string;
   /** The sums the sku's keys were last written from (row.ts, SkuSums). */
   sums(sku: string): string;
   /** A kit's bookkeeping: "definition version:Σ component row versions" its keys were last computed from (row.ts, KitState.mark). */
   kit(sku: string): string;
-  /** One sku's keys in the order the scripts take them: rows, total, available, status, low_stock, product, sums, preorder_until, unavailable. */
+  /** One sku's keys in the order the scripts take them: rows, total, available, status, low_stock, product, sums, preorder_until, unavailable, channels. */
   skuKeys(sku: string): string[];
   /** A kit's keys in the order the scripts take them: skuKeys, then kit. */
   kitKeys(sku: string): string[];
@@ -81,6 +84,8 @@ export interface CacheKeys {
   position: string;
   /** Token of the last batch the consumer applied whole: the batch sent behind it checks it (scripts.ts, APPLY). */
   applyChain: string;
+  /** The channels (channels.ts, channelsArgument) every channels hash of the consumer's skus was last rewritten with. */
+  channelsWritten: string;
   /** Which database and slot this cache mirrors (system identifier, database, slot). */
   source: string;
   /** Hash of the rebuilds under way (token → start time); a token gone means Redis lost its data meanwhile. */
@@ -125,12 +130,14 @@ export function cacheKeys(prefix: string, options: { cluster?: { stream: string 
     sums: (sku) => `${stock(sku)}:sums`,
     preorderUntil: (sku) => `${stock(sku)}:preorder_until`,
     unavailable: (sku) => `${stock(sku)}:unavailable`,
+    channels: (sku) => `${stock(sku)}:channels`,
     kit: (sku) => `${stock(sku)}:kit`,
-    skuKeys: (sku) => [keys.rows(sku), keys.total(sku), keys.available(sku), keys.status(sku), keys.lowStock(sku), keys.product(sku), keys.sums(sku), keys.preorderUntil(sku), keys.unavailable(sku)],
+    skuKeys: (sku) => [keys.rows(sku), keys.total(sku), keys.available(sku), keys.status(sku), keys.lowStock(sku), keys.product(sku), keys.sums(sku), keys.preorderUntil(sku), keys.unavailable(sku), keys.channels(sku)],
     kitKeys: (sku) => [...keys.skuKeys(sku), keys.kit(sku)],
     position: `${meta}position`,
     applyChain: `${meta}apply_chain`,
     source: `${meta}source`,
+    channelsWritten: `${meta}channels`,
     streamOffset: `${meta}stream_offset`,
     rebuilds: `${meta}rebuilds`,
     slotCreated: `${meta}slot_created`,

@@ -5,9 +5,10 @@
 // never be older than the component rows beside it. Their definitions come
 // from PostgreSQL; one the cache refuses as older than the one it last used
 // (the stream applied a later set_kit) is read again, as PostgreSQL has it
-// now, and the kit recomputed with that.
+// now, and the kit recomputed with that. The channels hashes are written with
+// the channels PostgreSQL has now (channels.ts).
 import type pg from 'pg';
-import { loadKitDefinitions } from './loader.ts';
+import { loadChannels, loadKitDefinitions } from './loader.ts';
 import type { KitDefinition, RowState } from './row.ts';
 import type { CacheWriter } from './writer.ts';
 
@@ -21,6 +22,7 @@ type Queryable = Pick<pg.ClientBase, 'query'>;
  */
 export async function writeWithKits(db: Queryable, writer: CacheWriter, rows: readonly RowState[], kits: readonly KitDefinition[]): Promise<string[]> {
   if (rows.length === 0 && kits.length === 0) return [];
+  writer.useChannels(await loadChannels(db));
   const { kitsRefused } = await writer.apply(rows, [], undefined, undefined, { kits, forceKits: true });
   if (kitsRefused.length === 0) return [];
   return writer.recomputeKits(await loadKitDefinitions(db, { kits: kitsRefused }), { force: true });

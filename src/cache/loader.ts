@@ -6,6 +6,7 @@
 // product holding stock) are never cache rows: its keys are its kit's.
 import type pg from 'pg';
 import { inPartitionSql, type Partition } from '../partition.ts';
+import type { ChannelList } from './channels.ts';
 import { kitMark, kitRow, kitTotals, rowState, type BackorderPolicy, type KitDefinition, type KitState, type RowState } from './row.ts';
 
 type Queryable = Pick<pg.ClientBase, 'query'>;
@@ -171,5 +172,35 @@ export async function loadKitStock(db: Queryable, skus: readonly string[]): Prom
       entry!.state.rows.set(r.warehouse, kitRow(r.version, r.on_hand, r.available));
     }
   }
+  return result;
+}
+
+/** Every sales channel with the codes of the warehouses it sells from (channels.ts), as PostgreSQL has them now. */
+export async function loadChannels(db: Queryable): Promise<ChannelList> {
+  const { rows } = await db.query<{ code: string; warehouses: string[] }>(`
+    select c.code, coalesce(array_agg(w.code order by w.code collate "C") filter (where w.code is not null), '{}') as warehouses
+    from inventory.channels c
+    left join inventory.channel_warehouses cw on cw.channel_id = c.id
+    left join inventory.warehouses w on w.id = cw.warehouse_id
+    group by c.code
+    order by c.code collate "C"`);
+  return rows.map((r) => ({ code: r.code, warehouses: r.warehouses }));
+}
+
+/**
+ * Availability per channel as PostgreSQL computes it (the total row of
+ * inventory.channel_stock, kits by the kit rule): sku → channel code → units.
+ * Verify compares the channels hashes of kits with this; cachedStock answers
+ * with it when it answers from PostgreSQL.
+ */
+export async function loadChannelStock(db: Queryable, skus: readonly string[], channels: ChannelList): Promise<Map<string, Map<string, number>>> {
+  const result = new Map(skus.map((sku) => [sku, new Map<string, number>()]));
+  if (skus.length === 0 || channels.length === 0) return result;
+  const { rows } = await db.query<{ sku: string; channel: string; available: number }>(`
+    select s.sku, c.code as channel, s.available
+    from unnest($2::text[]) c(code)
+    cross join lateral inventory.channel_stock($1::text[], c.code) s
+    where s.warehouse is null`, [skus, channels.map((c) => c.code)]);
+  for (const r of rows) result.get(r.sku)?.set(r.channel, r.available);
   return result;
 }

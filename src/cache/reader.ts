@@ -51,7 +51,7 @@ export class CacheReader {
     return values;
   }
 
-  /** Runs READ_ROWS over rows hashes: one call on one Redis, one per slot in a cluster; the joined replies in order. */
+  /** Runs READ_ROWS over hashes (rows, channels): one call on one Redis, one per slot in a cluster; the joined replies in order. */
   private async readRows(keys: readonly string[]): Promise<string[]> {
     if (!isCluster(this.redis)) return (await runScript(this.redis, READ_ROWS, keys, [])) as string[];
     const joined: string[] = new Array(keys.length);
@@ -64,12 +64,12 @@ export class CacheReader {
 
   /** Whole rows hashes as Redis holds them (field → raw entry; {} when missing), for comparisons that report what is there. */
   async rawRowsHashes(skus: readonly string[]): Promise<Array<Record<string, string>>> {
-    return (await this.readRows(skus.map((sku) => this.keys.rows(sku)))).map((joined) => {
-      const parts = joined === '' ? [] : joined.split('\0');
-      const fields: Record<string, string> = {};
-      for (let i = 0; i + 1 < parts.length; i += 2) fields[parts[i]!] = parts[i + 1]!;
-      return fields;
-    });
+    return (await this.readRows(skus.map((sku) => this.keys.rows(sku)))).map(fieldsOf);
+  }
+
+  /** Channels hashes as Redis holds them (channel code → units as text; {} when missing). */
+  async rawChannelsHashes(skus: readonly string[]): Promise<Array<Record<string, string>>> {
+    return (await this.readRows(skus.map((sku) => this.keys.channels(sku)))).map(fieldsOf);
   }
 
   /** The per-sku keys of many skus in one MGET (per slot in a cluster): one atomic snapshot of each sku (APPLY writes them together). */
@@ -132,4 +132,12 @@ export class CacheReader {
       return row && { ...row, warehouseKey: typeof key === 'string' ? Number(key) : undefined };
     });
   }
+}
+
+/** A hash as READ_ROWS joins it ("field\0value\0…"), as an object. */
+function fieldsOf(joined: string): Record<string, string> {
+  const parts = joined === '' ? [] : joined.split('\0');
+  const fields: Record<string, string> = {};
+  for (let i = 0; i + 1 < parts.length; i += 2) fields[parts[i]!] = parts[i + 1]!;
+  return fields;
 }

@@ -19,7 +19,7 @@ import pg from 'pg';
 import type { Partition } from '../partition.ts';
 import type { Lsn } from './lsn.ts';
 import { writeWithKits } from './kits.ts';
-import { countRows, loadKitDefinitions, loadProductPage } from './loader.ts';
+import { countRows, loadChannels, loadKitDefinitions, loadProductPage } from './loader.ts';
 import type { CacheWriter } from './writer.ts';
 
 export interface RebuildOptions {
@@ -70,6 +70,8 @@ async function writeEveryRow(options: RebuildOptions): Promise<RebuildResult> {
     await client.query('begin isolation level repeatable read read only');
     if (options.snapshotName) await client.query(`set transaction snapshot ${pg.escapeLiteral(options.snapshotName)}`);
     const total = await countRows(client, undefined, options.partition);
+    // The channels as of the snapshot: the stream applies their later changes.
+    options.writer.useChannels(await loadChannels(client));
     options.onProgress?.(0, total);
     let after = '';
     let writing: Promise<void> = Promise.resolve();

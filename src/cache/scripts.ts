@@ -4,11 +4,18 @@
 // a call by its keys) then knows what the script touches. The encoding of a
 // rows-hash entry and the status rule come from row.ts.
 import type { Redis } from './redis.ts';
+import { LUA_CHANNEL_FUNCTIONS } from './channels.ts';
 import { ENTRY_FIELDS, LUA_KIT_FUNCTIONS, LUA_ROW_FUNCTIONS } from './row.ts';
 
 export interface Script { name: string; lua: string }
 
 /**
+ * Every script that writes a sku's keys (APPLY, APPLY_SLOT, KIT_WRITE,
+ * REPLACE_AHEAD, CHANNELS_WRITE) takes the sales channels as its last
+ * argument (channels.ts, channelsArgument): with them it rewrites the
+ * channels hash of each sku whose keys it writes, without them ('') it
+ * leaves those hashes as they are.
+ *
  * Runs a script by its hash, loading it when Redis does not have it yet (new,
  * restarted, flushed): ioredis's defineCommand does that (EVALSHA, then EVAL
  * on NOSCRIPT).
@@ -22,7 +29,8 @@ export function runScript(redis: Redis, script: Script, keys: readonly string[],
 
 /**
  * Lua for one sku's keys, given as a table in keys.ts's skuKeys order (rows,
- * total, available, status, low_stock, product, sums, preorder_until, unavailable):
+ * total, available, status, low_stock, product, sums, preorder_until, unavailable,
+ * channels):
  * - recomputeSku reads every entry of the sku's rows hash and writes what
  *   SPEC.md defines (total, available, status, low_stock), the preorder_until
  *   key and the sums key (row.ts, SkuSums), and deletes the product key;
@@ -35,7 +43,7 @@ export function runScript(redis: Redis, script: Script, keys: readonly string[],
  *   sum). A rows hash edited by hand is caught by incremental sync, which
  *   compares the sums key with the hash and repairs through recomputeSku.
  */
-const LUA_SKU_KEYS = `${LUA_ROW_FUNCTIONS}
+const LUA_SKU_KEYS = `${LUA_ROW_FUNCTIONS}${LUA_CHANNEL_FUNCTIONS}
 -- s: { on_hand, available, threshold, backorder room, preorder room, preorder date, unavailable } (row.ts, SkuSums).
 local function writeSku(k, s, writeDate)
   local state = statusOf(s[2], s[3], s[4], s[5])
@@ -45,6 +53,7 @@ local function writeSku(k, s, writeDate)
     if s[6] > 0 then redis.call('SET', k[8], isoDate(s[6])) else redis.call('DEL', k[8]) end
   end
   redis.call('DEL', k[6])
+  if CHANNELS then writeChannels(k[10], skuChannels(k[1])) end
 end
 local function recomputeSku(k)
   local s = { 0, 0, 0, 0, 0, 0, 0 }
@@ -74,7 +83,7 @@ local function shiftSku(k, d)
   writeSku(k, s, false)
 end
 -- One sku's keys from KEYS: the SKU_KEYS of them from KEYS[first].
-local SKU_KEYS = 9
+local SKU_KEYS = 10
 local function skuKeysAt(first)
   local k = {}
   for n = 1, SKU_KEYS do k[n] = KEYS[first + n - 1] end
@@ -84,10 +93,10 @@ end
 
 /**
  * Lua for a kit's keys (keys.ts kitKeys order: rows, total, available,
- * status, low_stock, product, sums, preorder_until, unavailable, kit), from the kit rule of row.ts:
+ * status, low_stock, product, sums, preorder_until, unavailable, channels, kit), from the kit rule of row.ts:
  * - writeKit(kitBase, codeKeys, definitionVersion, force, anySum, threshold,
- *   codes, entries, availables, total, available, versionSum) writes a kit
- *   computed from its components (KEYS[kitBase + 1…10] are its keys, codeKeys
+ *   codes, entries, availables, total, available, versionSum, channelValues) writes a kit
+ *   computed from its components (KEYS[kitBase + 1…11] are its keys, codeKeys
  *   maps a warehouse code to the kit's warehouse key). Refused (returns 0)
  *   when the kit key says it was computed with a newer definition, or, unless
  *   anySum, from newer component rows (a larger Σ versions: the guard of a
@@ -95,10 +104,10 @@ end
  *   kit's rows hash (entries of warehouses no longer there are deleted, with
  *   their keys), writes what changed (force: everything, which repairs keys
  *   edited by hand), deletes the product key when any public key changed, and
- *   returns 1. When a warehouse it would touch has no key given, it writes
+ *   returns 1; channelValues (nil: leave it) replace its channels hash. When a warehouse it would touch has no key given, it writes
  *   nothing and returns those codes (the caller retries with them).
  * - recomputeKit(kitBase, codes, force, a) reads the components' rows hashes
- *   (KEYS after the kit's 10) and writes the kit from them, atomically: ARGV
+ *   (KEYS after the kit's 11) and writes the kit from them, atomically: ARGV
  *   from a: definition version, threshold, component count n, n qtys; the
  *   warehouse keys of `codes` follow the components' keys. Returns writeKit's
  *   result and the next ARGV and KEYS indexes.
@@ -113,9 +122,9 @@ local function callInPieces(command, key, list)
     if key then redis.call(command, key, unpack(piece)) else redis.call(command, unpack(piece)) end
   end
 end
-local function writeKit(kitBase, codeKeys, definitionVersion, force, anySum, threshold, codes, entries, availables, total, available, versionSum)
+local function writeKit(kitBase, codeKeys, definitionVersion, force, anySum, threshold, codes, entries, availables, total, available, versionSum, channelValues)
   local function K(n) return KEYS[kitBase + n] end
-  local stored = redis.call('MGET', K(10), K(7))
+  local stored = redis.call('MGET', K(11), K(7))
   local mark, sums = stored[1], stored[2]
   if mark then
     local storedDefinition, storedSum = string.match(mark, '^(%d+):(%d+)$')
@@ -171,8 +180,9 @@ local function writeKit(kitBase, codeKeys, definitionVersion, force, anySum, thr
     mset[#mset + 1], mset[#mset + 2] = K(9), 0
     redis.call('DEL', K(6), K(8))
   end
-  mset[#mset + 1], mset[#mset + 2] = K(10), string.format('%.0f:%.0f', definitionVersion, versionSum)
+  mset[#mset + 1], mset[#mset + 2] = K(11), string.format('%.0f:%.0f', definitionVersion, versionSum)
   callInPieces('MSET', nil, mset)
+  if channelValues then writeChannels(K(10), channelValues) end
   return 1
 end
 local function recomputeKit(kitBase, codes, force, a)
@@ -180,14 +190,15 @@ local function recomputeKit(kitBase, codes, force, a)
   local qtys, components = {}, {}
   for c = 1, n do
     qtys[c] = tonumber(ARGV[a + 2 + c])
-    components[c] = componentOf(KEYS[kitBase + 10 + c])
+    components[c] = componentOf(KEYS[kitBase + 11 + c])
   end
   local codeKeys = {}
-  for i, code in ipairs(codes) do codeKeys[code] = KEYS[kitBase + 10 + n + i] end
+  for i, code in ipairs(codes) do codeKeys[code] = KEYS[kitBase + 11 + n + i] end
   local kitCodes, entries, availables, total, available, versionSum = kitOf(components, qtys)
+  local channelValues = CHANNELS and kitChannels(components, qtys)
   -- Read here, atomically, at their newest: no Σ guard (after a repair lowered a version, it would refuse every recompute).
-  local result = writeKit(kitBase, codeKeys, definitionVersion, force, true, threshold, kitCodes, entries, availables, total, available, versionSum)
-  return result, a + 3 + n, kitBase + 10 + n + #codes
+  local result = writeKit(kitBase, codeKeys, definitionVersion, force, true, threshold, kitCodes, entries, availables, total, available, versionSum, channelValues)
+  return result, a + 3 + n, kitBase + 11 + n + #codes
 end
 `;
 
@@ -316,7 +327,8 @@ end
  * ('' to record none), '1' to shift sums ('' to recompute); per row: sku index (1-based), warehouse code,
  * version, encoded entry (row.ts); kit count, '1' to force kits ('' not), code count,
  * the codes; per kit: definition version, threshold, component count, the
- * qtys; event count; per event: stream id, type, CloudEvents id, subject, body.
+ * qtys; event count; per event: stream id, type, CloudEvents id, subject, body;
+ * the channels.
  * Returns, beside counts, per kit writeKit's result (1, 0 refused, or the codes it lacked).
  */
 export const APPLY: Script = {
@@ -358,7 +370,7 @@ return { applied, stale, appended, duplicates, lost, appliedRows, 0, kits }
  * data has lost with everything else of the slot.
  * KEYS: the slot's state hash; per sku its skuKeys; per row its warehouse key.
  * ARGV: sku count, row count, '1' to shift sums ('' to recompute, as APPLY);
- * per row: sku index, warehouse code, version, entry.
+ * per row: sku index, warehouse code, version, entry; the channels.
  * Returns { applied, stale, lost, rows written }.
  */
 export const APPLY_SLOT: Script = {
@@ -406,7 +418,9 @@ return { appended, duplicates, lost, 0 }
  * older component rows (a smaller Σ versions) never overwrites a newer one.
  * KEYS: the kit's kitKeys, then its warehouse key per code of ARGV's list.
  * ARGV: definition version, '1' to force, threshold, total, available, Σ
- * versions, code count, the codes, entry count, per entry: code, encoded entry.
+ * versions, code count, the codes, entry count, per entry: code, encoded
+ * entry; then its units per channel in the order of the channels argument
+ * (kitChannelAvailability), and the channels.
  * Returns writeKit's result.
  */
 export const KIT_WRITE: Script = {
@@ -416,17 +430,23 @@ local definitionVersion, force, threshold = tonumber(ARGV[1]), ARGV[2] == '1', t
 local total, available, versionSum = tonumber(ARGV[4]), tonumber(ARGV[5]), tonumber(ARGV[6])
 local codeCount = tonumber(ARGV[7])
 local codeKeys = {}
-for i = 1, codeCount do codeKeys[ARGV[7 + i]] = KEYS[10 + i] end
+for i = 1, codeCount do codeKeys[ARGV[7 + i]] = KEYS[11 + i] end
 local a = 8 + codeCount
 local codes, entries, availables = {}, {}, {}
-for i = 1, tonumber(ARGV[a]) do
+local entryCount = tonumber(ARGV[a])
+for i = 1, entryCount do
   local code, entry = ARGV[a + 2 * i - 1], ARGV[a + 2 * i]
   codes[i] = code
   entries[code] = entry
   local _, entryAvailable = decodeRow(entry)
   availables[code] = entryAvailable
 end
-return writeKit(0, codeKeys, definitionVersion, force, force, threshold, codes, entries, availables, total, available, versionSum)
+local channelValues
+if CHANNELS then
+  channelValues = {}
+  for i = 1, #CHANNELS do channelValues[i] = tonumber(ARGV[a + 2 * entryCount + i]) end
+end
+return writeKit(0, codeKeys, definitionVersion, force, force, threshold, codes, entries, availables, total, available, versionSum, channelValues)
 `,
 };
 
@@ -457,7 +477,7 @@ return 1
  * stream applied meanwhile is never undone; then recomputes the sku's keys as
  * APPLY does. KEYS: one sku's keys in skuKeys order, then per row its
  * warehouse key. ARGV: per row: code, entry seen,
- * entry to write. Returns how many were rewritten.
+ * entry to write; the channels. Returns how many were rewritten.
  */
 export const REPLACE_AHEAD: Script = {
   name: 'stockroomReplaceAhead',
@@ -473,7 +493,7 @@ local function sameEntry(a, b)
   return true
 end
 local replaced = 0
-for r = 1, (#ARGV / 3) do
+for r = 1, ((#ARGV - 1) / 3) do
   local code, seen, entry = ARGV[3 * r - 2], ARGV[3 * r - 1], ARGV[3 * r]
   if sameEntry(redis.call('HGET', KEYS[1], code), seen) then
     redis.call('HSET', KEYS[1], code, entry)
@@ -486,6 +506,30 @@ if replaced > 0 then
   recomputeSku(skuKeysAt(1))
 end
 return replaced
+`,
+};
+
+/**
+ * Rewrites the channels hash of stocked skus from their rows hashes, with
+ * the channels given (the consumer, after a channel's warehouses changed; a
+ * kit's comes from its components, through its recompute). A sku with no
+ * rows hash has no channels hash either. KEYS: per sku its rows hash and its
+ * channels hash. ARGV: the channels. Returns how many hashes it wrote.
+ */
+export const CHANNELS_WRITE: Script = {
+  name: 'stockroomChannelsWrite',
+  lua: `${LUA_ROW_FUNCTIONS}${LUA_CHANNEL_FUNCTIONS}
+if not CHANNELS then return 0 end
+local written = 0
+for i = 1, #KEYS, 2 do
+  if redis.call('EXISTS', KEYS[i]) == 1 then
+    writeChannels(KEYS[i + 1], skuChannels(KEYS[i]))
+    written = written + 1
+  else
+    redis.call('DEL', KEYS[i + 1])
+  end
+end
+return written
 `,
 };
 

@@ -5,11 +5,14 @@
 // gives in the same snapshot (its keys, its rows hash, and the definition and
 // component versions it was computed from); a kit that differs, or whose
 // components were repaired, is recomputed from its components' rows at the
-// end (kits.ts).
+// end (kits.ts). The channels hash of each is compared too: a stocked sku's
+// with the channel rule over its rows (channels.ts), a kit's with what
+// inventory.channel_stock gives.
 import pg from 'pg';
+import { channelAvailability, channelsText, type ChannelList } from './channels.ts';
 import type { CacheKeys } from './keys.ts';
 import { writeWithKits } from './kits.ts';
-import { countRows, loadKitDefinitions, loadKitStock, loadProductPage } from './loader.ts';
+import { countRows, loadChannels, loadChannelStock, loadKitDefinitions, loadKitStock, loadProductPage } from './loader.ts';
 import type { Redis } from './redis.ts';
 import { encodeRow, skuTotals, type KitState, type RowState } from './row.ts';
 import type { CacheWriter } from './writer.ts';
@@ -53,17 +56,20 @@ export async function verifyCache(options: VerifyOptions): Promise<VerifyResult>
     // One snapshot: the comparison is against one consistent state of Postgres.
     await client.query('begin isolation level repeatable read read only');
     const total = await countRows(client, options.sku);
+    const channels = await loadChannels(client);
+    options.writer.useChannels(channels);
     options.onProgress?.(0, total);
     let after = '';
     for (;;) {
       const page = await loadProductPage(client, after, 250, options.sku);
       if (page.last === undefined) break;
       after = page.last;
-      const drifted = await compareSkus(options.writer, keys, page.skus, (m) => {
+      const drifted = await compareSkus(options.writer, keys, page.skus, channels, (m) => {
         if (result.mismatches.length < keep) result.mismatches.push(m);
       });
       const kits = await loadKitStock(client, page.kits);
-      const driftedKits = await compareKits(options.writer, keys, kits, (m) => {
+      const kitChannels = await loadChannelStock(client, [...kits.keys()], channels);
+      const driftedKits = await compareKits(options.writer, keys, kits, kitChannels, (m) => {
         if (result.mismatches.length < keep) result.mismatches.push(m);
       });
       const rows = [...page.skus.values()].flat();
@@ -97,7 +103,8 @@ export async function verifyCache(options: VerifyOptions): Promise<VerifyResult>
  * and each rows-hash entry. Reports each mismatch and returns the skus that
  * have any.
  */
-async function compareSkus(writer: CacheWriter, keys: CacheKeys, bySku: ReadonlyMap<string, readonly RowState[]>, report: (m: Mismatch) => void): Promise<string[]> {
+async function compareSkus(writer: CacheWriter, keys: CacheKeys, bySku: ReadonlyMap<string, readonly RowState[]>, channels: ChannelList,
+  report: (m: Mismatch) => void): Promise<string[]> {
   const expected: Array<{ sku: string; key: string; value: string | null }> = [];
   for (const [sku, rows] of bySku) {
     for (const r of rows) expected.push({ sku, key: keys.warehouse(sku, r.warehouse), value: String(r.available) });
@@ -116,8 +123,14 @@ async function compareSkus(writer: CacheWriter, keys: CacheKeys, bySku: Readonly
   if (expected.length === 0) return [];
   const skus = [...bySku.keys()];
   // Through the reader: in a Redis Cluster it reads slot by slot.
-  const [values, hashes] = await Promise.all([writer.reader.mget(expected.map((e) => e.key)), writer.reader.rawRowsHashes(skus)]);
+  const [values, hashes, channelHashes] = await Promise.all([writer.reader.mget(expected.map((e) => e.key)), writer.reader.rawRowsHashes(skus),
+    writer.reader.rawChannelsHashes(skus)]);
   const drifted = keysThatDiffer(expected, values, report);
+  skus.forEach((sku, i) => {
+    const rows = bySku.get(sku)!;
+    const want = rows.length === 0 ? '' : channelsText(channelAvailability(new Map(rows.map((r) => [r.warehouse, r])), channels));
+    compareChannels(sku, keys, want, channelHashes[i]!, drifted, report);
+  });
   skus.forEach((sku, i) => {
     const cached = hashes[i]!;
     for (const r of bySku.get(sku)!) {
@@ -137,7 +150,8 @@ async function compareSkus(writer: CacheWriter, keys: CacheKeys, bySku: Readonly
  * and the rows hash, entry by entry (an entry PostgreSQL has no row for
  * differs too). Returns the kits that differ.
  */
-async function compareKits(writer: CacheWriter, keys: CacheKeys, kits: ReadonlyMap<string, { state: KitState }>, report: (m: Mismatch) => void): Promise<string[]> {
+async function compareKits(writer: CacheWriter, keys: CacheKeys, kits: ReadonlyMap<string, { state: KitState }>,
+  kitChannels: ReadonlyMap<string, ReadonlyMap<string, number>>, report: (m: Mismatch) => void): Promise<string[]> {
   if (kits.size === 0) return [];
   const expected: Array<{ sku: string; key: string; value: string | null }> = [];
   for (const [sku, { state }] of kits) {
@@ -154,8 +168,10 @@ async function compareKits(writer: CacheWriter, keys: CacheKeys, kits: ReadonlyM
     );
   }
   const skus = [...kits.keys()];
-  const [values, hashes] = await Promise.all([writer.reader.mget(expected.map((e) => e.key)), writer.reader.rawRowsHashes(skus)]);
+  const [values, hashes, channelHashes] = await Promise.all([writer.reader.mget(expected.map((e) => e.key)), writer.reader.rawRowsHashes(skus),
+    writer.reader.rawChannelsHashes(skus)]);
   const drifted = keysThatDiffer(expected, values, report);
+  skus.forEach((sku, i) => compareChannels(sku, keys, channelsText(kitChannels.get(sku) ?? new Map()), channelHashes[i]!, drifted, report));
   skus.forEach((sku, i) => {
     const cached = hashes[i]!;
     const want = kits.get(sku)!.state.rows;
@@ -168,6 +184,15 @@ async function compareKits(writer: CacheWriter, keys: CacheKeys, kits: ReadonlyM
     }
   });
   return [...drifted];
+}
+
+/** Reports a channels hash that differs from the one expected (as channelsText), adding its sku to drifted. */
+function compareChannels(sku: string, keys: CacheKeys, want: string, cached: Readonly<Record<string, string>>, drifted: Set<string>,
+  report: (m: Mismatch) => void): void {
+  const have = channelsText(cached);
+  if (have === want) return;
+  drifted.add(sku);
+  report({ sku, key: keys.channels(sku), postgres: want === '' ? null : want, redis: have === '' ? null : have });
 }
 
 /** Reports each plain key whose value differs from the one expected; returns the skus they belong to. */

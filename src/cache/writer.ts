@@ -38,13 +38,18 @@
 // touches a warehouse key per warehouse code: the writer passes every code it
 // has seen, and a script that meets another answers with it, so the kit is
 // recomputed again with it.
+//
+// Sales channels (channels.ts): every script that writes a sku's keys also
+// rewrites its channels hash, from the channels this writer was given
+// (useChannels); a writer never given them leaves those hashes alone.
 import { randomUUID } from 'node:crypto';
+import { channelsArgument, kitChannelAvailability, type ChannelList } from './channels.ts';
 import { isCluster, type Redis } from './redis.ts';
 import { formatLsn, parseLsn, type Lsn } from './lsn.ts';
 import type { CacheKeys } from './keys.ts';
 import { CacheReader } from './reader.ts';
 import { encodeRow, kitMarkSum, kitState, type CachedRowValue, type KitDefinition, type RowState } from './row.ts';
-import { APPLY, APPLY_SLOT, APPLY_STREAM, COMPLETE_REBUILD, KIT_WRITE, RELEASE_LEASE, RENEW_LEASE, REPLACE_AHEAD, runScript, SLOT_REBUILD } from './scripts.ts';
+import { APPLY, APPLY_SLOT, APPLY_STREAM, CHANNELS_WRITE, COMPLETE_REBUILD, KIT_WRITE, RELEASE_LEASE, RENEW_LEASE, REPLACE_AHEAD, runScript, SLOT_REBUILD } from './scripts.ts';
 import { groupBySlot, SLOT_COUNT } from './slots.ts';
 
 /** One entry for the events stream. */
@@ -147,6 +152,8 @@ export class CacheWriter {
   private readonly warehouses = new Set<string>();
   /** Per kit, its kitKeys and warehouse keys for every code seen (made again when a code is added). */
   private readonly kitKeyCache = new Map<string, { codes: number; keys: string[] }>();
+  /** The sales channels each sku's channels hash is written with; undefined: not known, the hashes are left alone. */
+  private channels: ChannelList | undefined;
 
   readonly reader: CacheReader;
 
@@ -158,6 +165,45 @@ export class CacheWriter {
     this.keys = keys;
     this.stream = stream;
     this.reader = new CacheReader(redis, keys);
+  }
+
+  /**
+   * The channels (and their warehouses) the writes from now on compute each
+   * sku's channels hash with: the consumer's as of the batch it cuts, the
+   * database's for the other writers (loader.ts, loadChannels).
+   */
+  useChannels(channels: ChannelList): void {
+    this.channels = channels;
+  }
+
+  /**
+   * Rewrites the channels hashes of these stocked skus from their rows hashes
+   * with the channels in use (after a channel's warehouses changed); kits are
+   * recomputed instead (recomputeKits). Returns how many it wrote.
+   */
+  async writeChannels(skus: readonly string[]): Promise<number> {
+    const argument = channelsArgument(this.channels);
+    if (argument === '' || skus.length === 0) return 0;
+    const keysOf = (sku: string) => [this.keys.rows(sku), this.keys.channels(sku)];
+    const groups = this.keys.cluster
+      ? groupBySlot(skus, (sku) => this.keys.rows(sku)).map((group) => group.items)
+      : Array.from({ length: Math.ceil(skus.length / 500) }, (_, i) => skus.slice(i * 500, i * 500 + 500));
+    let written = 0;
+    for (let i = 0; i < groups.length; i += 16) {
+      const replies = await Promise.all(groups.slice(i, i + 16).map((group) => runScript(this.redis, CHANNELS_WRITE, group.flatMap(keysOf), [argument])));
+      for (const reply of replies) written += reply as number;
+    }
+    return written;
+  }
+
+  /** The channels argument every channels hash of the consumer's skus was last rewritten with (keys.ts, channelsWritten). */
+  async readChannelsWritten(): Promise<string | undefined> {
+    return (await this.redis.get(this.keys.channelsWritten)) ?? undefined;
+  }
+
+  /** Records that every channels hash of the consumer's skus is written with the channels in use. */
+  async markChannelsWritten(): Promise<void> {
+    await this.redis.set(this.keys.channelsWritten, channelsArgument(this.channels ?? []));
   }
 
   /**
@@ -173,7 +219,8 @@ export class CacheWriter {
   async apply(rows: readonly RowState[], events: readonly StreamEvent[], position?: Lsn, chain?: { after: string; token: string },
     options?: ApplyOptions): Promise<ApplyResult> {
     for (const r of rows) this.warehouses.add(r.warehouse);
-    if (this.keys.cluster) return this.applyInCluster(rows, events, position, chain, options);
+    const channels = this.channels;
+    if (this.keys.cluster) return this.applyInCluster(rows, events, position, chain, options, channels);
     const kits = options?.kits ?? [];
     const codes = kits.length > 0 ? [...this.warehouses] : [];
     const skus = [...new Set(rows.map((r) => r.sku))];
@@ -188,6 +235,7 @@ export class CacheWriter {
     for (const kit of kits) args.push(kit.version, kit.lowStockThreshold, kit.components.length, ...kit.components.map((c) => c.qty));
     args.push(events.length);
     for (const e of events) args.push(e.streamId, e.type, e.id, e.subject, e.body);
+    args.push(channelsArgument(channels));
     const reply = await runScript(this.redis, APPLY, keys, args);
     const [applied, stale, appended, duplicates, lost, appliedIndexes, skipped, kitResults] =
       reply as [number, number, number, number, number, number[], number, Array<number | string[]>];
@@ -234,28 +282,31 @@ export class CacheWriter {
   }
 
   /** Cluster: kits computed here from their components' rows (read now, slot by slot), each written by KIT_WRITE in its slot. */
-  private async recomputeKitsInCluster(kits: readonly KitDefinition[], force: boolean): Promise<string[]> {
+  private async recomputeKitsInCluster(kits: readonly KitDefinition[], force: boolean, channels: ChannelList | undefined): Promise<string[]> {
     if (kits.length === 0) return [];
     const components = [...new Set(kits.flatMap((kit) => kit.components.map((c) => c.sku)))];
     const hashes = new Map((await this.reader.rowsHashes(components)).map((rows, i) => [components[i]!, rows]));
     const results = await Promise.all(kits.map(async (kit) => {
-      const state = kitState(kit, kit.components.map((c) => ({ qty: c.qty, rows: hashes.get(c.sku) })));
+      const components = kit.components.map((c) => ({ qty: c.qty, rows: hashes.get(c.sku) }));
+      const state = kitState(kit, components);
       for (const code of state.rows.keys()) this.warehouses.add(code);
       const codes = [...this.warehouses];
       const keys = [...this.keys.kitKeys(kit.sku), ...codes.map((code) => this.keys.warehouse(kit.sku, code))];
       const args: Array<string | number> = [kit.version, force ? '1' : '', kit.lowStockThreshold, state.totals.total, state.totals.available,
         kitMarkSum(state.mark)!, codes.length, ...codes, state.rows.size];
       for (const [code, row] of state.rows) args.push(code, encodeRow(row));
+      if (channels) args.push(...kitChannelAvailability(components, channels).values());
+      args.push(channelsArgument(channels));
       return (await runScript(this.redis, KIT_WRITE, keys, args)) as number | string[];
     }));
     const result = { kitsRefused: [] } as unknown as ApplyResult;
-    await this.kitOutcomes(kits, results, result, async (again) => ({ kitsRefused: await this.recomputeKitsInCluster(again, force) }) as ApplyResult);
+    await this.kitOutcomes(kits, results, result, async (again) => ({ kitsRefused: await this.recomputeKitsInCluster(again, force, channels) }) as ApplyResult);
     return result.kitsRefused;
   }
 
   /** apply in a Redis Cluster: per-slot row scripts, then the stream script (see the top of this file). */
-  private async applyInCluster(rows: readonly RowState[], events: readonly StreamEvent[], position?: Lsn, chain?: { after: string; token: string },
-    options?: ApplyOptions): Promise<ApplyResult> {
+  private async applyInCluster(rows: readonly RowState[], events: readonly StreamEvent[], position: Lsn | undefined, chain: { after: string; token: string } | undefined,
+    options: ApplyOptions | undefined, channels: ChannelList | undefined): Promise<ApplyResult> {
     const rowsWritten = Promise.all(groupBySlot(rows, (r) => this.keys.rows(r.sku)).map(async (group) => {
       const skus = [...new Set(group.items.map((r) => r.sku))];
       const skuIndex = new Map(skus.map((sku, i) => [sku, i + 1]));
@@ -263,6 +314,7 @@ export class CacheWriter {
         ...group.items.map((r) => this.keys.warehouse(r.sku, r.warehouse))];
       const args: Array<string | number> = [skus.length, group.items.length, options?.shiftSums ? '1' : ''];
       for (const r of group.items) args.push(skuIndex.get(r.sku)!, r.warehouse, r.version, encodeRow(r));
+      args.push(channelsArgument(channels));
       const [applied, stale, lost, written] = (await runScript(this.redis, APPLY_SLOT, keys, args)) as [number, number, number, number[]];
       return { applied, stale, lost: lost === 1, rows: (written ?? []).map((i) => group.indexes[i - 1]!) };
     }));
@@ -273,7 +325,7 @@ export class CacheWriter {
     const writing = (async () => {
       const slots = await rowsWritten;
       await kitsAhead.catch(() => {});
-      kitsRefused = await this.recomputeKitsInCluster(kits, options?.forceKits ?? false);
+      kitsRefused = await this.recomputeKitsInCluster(kits, options?.forceKits ?? false, channels);
       return slots;
     })();
     this.kitsAhead = writing;
@@ -317,7 +369,7 @@ export class CacheWriter {
   async replaceAhead(sku: string, rows: ReadonlyArray<{ state: RowState; seen: CachedRowValue }>): Promise<number> {
     if (rows.length === 0) return 0;
     const keys = [...this.keys.skuKeys(sku), ...rows.map((r) => this.keys.warehouse(sku, r.state.warehouse))];
-    const args = rows.flatMap((r) => [r.state.warehouse, encodeRow(r.seen), encodeRow(r.state)]);
+    const args = [...rows.flatMap((r) => [r.state.warehouse, encodeRow(r.seen), encodeRow(r.state)]), channelsArgument(this.channels)];
     return (await runScript(this.redis, REPLACE_AHEAD, keys, args)) as number;
   }
 

@@ -7,6 +7,8 @@
 //   one string (a pipeline of HGETALLs costs about three times as much to
 //   parse). They are a second read, so under writes they can be newer than the
 //   totals beside them.
+// - Availability per sales channel likewise, from each sku's channels hash
+//   (cache/channels.ts), read only when a query selects it.
 // A sku the cache does not have (evicted, never built, Redis just restarted)
 // falls back to Postgres and is written back (version-guarded, like every cache
 // write), with at most one query per missing sku in flight however many
@@ -22,12 +24,15 @@
 import { Counter, type Registry } from 'prom-client';
 import type pg from 'pg';
 import { writeWithKits } from '../cache/kits.ts';
-import { loadKitDefinitions, loadKitStock, loadSkus, loadSkusAndKits } from '../cache/loader.ts';
+import { loadChannels, loadChannelStock, loadKitDefinitions, loadKitStock, loadSkus, loadSkusAndKits } from '../cache/loader.ts';
 import type { Redis } from '../cache/redis.ts';
 import { skuTotals, type StockStatus } from '../cache/row.ts';
 import type { CacheWriter } from '../cache/writer.ts';
 
 export interface WarehouseAvailability { warehouse: string; available: number; version: string }
+
+/** Units a line through a sales channel can take (channel code), as the channels hash holds them. */
+export interface ChannelAvailability { channel: string; available: number }
 
 export interface CachedStock {
   sku: string;
@@ -113,6 +118,29 @@ export class CachedStockReader {
     return stocks.map((s) => s.warehouses ?? read.get(s.sku)!);
   }
 
+  /**
+   * Each stock's availability per channel, in order, by channel code (read
+   * only when a query selects it): from the cache in one call for answers
+   * from the cache, from PostgreSQL for answers from it (and when Redis is
+   * gone since the totals were read).
+   */
+  async channelsOf(stocks: readonly CachedStock[]): Promise<ChannelAvailability[][]> {
+    const read = new Map<string, ChannelAvailability[]>();
+    const cached = stocks.filter((s) => s.source === 'cache').map((s) => s.sku);
+    const reply = cached.length > 0 ? await this.fromRedis(() => this.writer.reader.rawChannelsHashes(cached)) : [];
+    reply?.forEach((hash, i) => read.set(cached[i]!, byChannel(Object.entries(hash).map(([channel, units]) => [channel, Number(units)]))));
+    const fromDatabase = stocks.filter((s) => !read.has(s.sku)).map((s) => s.sku);
+    if (fromDatabase.length > 0) for (const [sku, channels] of await this.channelsFromDatabase(fromDatabase)) read.set(sku, channels);
+    return stocks.map((s) => read.get(s.sku) ?? []);
+  }
+
+  /** Availability per channel of skus as PostgreSQL has it (inventory.channel_stock). */
+  private async channelsFromDatabase(skus: readonly string[]): Promise<Map<string, ChannelAvailability[]>> {
+    const channels = await loadChannels(this.pool);
+    const stock = await loadChannelStock(this.pool, skus, channels);
+    return new Map([...stock].map(([sku, units]) => [sku, byChannel([...units])]));
+  }
+
   /** One row as the cache holds it (undefined when it has none or Redis is unreachable). */
   async rowOf(sku: string, warehouse: string): Promise<{ version: string; onHand: number; reserved: number; available: number } | undefined> {
     const row = (await this.fromRedis(() => this.writer.reader.rows([{ sku, warehouse }])))?.[0];
@@ -195,4 +223,9 @@ export class CachedStockReader {
     }
     return result;
   }
+}
+
+/** Channel figures in channel-code order. */
+function byChannel(entries: ReadonlyArray<readonly [string, number]>): ChannelAvailability[] {
+  return entries.map(([channel, available]) => ({ channel, available })).sort((a, b) => (a.channel < b.channel ? -1 : a.channel > b.channel ? 1 : 0));
 }

@@ -34,8 +34,8 @@ const PAGE_ARGUMENTS = ['first', 'last', 'max'];
 const OFFSET_ARGUMENT = 'offset';
 /** Arguments holding keys to look up: a field multiplies by how many it is given. */
 const KEY_LIST_ARGUMENTS = ['skus'];
-/** Lists without page arguments whose length is bounded by something small: a sku's warehouses. */
-const LIST_SIZES: Readonly<Record<string, number>> = { 'CachedStock.warehouses': 10 };
+/** Lists without page arguments whose length is bounded by something small: a sku's warehouses, the sales channels. */
+const LIST_SIZES: Readonly<Record<string, number>> = { 'CachedStock.warehouses': 10, 'CachedStock.channels': 10 };
 
 export interface Limits { maxDepth: number; maxCost: number; maxPageSize: number; maxAliases: number; production: boolean }
 

@@ -134,6 +134,8 @@ export function makeSchemaExtensions(deps: ExtensionDeps): GraphileConfig.Plugin
           region: String
         }
         type WarehouseAvailability { warehouse: String! available: Int! version: String! }
+        "Units a line through a sales channel can take: the sum over the channel's warehouses (a kit: the kit rule over them), as inventory.channelStock's total."
+        type ChannelAvailability { channel: String! available: Int! }
         type CachedStock {
           sku: String!
           total: Int!
@@ -146,6 +148,8 @@ export function makeSchemaExtensions(deps: ExtensionDeps): GraphileConfig.Plugin
           "On-hand units in quantity states (damaged, quality control…): counted in total, not in available"
           unavailable: Int!
           warehouses: [WarehouseAvailability!]!
+          "Availability per sales channel, by channel code (empty while no channel exists)"
+          channels: [ChannelAvailability!]!
           "cache, or database when the cache did not have it or Redis was unreachable"
           source: String!
         }
@@ -323,6 +327,12 @@ export function makeSchemaExtensions(deps: ExtensionDeps): GraphileConfig.Plugin
               return loadOne($stock as never, {
                 name: 'cachedStockWarehouses',
                 load: (stocks: ReadonlyArray<CachedStock>) => deps.cache.warehousesOf(stocks),
+              });
+            },
+            channels($stock) {
+              return loadOne($stock as never, {
+                name: 'cachedStockChannels',
+                load: (stocks: ReadonlyArray<CachedStock>) => deps.cache.channelsOf(stocks),
               });
             },
           },

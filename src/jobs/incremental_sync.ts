@@ -11,11 +11,14 @@
 // it has no such version, and only if Redis still holds exactly that entry.
 // The kits those rows are components of are then checked against a
 // recompute from their components' rows as Redis holds them (row.ts, the kit
-// rule), and recomputed in Redis when they differ.
+// rule), and recomputed in Redis when they differ. Each sku's channels hash
+// is checked against its rows hash and the channels PostgreSQL has now
+// (channels.ts), and every repair writes it with those.
 import type { Task } from 'graphile-worker';
 import type pg from 'pg';
+import { channelAvailability, channelsText, kitChannelAvailability, type ChannelList } from '../cache/channels.ts';
 import { writeWithKits } from '../cache/kits.ts';
-import { CACHE_ROW_COLUMNS, loadKitDefinitions, loadSkus, toRowState } from '../cache/loader.ts';
+import { CACHE_ROW_COLUMNS, loadChannels, loadKitDefinitions, loadSkus, toRowState } from '../cache/loader.ts';
 import type { CachedRow, CachedSkuKeys } from '../cache/reader.ts';
 import { encodeRow, kitMarkSum, kitState, sameRow, skuTotals, type RowState, type SkuTotals } from '../cache/row.ts';
 import type { CacheWriter } from '../cache/writer.ts';
@@ -76,7 +79,8 @@ function holds(cached: CachedRow | undefined, expected: RowState): boolean {
 
 /** Repairs what differs in Redis for these rows and their skus' keys; returns how many rows and skus it repaired. */
 async function repairRows(db: Pick<pg.Pool, 'query'>, writer: CacheWriter, rows: RowState[]): Promise<number> {
-  const cached = await writer.reader.rows(rows);
+  const [cached, channels] = await Promise.all([writer.reader.rows(rows), loadChannels(db)]);
+  writer.useChannels(channels);
   const drifted: RowState[] = [];
   const ahead = new Map<string, Array<{ state: RowState; seen: CachedRow }>>();
   rows.forEach((row, i) => {
@@ -103,42 +107,46 @@ async function repairRows(db: Pick<pg.Pool, 'query'>, writer: CacheWriter, rows:
     }
   }
   const skus = [...new Set(rows.map((r) => r.sku))];
-  return repaired + await repairSkuKeys(writer, skus) + await repairKits(db, writer, skus);
+  return repaired + await repairSkuKeys(writer, skus, channels) + await repairKits(db, writer, skus, channels);
 }
 
 /** Kits of these components whose keys or rows hash differ from a recompute from their components' rows in Redis: recomputed there. */
-async function repairKits(db: Pick<pg.Pool, 'query'>, writer: CacheWriter, skus: string[]): Promise<number> {
+async function repairKits(db: Pick<pg.Pool, 'query'>, writer: CacheWriter, skus: string[], channels: ChannelList): Promise<number> {
   const kits = await loadKitDefinitions(db, { components: skus });
   if (kits.length === 0) return 0;
   const components = [...new Set(kits.flatMap((kit) => kit.components.map((c) => c.sku)))];
   const kitSkus = kits.map((kit) => kit.sku);
-  const [componentRows, kitRows, kitKeys, marks] = await Promise.all([
+  const [componentRows, kitRows, kitKeys, marks, kitChannels] = await Promise.all([
     writer.reader.rowsHashes(components), writer.reader.rowsHashes(kitSkus), writer.reader.skuKeys(kitSkus, { sums: true }),
-    writer.reader.mget(kitSkus.map((sku) => writer.keys.kit(sku))),
+    writer.reader.mget(kitSkus.map((sku) => writer.keys.kit(sku))), writer.reader.rawChannelsHashes(kitSkus),
   ]);
   const rowsOf = new Map(components.map((sku, i) => [sku, componentRows[i]]));
   const wrong = kits.filter((kit, i) => {
-    const want = kitState(kit, kit.components.map((c) => ({ qty: c.qty, rows: rowsOf.get(c.sku) })));
+    const parts = kit.components.map((c) => ({ qty: c.qty, rows: rowsOf.get(c.sku) }));
+    const want = kitState(kit, parts);
+    const sameChannels = channelsText(kitChannels[i]!) === channelsText(kitChannelAvailability(parts, channels));
     const rows = kitRows[i] ?? new Map();
     const sameRows = rows.size === want.rows.size && [...want.rows].every(([code, row]) => rows.has(code) && encodeRow(rows.get(code)!) === encodeRow(row));
     // The Σ of component versions too: one left above the rows' (a repair lowered a version) would make a cluster refuse the stream's recomputes.
     const sameSum = kitMarkSum(marks[i]) === kitMarkSum(want.mark);
-    return !(sameRows && sameSum && sameSkuKeys(kitKeys[i], want.totals));
+    return !(sameRows && sameSum && sameChannels && sameSkuKeys(kitKeys[i], want.totals));
   });
   if (wrong.length > 0) await writeWithKits(db, writer, [], wrong);
   return wrong.length;
 }
 
 /**
- * Per-sku keys (total, available, status, low_stock, preorder_until, and the sums the stream
+ * Per-sku keys (total, available, status, low_stock, preorder_until, the channels hash, and the sums the stream
  * moves them by) that disagree with the sku's rows hash: rewritten from it.
  */
-async function repairSkuKeys(writer: CacheWriter, skus: string[]): Promise<number> {
-  const [keys, hashes] = await Promise.all([writer.reader.skuKeys(skus, { sums: true }), writer.reader.rowsHashes(skus)]);
+async function repairSkuKeys(writer: CacheWriter, skus: string[], channels: ChannelList): Promise<number> {
+  const [keys, hashes, channelHashes] = await Promise.all([writer.reader.skuKeys(skus, { sums: true }), writer.reader.rowsHashes(skus),
+    writer.reader.rawChannelsHashes(skus)]);
   const wrong = skus.flatMap((sku, i) => {
     const rows = hashes[i];
     if (!rows) return []; // nothing cached for the sku: its rows were just repaired, or it has none
-    return sameSkuKeys(keys[i], skuTotals(rows.values())) ? [] : [{ sku, rows }];
+    const sameChannels = channelsText(channelHashes[i]!) === channelsText(channelAvailability(rows, channels));
+    return sameChannels && sameSkuKeys(keys[i], skuTotals(rows.values())) ? [] : [{ sku, rows }];
   });
   if (wrong.length === 0) return 0;
   // Rewriting a sku's own entries (an equal version rewrites) recomputes its keys from the hash.

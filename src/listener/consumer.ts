@@ -12,6 +12,9 @@
 //     backfill.ts), recording the loss (meta:slot_loss) for `stockroom slot`;
 //   - Redis mirrors another database, lost its data, or trails the slot:
 //     rebuild in a fresh snapshot, the version guard absorbing the overlap.
+// Then, unless the channels hashes were last written with the channels the
+// catalog has (meta:channels), it rewrites them all (a channel change whose
+// rewrite a stop cut short; see rewriteChannels).
 // Between sessions it waits with jittered exponential backoff: after Postgres
 // restarts, a dropped connection, or while another process holds the slot
 // (it waits for it, never steals it).
@@ -20,6 +23,7 @@ import type pg from 'pg';
 import { rebuildCache, RebuildInterruptedError } from '../cache/rebuild.ts';
 import type { CacheWriter, SlotCreatedRecord, SlotLossReason, SlotLossRecord } from '../cache/writer.ts';
 import type { RowState } from '../cache/row.ts';
+import { channelsArgument } from '../cache/channels.ts';
 import { earlierLayoutOf, sourceMarker } from '../cache/keys.ts';
 import { stockChannel } from '../db/channels.ts';
 import type { Logger } from '../log.ts';
@@ -161,12 +165,14 @@ export class CacheConsumer {
       try {
         appliedLsn ??= await this.prepare();
         if (this.stopping.signal.aborted) return; // stopped while preparing: start nothing new
+        await this.checkChannels();
         this.setStandby(false);
         const session = new ReplicationSession({
           databaseUrl: this.options.databaseUrl, slot: this.options.slot, publications: publicationNames(this.options),
           writer: this.options.writer, catalog: this.catalog, metrics: this.options.metrics, log: this.log,
           appliedLsn, streamIdOffset: this.streamIdOffset, onCacheLost: () => this.rebuildInBackground('redis lost its data'),
           onApplied: (rows) => this.announce(rows),
+          onChannelsChanged: () => this.rewriteChannels(),
         });
         this.session = session;
         const startedAt = Date.now();
@@ -288,6 +294,33 @@ export class CacheConsumer {
     }
     this.streamIdOffset = await writer.readStreamOffset();
     return position;
+  }
+
+  /**
+   * Rewrites the channels hash of every sku this consumer owns (its
+   * partition's stocked skus, and every kit) with the channels as the
+   * catalog has them, and records that it did.
+   */
+  private async rewriteChannels(): Promise<void> {
+    const { writer, partition } = this.options;
+    const started = performance.now();
+    writer.useChannels(this.catalog.channelList());
+    const skus = this.catalog.stockedSkus(partition);
+    await writer.writeChannels(skus);
+    const kits = [...this.catalog.kits.ids()].flatMap((id) => this.catalog.kits.definition(id, (productId) => this.catalog.sku(productId)) ?? []);
+    for (let i = 0; i < kits.length; i += 250) await writer.recomputeKits(kits.slice(i, i + 250));
+    await writer.markChannelsWritten();
+    this.log.info({ skus: skus.length, kits: kits.length, seconds: ((performance.now() - started) / 1000).toFixed(2) }, 'channels hashes rewritten');
+  }
+
+  /** At the start of a session: rewrites every channels hash unless they were last written with the channels the catalog has. */
+  private async checkChannels(): Promise<void> {
+    const { writer } = this.options;
+    const current = channelsArgument(this.catalog.channelList());
+    const written = await writer.readChannelsWritten();
+    // A cache that never had channels needs no pass to delete hashes it cannot hold.
+    if (written === current || (written === undefined && current === '[]')) return;
+    await this.rewriteChannels();
   }
 
   /**

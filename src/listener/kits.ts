@@ -73,6 +73,11 @@ export class KitMap {
     return this.kitsOfComponent.get(productId);
   }
 
+  /** Every kit's id. */
+  ids(): IterableIterator<string> {
+    return this.kits.keys();
+  }
+
   /** A kit's definition with skus, or undefined when it has no components (yet). */
   definition(kitId: string, skuOf: (productId: string) => string): KitDefinition | undefined {
     const kit = this.kits.get(kitId);

@@ -5,9 +5,13 @@ import { ServiceUnavailableError } from '../errors.ts';
 import { parseLsn, type Lsn } from '../cache/lsn.ts';
 import { inPartitionSql, type Partition } from '../partition.ts';
 
-/** The tables whose changes reach the cache (kits and their components: which kits to recompute, with what definition). */
+/**
+ * The tables whose changes reach the cache (kits and their components: which
+ * kits to recompute, with what definition; channels and their warehouses:
+ * what each sku's channels hash sums).
+ */
 export const PUBLISHED_TABLES = ['inventory.products', 'inventory.warehouses', 'inventory.stock_levels', 'inventory.movements',
-  'inventory.kits', 'inventory.kit_components'];
+  'inventory.kits', 'inventory.kit_components', 'inventory.channels', 'inventory.channel_warehouses'];
 
 /**
  * The columns of each that the consumer reads (transaction.ts): a column
@@ -24,6 +28,8 @@ export const PUBLISHED_COLUMNS: Readonly<Record<string, readonly string[]>> = {
     'backordered_delta', 'backordered_after', 'state', 'state_delta', 'transit_delta', 'reason', 'reservation_id', 'reference', 'actor', 'occurred_at'],
   'inventory.kits': ['product_id', 'low_stock_threshold', 'version'],
   'inventory.kit_components': ['kit_id', 'component_id', 'qty'],
+  'inventory.channels': ['id', 'code'],
+  'inventory.channel_warehouses': ['channel_id', 'warehouse_id'],
 };
 
 /**
@@ -31,8 +37,8 @@ export const PUBLISHED_COLUMNS: Readonly<Record<string, readonly string[]>> = {
  * partition, two publications with row filters on the product (its stock
  * rows in one; its ledger rows, inserts only, in the other: a row filter on
  * an updatable table may only name replica-identity columns, and the
- * ledger's is its id). Products, warehouses, kits and kit components go to
- * every partition unfiltered: a kit and its components may be in different
+ * ledger's is its id). Products, warehouses, kits, kit components, channels
+ * and channel warehouses go to every partition unfiltered: a kit and its components may be in different
  * partitions, and each consumer recomputes the kits of the components it
  * streams, so each needs every kit's definition and every sku (they change
  * rarely).
@@ -54,6 +60,7 @@ export async function ensurePublications(client: Pick<pg.Pool, 'query'>, p: Publ
     { table: 'inventory.products' }, { table: 'inventory.warehouses' },
     { table: 'inventory.stock_levels', filter: byProduct('product_id') },
     { table: 'inventory.kits' }, { table: 'inventory.kit_components' },
+    { table: 'inventory.channels' }, { table: 'inventory.channel_warehouses' },
   ]);
   await ensurePublication(client, p.ledgerPublication, [{ table: 'inventory.movements', filter: byProduct('product_id') }], 'insert');
 }

@@ -43,6 +43,8 @@ export interface SessionOptions {
   onCacheLost: () => void;
   /** Told the rows each apply wrote (not after acknowledging: it must not hold up the stream). */
   onApplied?: (rows: RowState[]) => void;
+  /** After a batch that changed a channel or its warehouses is applied, before its position is acknowledged: rewrite every channels hash. */
+  onChannelsChanged?: () => Promise<void>;
   /** Changes collected before a flush is forced, within a transaction or across several. */
   maxBatchChanges?: number;
   /** How often to ask an idle server for its position, so the slot keeps advancing. */
@@ -54,6 +56,8 @@ interface Batch {
   events: StreamEvent[];
   /** Kits (product ids) to recompute after the rows, with their definitions as of the batch's last transaction. */
   kits: Set<string>;
+  /** A channel or its warehouses changed in the batch: every channels hash is rewritten after it (SessionOptions.onChannelsChanged). */
+  channelsChanged: boolean;
   /** End LSN of the last whole transaction in the batch, when it has one. */
   endLsn: Lsn | undefined;
   commitTimes: bigint[];
@@ -68,7 +72,7 @@ interface Batch {
  */
 const MAX_FLUSHES_IN_FLIGHT = 4;
 
-const emptyBatch = (): Batch => ({ rows: [], events: [], kits: new Set(), endLsn: undefined, commitTimes: [], transactions: 0 });
+const emptyBatch = (): Batch => ({ rows: [], events: [], kits: new Set(), channelsChanged: false, endLsn: undefined, commitTimes: [], transactions: 0 });
 
 export class ReplicationSession {
   private readonly options: SessionOptions;
@@ -196,7 +200,8 @@ export class ReplicationSession {
   }
 
   private addToBatch(transaction: ReplicatedTransaction, endLsn: Lsn | undefined): void {
-    const { rows, events, kits } = transaction.drain();
+    const { rows, events, kits, channelsChanged } = transaction.drain();
+    this.batch.channelsChanged ||= channelsChanged;
     this.batch.rows.push(...rows);
     this.batch.events.push(...events);
     for (const kit of kits) this.batch.kits.add(kit);
@@ -253,7 +258,7 @@ export class ReplicationSession {
   /** Applies the current batch after the flushes before it, then acknowledges its position. */
   private flush(): Promise<void> {
     const batch = this.batch;
-    if (batch.rows.length === 0 && batch.events.length === 0 && batch.kits.size === 0 && batch.endLsn === undefined) return this.flushing;
+    if (batch.rows.length === 0 && batch.events.length === 0 && batch.kits.size === 0 && !batch.channelsChanged && batch.endLsn === undefined) return this.flushing;
     this.batch = emptyBatch();
     this.flushesInFlight++;
     const { writer, metrics } = this.options;
@@ -262,6 +267,7 @@ export class ReplicationSession {
     // Definitions taken now, as the batch is cut: as of its last transaction (later ones are not decoded yet).
     const { catalog } = this.options;
     const kits = [...batch.kits].flatMap((id) => catalog.kits.definition(id, (productId) => catalog.sku(productId)) ?? []);
+    writer.useChannels(catalog.channelList());
     const applying = this.failure ? undefined : writer.apply(batch.rows, batch.events, batch.endLsn, chain, { shiftSums: true, kits });
     applying?.catch(() => {}); // its failure is taken below, in order
     this.flushing = this.flushing.then(async () => {
@@ -280,6 +286,8 @@ export class ReplicationSession {
       if (result.duplicates) metrics.eventsDuplicate.inc(result.duplicates);
       if (result.lost) this.options.onCacheLost();
       if (result.appliedRows.length) this.options.onApplied?.(result.appliedRows);
+      // Before the position is acknowledged: a consumer that stops first replays the change, and rewrites them then.
+      if (batch.channelsChanged) await this.options.onChannelsChanged?.();
       if (batch.endLsn !== undefined) {
         this.appliedLsn = batch.endLsn;
         this.lastAppliedAt = new Date(now);

@@ -23,6 +23,8 @@ export class ReplicatedTransaction {
   /** Products whose stock rows changed, and kits whose definition changed, since the last drain. */
   private products = new Set<string>();
   private kits = new Set<string>();
+  /** A channel or a channel's warehouses changed since the last drain. */
+  private channelsChanged = false;
   private catalog: Catalog | undefined;
   changes = 0;
 
@@ -44,6 +46,18 @@ export class ReplicatedTransaction {
         catalog.kits.removeComponent(key.kit_id, key.component_id);
         this.kits.add(key.kit_id);
       }
+      return;
+    }
+    if (message.tag === 'delete' && message.relation.schema === 'inventory' && message.relation.name === 'channel_warehouses') {
+      const key = message.key ?? message.old;
+      if (key) catalog.channels.removeWarehouse(key.channel_id, key.warehouse_id);
+      this.channelsChanged = true;
+      return;
+    }
+    if (message.tag === 'delete' && message.relation.schema === 'inventory' && message.relation.name === 'channels') {
+      const key = message.key ?? message.old;
+      if (key) catalog.channels.removeChannel(key.id);
+      this.channelsChanged = true;
       return;
     }
     if (message.tag !== 'insert' && message.tag !== 'update') return; // no other deletes or truncates reach the cache tables
@@ -97,6 +111,12 @@ export class ReplicatedTransaction {
       case 'warehouses':
         catalog.setWarehouse(row.id, row.code);
         break;
+      case 'channels':
+        if (catalog.channels.setChannel(row.id, row.code)) this.channelsChanged = true;
+        break;
+      case 'channel_warehouses':
+        if (catalog.channels.addWarehouse(row.channel_id, row.warehouse_id)) this.channelsChanged = true;
+        break;
     }
   }
 
@@ -105,7 +125,7 @@ export class ReplicatedTransaction {
    * it at commit) and starts collecting afresh. Movement events are built here,
    * when the row changes of the same transaction have been seen.
    */
-  drain(): { rows: RowState[]; events: StreamEvent[]; kits: Set<string> } {
+  drain(): { rows: RowState[]; events: StreamEvent[]; kits: Set<string>; channelsChanged: boolean } {
     for (const { movement, policy } of this.movements) {
       const events = movementEvents(movement, policy, this.commitLsn + this.streamIdOffset, this.eventIndex);
       this.eventIndex += events.length;
@@ -117,7 +137,8 @@ export class ReplicatedTransaction {
     if (catalog && catalog.kits.size > 0) {
       for (const product of this.products) for (const kit of catalog.kits.kitsOf(product) ?? []) kits.add(kit);
     }
-    const drained = { rows: [...this.rows.values()], events: this.events, kits };
+    const drained = { rows: [...this.rows.values()], events: this.events, kits, channelsChanged: this.channelsChanged };
+    this.channelsChanged = false;
     this.products = new Set();
     this.kits = new Set();
     this.rows = new Map();

@@ -119,6 +119,15 @@ test.serial('the consumer streams into the cluster: keys equal PostgreSQL on all
     if (i % 2 === 0) await db.query(`select inventory.reserve($1, '[{"sku": "KIT-1", "qty": 1}]')`, [`kit-${i}`]);
   }
   t.deepEqual(await waitForCache(db, redis, keys), [], 'the kit\'s keys equal kit_stock()');
+  // Channels: every sku's channels hash rewritten slot by slot, the kit's computed here; then kept by the stream.
+  await db.query(`select inventory.upsert_channel('web', 'Web', 'PRIORITY')`);
+  await db.query(`select inventory.set_channel_warehouses('web', '[{"warehouse": "WH2"}]')`);
+  await db.query(`select inventory.upsert_channel('all', 'Everywhere', 'MOST_STOCK')`);
+  await db.query(`select inventory.set_channel_warehouses('all', '[{"warehouse": "WH1"}, {"warehouse": "WH2"}]')`);
+  await db.query(`select inventory.adjust('SKU-1', 'WH2', 5, 'delivery')`);
+  await db.query(`select inventory.reserve('kit-web', '[{"sku": "KIT-1", "qty": 1, "channel": "all"}]')`);
+  t.deepEqual(await waitForCache(db, redis, keys), [], 'every channels hash equals channel_stock()');
+  t.not(await redis.hget(keys.channels('KIT-1'), 'web'), null);
   t.not(await redis.get(keys.available('KIT-1')), null);
   t.deepEqual(await eventProblems(db, await readStream(redis, listener.names.stream)), [], 'exactly one updated and one typed event per movement');
 
@@ -148,9 +157,10 @@ test.serial('the consumer streams into the cluster: keys equal PostgreSQL on all
   await redis.set(keys.warehouse('SKU-3', 'WH1'), '999');
   await redis.del(keys.total('SKU-7'));
   await redis.set(keys.status('{X}'), 'out_of_stock');
-  t.is((await verify()).driftedSkus, 3);
+  await redis.hset(keys.channels('SKU-5'), 'web', '999');
+  t.is((await verify()).driftedSkus, 4);
   const synced = await incrementalSync(db.pool, writer, { overlapSeconds: 0, graceSeconds: 0, pageSize: 5 });
-  t.true(synced.drifted >= 3, `repaired ${synced.drifted}`);
+  t.true(synced.drifted >= 4, `repaired ${synced.drifted}`);
   t.deepEqual(await cacheMismatches(db, redis, keys), []);
 
   // The resync listener rewrites one sku on request.

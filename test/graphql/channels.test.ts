@@ -17,7 +17,7 @@ let admin: string;
 
 test.before(async () => {
   db = await openTestDatabase('gql_channels');
-  await setupCatalog(db, { A: { WH1: 10, WH2: 3, WH3: 4 }, B: { WH1: 5, WH2: 5 }, C: { WH1: 5, WH2: 5, WH3: 5 } });
+  await setupCatalog(db, { A: { WH1: 10, WH2: 3, WH3: 4 }, B: { WH1: 5, WH2: 5 }, C: { WH1: 5, WH2: 5, WH3: 5 }, D: { WH2: 4, WH3: 6 } });
   api = await startTestApi(db.url, { label: 'gql_channels' });
   writer = await token('stockroom_writer', { sub: 'test-writer' });
   admin = await token('stockroom_admin', { sub: 'test-admin' });
@@ -76,6 +76,21 @@ test('upsertChannel and setChannelWarehouses define a channel (admin only); chan
     { sku: 'B', warehouse: 'WH2', priority: 2, onHand: 5, available: 5 },
   ]);
   errorOf(t, await api.graphql<any>(`{ channelStock(skus: ["B"], channel: "nope") { sku } }`), 'NOT_FOUND');
+});
+
+test('cachedStock gives availability per channel: from PostgreSQL on a miss, then from the cache it wrote back', async (t) => {
+  t.is((await defineChannel('cached', 'PRIORITY', [{ warehouse: 'WH2', priority: 1 }, { warehouse: 'WH1', priority: 2 }])).errors, undefined);
+  const query = `{ cachedStock(skus: ["D"]) { sku source channels { channel available } } }`;
+  const first = await api.graphql<any>(query);
+  t.is(first.errors, undefined, JSON.stringify(first.errors));
+  const [missed] = first.data.cachedStock;
+  t.is(missed.source, 'database');
+  t.deepEqual(missed.channels.find((c: any) => c.channel === 'cached'), { channel: 'cached', available: 4 });
+  const second = (await api.graphql<any>(query)).data.cachedStock[0];
+  t.is(second.source, 'cache');
+  t.deepEqual(second.channels.find((c: any) => c.channel === 'cached'), { channel: 'cached', available: 4 });
+  const codes = (channels: Array<{ channel: string }>) => channels.map((c) => c.channel);
+  t.deepEqual(codes(second.channels), [...codes(second.channels)].sort(), 'by channel code');
 });
 
 test('reserve lines with a channel allocate among its warehouses by its strategy; a plain line as before', async (t) => {
