@@ -28,6 +28,13 @@
 //    consumer, rounds interleaved (--drain-rounds each); the ratio of the
 //    medians, and each process's CPU per adjust.
 //   npm run bench:cdc -- --only kits --backlog 20000 --drain-rounds 3
+// 5. Channels (alone, with --only channels): the drain of random adjusts with
+//    3 sales channels defined (half the warehouses, a quarter, all of them:
+//    every batch rewrites each touched sku's channels hash) against the same
+//    drain with none, one consumer, rounds interleaved (--drain-rounds each;
+//    between rounds the consumer takes the change of channels, and rewrites
+//    every hash, outside the measured drain).
+//   npm run bench:cdc -- --only channels --backlog 100000 --drain-rounds 3
 import { parseArgs } from 'node:util';
 import { Cluster, Redis } from 'ioredis';
 import pg from 'pg';
@@ -63,9 +70,12 @@ const { values: args } = parseArgs({
 });
 const modes = args.redis.split(',').map((m) => m.trim());
 if (modes.length === 0 || modes.some((m) => m !== 'single' && m !== 'cluster')) throw new Error('--redis takes single, cluster or single,cluster');
-if (!['', 'latency', 'kits'].includes(args.only)) throw new Error('--only takes latency or kits');
+if (!['', 'latency', 'kits', 'channels'].includes(args.only)) throw new Error('--only takes latency, kits or channels');
+const channelsOnly = args.only === 'channels';
 const latencyOnly = args.only === 'latency';
 const kitsOnly = args.only === 'kits';
+/** Only a drain comparison (kits or channels): no latency, drain or rebuild figures. */
+const comparisonOnly = kitsOnly || channelsOnly;
 const kitComponents = Number(args['kit-components']);
 const partitionCounts = args.partitions.split(',').map(Number);
 const drainRounds = Number(args['drain-rounds']);
@@ -94,7 +104,7 @@ try {
   // ---- 3 first: rebuild of every row (the consumer is not running yet)
   const redis = new Redis(redisUrl);
   const writer = new CacheWriter(redis, cacheKeys('rebuild-bench:'), { name: 'rebuild-bench-events', maxLength: 1000 });
-  if (!latencyOnly && !kitsOnly) {
+  if (!latencyOnly && !comparisonOnly) {
     const readStarted = performance.now();
     await admin.query(`select p.sku, w.code, s.* from inventory.stock_levels s
       join inventory.products p on p.id = s.product_id join inventory.warehouses w on w.id = s.warehouse_id`);
@@ -106,9 +116,9 @@ try {
   }
 
   // ---- 1. commit → visible at fixed rates, on each Redis asked for
-  const clients = kitsOnly ? [] : await openClients(services.databaseUrl, 32);
+  const clients = comparisonOnly ? [] : await openClients(services.databaseUrl, 32);
   const latencyBy: Record<string, Array<Record<string, unknown> & { rate: number; cdc: { p50: number; p99: number; achieved: number; measured: number; unmatched: number }; dualWrite: { p50: number; p99: number }; p99Ratio: number }>> = {};
-  for (const mode of kitsOnly ? [] : modes) {
+  for (const mode of comparisonOnly ? [] : modes) {
     let cluster: RunningRedisCluster | undefined;
     if (mode === 'cluster') cluster = await startRedisCluster({ masters: 3 });
     const targetUrl = cluster?.url ?? redisUrl;
@@ -216,8 +226,8 @@ try {
   }
   await closeClients(clients);
   const latency = latencyBy[modes[0]!] ?? [];
-  if (!kitsOnly) report.latency = latency;
-  if (!kitsOnly && (modes.length > 1 || modes[0] !== 'single')) report.latencyByRedis = latencyBy;
+  if (!comparisonOnly) report.latency = latency;
+  if (!comparisonOnly && (modes.length > 1 || modes[0] !== 'single')) report.latencyByRedis = latencyBy;
 
   // ---- 2. drain of a backlog built while the consumers are stopped, by 1 or N partitioned consumers
   const range = (n: number) => Array.from({ length: n }, (_, i) => i + 1);
@@ -272,7 +282,7 @@ try {
       };
     }
   };
-  if (!latencyOnly && !kitsOnly) {
+  if (!latencyOnly && !comparisonOnly) {
     // The rounds of one configuration follow one another, then the next configuration's: not
     // interleaved, because every slot receives every change of the tables it publishes, so a
     // slot left idle while the others drain would have their backlogs to decode as well at its
@@ -296,7 +306,52 @@ try {
     report.drain = drains.map((d) => ({ ...d, writerOnlyPerSecond, ratio: round(d.perSecond / writerOnlyPerSecond, 2) }));
   }
 
-  if (!latencyOnly) {
+  if (channelsOnly) {
+    // ---- 5. channels: the drain with 3 channels defined, against the same drain with none
+    const codes = (await admin.query<{ code: string }>('select code from inventory.warehouses order by code')).rows.map((r) => r.code);
+    const members = (list: string[]) => JSON.stringify(list.map((warehouse) => ({ warehouse })));
+    const defineChannels = async (on: boolean) => {
+      await admin.query('delete from inventory.channels');
+      if (!on) return;
+      for (const [code, list] of [['web', codes.slice(0, codes.length / 2)], ['retail', codes.slice(codes.length / 2, (3 * codes.length) / 4)], ['all', codes]] as const) {
+        await admin.query(`select inventory.upsert_channel($1)`, [code]);
+        await admin.query(`select inventory.set_channel_warehouses($1, $2::jsonb)`, [code, members([...list])]);
+      }
+    };
+    // The consumer takes a change of the channels (and rewrites every hash) before the backlog is built.
+    const catchUp = async () => {
+      const target = parseLsn((await admin.query<{ lsn: string }>('select pg_current_wal_insert_lsn()::text as lsn')).rows[0]!.lsn);
+      const consumer = startConsumerProcess(env);
+      await consumer.streaming;
+      for (;;) {
+        const position = await redis.get(`${PREFIX}meta:position`);
+        if (position && parseLsn(position) >= target) break;
+        await new Promise((r) => setTimeout(r, 50));
+      }
+      await consumer.stop();
+    };
+    const channelRounds: Record<'channels' | 'none', Array<Awaited<ReturnType<typeof drain>>>> = { channels: [], none: [] };
+    for (let r = 0; r < drainRounds; r++) {
+      const order = r % 2 === 0 ? (['channels', 'none'] as const) : (['none', 'channels'] as const);
+      for (const config of order) {
+        await defineChannels(config === 'channels');
+        await catchUp();
+        process.stderr.write(`channel drain round ${r + 1}: ${config === 'channels' ? '3 channels' : 'no channels'}\n`);
+        channelRounds[config].push((await drain(1))!);
+      }
+    }
+    const medianOf = (list: Array<Awaited<ReturnType<typeof drain>>>) => [...list].sort((a, b) => a!.perSecond - b!.perSecond)[Math.floor((list.length - 1) / 2)]!;
+    const withChannels = medianOf(channelRounds.channels);
+    const without = medianOf(channelRounds.none);
+    report.channels = {
+      channels: 3, warehouses: codes.length, changes: backlog,
+      withChannels: { ...withChannels, rounds: channelRounds.channels.map((d) => d!.perSecond) },
+      withoutChannels: { ...without, rounds: channelRounds.none.map((d) => d!.perSecond) },
+      ratio: round(withChannels.perSecond / without.perSecond, 2),
+    };
+  }
+
+  if (!latencyOnly && !channelsOnly) {
     // ---- 4. kit recompute: adjusts on components of 3 kits each, against adjusts on products in no kit
     const products = [...new Set(stockRows.map((r) => r.sku))].sort();
     if (products.length < 2 * kitComponents) throw new Error(`--kit-components ${kitComponents} needs ${2 * kitComponents} products`);
@@ -347,7 +402,7 @@ try {
       printTable(['rate /s', 'achieved /s', 'cdc p50 ms', 'cdc p99 ms', 'dual-write p50 ms', 'dual-write p99 ms', 'p99 ratio', 'measured'],
         rows.map((l) => [l.rate, l.cdc.achieved, l.cdc.p50, l.cdc.p99, l.dualWrite.p50, l.dualWrite.p99, l.p99Ratio, `${l.cdc.measured}${l.cdc.unmatched ? ` (${l.cdc.unmatched} unmatched)` : ''}`]));
     }
-    if (!latencyOnly && !kitsOnly) {
+    if (!latencyOnly && !comparisonOnly) {
       const ds = report.drain as Array<{ consumers: number; rounds: number[]; changes: number; seconds: number; perSecond: number; writerOnlyPerSecond: number; ratio: number; cpuMicrosPerChange: Record<string, number>; cpuShare: Record<string, number> }>;
       const r = report.rebuild as { rows: number; seconds: number; baselineReadSeconds: number; ratio: number };
       printTable(['measure', 'value', 'baseline', 'ratio', 'target'], [
@@ -362,6 +417,16 @@ try {
       if (single) process.stdout.write(`target: drain ≥ 15,000 adjusts/s with one consumer: ${single.perSecond} ${single.perSecond >= 15_000 ? '(met)' : '(missed)'}\n`);
       const at2000 = latency.find((l) => l.rate === 2000);
       if (at2000) process.stdout.write(`target: p99 ≤ 25 ms at 2,000/s: ${at2000.cdc.p99} ms ${at2000.cdc.p99 <= 25 ? '(met)' : '(missed)'}\n`);
+    }
+    if (report.channels) {
+      type Drain = { perSecond: number; rounds: number[]; cpuMicrosPerChange: Record<string, number>; cpuShare: Record<string, number> };
+      const c = report.channels as { warehouses: number; changes: number; withChannels: Drain; withoutChannels: Drain; ratio: number };
+      process.stdout.write(`channels (3 channels over ${c.warehouses / 2}, ${c.warehouses / 4} and all ${c.warehouses} warehouses; backlog ${c.changes} adjusts, one consumer):\n`);
+      printTable(['catalog', 'drain adjusts/s (median)', 'rounds', 'CPU µs per adjust (share of a core)'], [
+        ['3 channels', c.withChannels.perSecond, c.withChannels.rounds.join(', '), Object.entries(c.withChannels.cpuMicrosPerChange).map(([n, us]) => `${n} ${us} (${c.withChannels.cpuShare[n]})`).join(', ')],
+        ['no channels', c.withoutChannels.perSecond, c.withoutChannels.rounds.join(', '), Object.entries(c.withoutChannels.cpuMicrosPerChange).map(([n, us]) => `${n} ${us} (${c.withoutChannels.cpuShare[n]})`).join(', ')],
+      ]);
+      process.stdout.write(`ratio of medians (channels / none): ${c.ratio}\n`);
     }
     if (report.kits) {
       type Drain = { perSecond: number; rounds: number[]; cpuMicrosPerChange: Record<string, number>; cpuShare: Record<string, number> };

@@ -12,7 +12,11 @@
 //
 // The scripts learn the channels from their last argument (channelsArgument):
 // the channels and their warehouse codes as JSON, or '' to leave the channels
-// hashes as they are (a writer that has not loaded the channels). A channel
+// hashes as they are (a writer that has not loaded the channels). With no
+// channel at all ('[]') they write no hash either, so a catalog without
+// channels pays nothing; hashes left from channels since deleted are removed
+// by the consumer's rewrite (CHANNELS_WRITE), which a change of the channels
+// always triggers. A channel
 // is never named in a key the scripts build: the hash is one of a sku's keys
 // (keys.ts), so a channel added or removed changes fields, not keys.
 import type { CachedRowValue } from './row.ts';
@@ -53,7 +57,8 @@ export function channelsText(values: ReadonlyMap<string, number | string> | Read
  * Lua, for the scripts that write a sku's keys (scripts.ts), after
  * LUA_ROW_FUNCTIONS:
  * - CHANNELS: the channels from the last ARGV ({ code, { warehouse codes } }
- *   per channel), or nil when the caller left them out;
+ *   per channel), or nil when the caller left them out or there are none
+ *   (NO_CHANNELS: none);
  * - skuChannels(rowsKey): a stocked sku's units per channel, in CHANNELS
  *   order, from its rows hash;
  * - kitChannels(components, qtys): a kit's, from componentOf's decoded rows;
@@ -61,7 +66,8 @@ export function channelsText(values: ReadonlyMap<string, number | string> | Read
  */
 export const LUA_CHANNEL_FUNCTIONS = `
 local CHANNELS = nil
-if #ARGV > 0 and ARGV[#ARGV] ~= '' then CHANNELS = cjson.decode(ARGV[#ARGV]) end
+local NO_CHANNELS = #ARGV > 0 and ARGV[#ARGV] == '[]'
+if #ARGV > 0 and ARGV[#ARGV] ~= '' and not NO_CHANNELS then CHANNELS = cjson.decode(ARGV[#ARGV]) end
 -- A list in pieces of at most 4000, so unpack stays within Lua's limit (even: HSET's pairs stay together).
 local function inPieces(list, each)
   for from = 1, #list, 4000 do

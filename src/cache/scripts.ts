@@ -104,7 +104,7 @@ end
  *   kit's rows hash (entries of warehouses no longer there are deleted, with
  *   their keys), writes what changed (force: everything, which repairs keys
  *   edited by hand), deletes the product key when any public key changed, and
- *   returns 1; channelValues (nil: leave it) replace its channels hash. When a warehouse it would touch has no key given, it writes
+ *   returns 1; channelValues replace its channels hash (nil: leave it, unless there are no channels: delete it). When a warehouse it would touch has no key given, it writes
  *   nothing and returns those codes (the caller retries with them).
  * - recomputeKit(kitBase, codes, force, a) reads the components' rows hashes
  *   (KEYS after the kit's 11) and writes the kit from them, atomically: ARGV
@@ -182,7 +182,7 @@ local function writeKit(kitBase, codeKeys, definitionVersion, force, anySum, thr
   end
   mset[#mset + 1], mset[#mset + 2] = K(11), string.format('%.0f:%.0f', definitionVersion, versionSum)
   callInPieces('MSET', nil, mset)
-  if channelValues then writeChannels(K(10), channelValues) end
+  if channelValues then writeChannels(K(10), channelValues) elseif NO_CHANNELS then redis.call('DEL', K(10)) end
   return 1
 end
 local function recomputeKit(kitBase, codes, force, a)
@@ -513,12 +513,17 @@ return replaced
  * Rewrites the channels hash of stocked skus from their rows hashes, with
  * the channels given (the consumer, after a channel's warehouses changed; a
  * kit's comes from its components, through its recompute). A sku with no
- * rows hash has no channels hash either. KEYS: per sku its rows hash and its
- * channels hash. ARGV: the channels. Returns how many hashes it wrote.
+ * rows hash has no channels hash either, and with no channels at all none
+ * has. KEYS: per sku its rows hash and its channels hash. ARGV: the
+ * channels. Returns how many hashes it wrote.
  */
 export const CHANNELS_WRITE: Script = {
   name: 'stockroomChannelsWrite',
   lua: `${LUA_ROW_FUNCTIONS}${LUA_CHANNEL_FUNCTIONS}
+if NO_CHANNELS then
+  for i = 2, #KEYS, 2 do redis.call('DEL', KEYS[i]) end
+  return 0
+end
 if not CHANNELS then return 0 end
 local written = 0
 for i = 1, #KEYS, 2 do

@@ -1,6 +1,8 @@
-// `stockroom stock <sku>`: one sku across its warehouses, Postgres and Redis side by side.
+// `stockroom stock <sku>`: one sku across its warehouses, Postgres and Redis
+// side by side; then, when sales channels exist, what each can sell of it.
 import type { Command } from 'commander';
 import pg from 'pg';
+import { loadChannels, loadChannelStock } from '../cache/loader.ts';
 import { checkDatabase } from '../db/check.ts';
 import { NotFoundError } from '../errors.ts';
 import { openCliCache, withCliContext } from './context.ts';
@@ -27,6 +29,7 @@ export function registerStock(program: Command): void {
         let rows: Row[];
         // A kit: its rows are kit rows (no reserved or safety stock), its totals the kit rule's, not their sums.
         let kitTotal: { on_hand: number; available: number } | undefined;
+        let byChannel = new Map<string, number>();
         try {
           const product = await client.query<{ is_kit: boolean }>('select is_kit from inventory.products where sku = $1', [sku]);
           if (!product.rowCount) throw new NotFoundError('IV004', 'NOT_FOUND', `unknown sku '${sku}': see inventory.products, or create it with inventory.upsert_product`);
@@ -42,12 +45,14 @@ export function registerStock(program: Command): void {
             kitTotal = (await client.query<{ on_hand: number; available: number }>(
               'select on_hand, available from inventory.kit_stock(array[$1]) where warehouse is null', [sku])).rows[0];
           }
+          byChannel = (await loadChannelStock(client, [sku], await loadChannels(client))).get(sku)!;
         } finally {
           await client.end();
         }
         const cache = openCliCache(context);
         try {
           const cached = await cache.writer.reader.rows(rows.map((r) => ({ sku, warehouse: r.warehouse })));
+          const [cachedChannels] = await cache.writer.reader.rawChannelsHashes([sku]);
           const [total, available, status, lowStock, preorderUntil] = await cache.redis.mget(
             cache.keys.total(sku), cache.keys.available(sku), cache.keys.status(sku), cache.keys.lowStock(sku), cache.keys.preorderUntil(sku));
           const warehouses = rows.map((r, i) => ({
@@ -64,11 +69,20 @@ export function registerStock(program: Command): void {
               : { onHand: rows.reduce((n, r) => n + r.on_hand, 0), available: rows.reduce((n, r) => n + r.available, 0) },
             redis: { total: total === null ? null : Number(total), available: available === null ? null : Number(available), status, lowStock, preorderUntil },
           };
-          if (options.json) return printJson({ sku, warehouses, totals });
+          const channels = [...byChannel].map(([channel, units]) => {
+            const held = cachedChannels![channel];
+            return { channel, postgres: units, redis: held === undefined ? null : Number(held), inStep: held === String(units) };
+          });
+          if (options.json) return printJson({ sku, warehouses, totals, channels });
           printTable(['warehouse', 'on_hand', 'reserved', 'safety', 'in states', 'available (pg)', 'available (redis)', 'beyond available', 'version pg / redis', ''],
             warehouses.map((w) => [w.warehouse, w.postgres.onHand, w.postgres.reserved, w.postgres.safetyStock, w.postgres.unavailable ?? '-', w.postgres.available,
               w.redis.available ?? '(missing)', beyondAvailable(w.postgres), `${w.postgres.version} / ${w.redis.version ?? '-'}`, w.inStep ? 'ok' : 'DIFFERS']));
           process.stdout.write(`total on_hand ${totals.postgres.onHand} (redis ${total ?? 'missing'}), available ${totals.postgres.available} (redis ${available ?? 'missing'}), status ${status ?? 'missing'}${preorderUntil ? ` (preorders until ${preorderUntil})` : ''}\n`);
+          if (channels.length > 0) {
+            process.stdout.write('\n');
+            printTable(['channel', 'available (pg)', 'available (redis)', ''],
+              channels.map((c) => [c.channel, c.postgres, c.redis ?? '(missing)', c.inStep ? 'ok' : 'DIFFERS']));
+          }
         } finally {
           await cache.close();
         }

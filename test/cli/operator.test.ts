@@ -506,5 +506,15 @@ test('stock <sku> --json shows PostgreSQL and Redis side by side; an unknown sku
   const { rows: [kitTotal] } = await db.query<{ on_hand: number; available: number }>(`select on_hand, available from inventory.kit_stock(array['KIT']) where warehouse is null`);
   t.like(kit.json, { totals: { postgres: { onHand: kitTotal!.on_hand, available: kitTotal!.available }, redis: { total: kitTotal!.on_hand, available: kitTotal!.available } } });
   t.true(kit.json.warehouses.length === 2 && kit.json.warehouses.every((w: { inStep: boolean }) => w.inStep), JSON.stringify(kit.json.warehouses));
+
+  // Sales channels: what each can sell, PostgreSQL and the cache's channels hash side by side.
+  await db.query(`select inventory.upsert_channel('web'), inventory.upsert_channel('stores')`);
+  await db.query(`select inventory.set_channel_warehouses('web', '[{"warehouse": "WH2"}]')`);
+  await runJson(t, ['cache', 'rebuild', '--json'], env);
+  const channels = await runJson(t, ['stock', 'A', '--json'], env);
+  t.deepEqual(channels.json.channels, [{ channel: 'stores', postgres: 0, redis: 0, inStep: true }, { channel: 'web', postgres: 3, redis: 3, inStep: true }]);
+  await db.query(`select inventory.reserve('o2', '[{"sku":"A","warehouse":"WH2","qty":1}]')`);
+  const channelScreen = await runCli(['stock', 'A'], env);
+  t.regex(channelScreen.stdout, /web\s+2\s+3\s+DIFFERS/);
   await assertInvariants(t, db);
 });

@@ -4,7 +4,7 @@
 // change (while the consumer runs, and while it was stopped); a kit's by the
 // kit rule over the channel's warehouses. waitForCache holds every hash to
 // inventory.channel_stock's total row. verify reports and repairs a hash
-// edited by hand.
+// edited by hand. Without channels there are no hashes.
 import test from 'ava';
 import { cacheKeys } from '../../src/cache/keys.ts';
 import { verifyCache } from '../../src/cache/verify.ts';
@@ -82,4 +82,9 @@ test('each sku\'s channels hash follows the stream, a change of a channel\'s war
   t.like(await verifyCache({ databaseUrl: db.url, redis, writer, keys, fix: true }), { driftedSkus: 2, fixedSkus: 2 });
   t.like(await verifyCache({ databaseUrl: db.url, redis, writer, keys, fix: false }), { driftedSkus: 0 });
   await settled();
+
+  // Every channel deleted (by hand: there is no function for it): the hashes go with them.
+  await db.query('delete from inventory.channels');
+  t.true(await waitFor(async () => (await redis.exists(keys.channels('LENS'), keys.channels('MUG'), keys.channels('KIT'))) === 0, 10_000));
+  t.like(await verifyCache({ databaseUrl: db.url, redis, writer, keys, fix: false }), { driftedSkus: 0 });
 });

@@ -56,6 +56,7 @@ test('two partitions stream their own skus in parallel: together exactly what on
     select pubname, tablename, rowfilter is not null as filtered from pg_publication_tables
     where pubname like $1 order by pubname, tablename`, [`${names.publication}_p1of2%`]);
   t.deepEqual(filters.map((f) => `${f.pubname.slice(names.publication.length)} ${f.tablename} ${f.filtered ? 'filtered' : 'all'}`), [
+    '_p1of2 channel_warehouses all', '_p1of2 channels all',
     '_p1of2 kit_components all', '_p1of2 kits all', '_p1of2 products all', '_p1of2 stock_levels filtered', '_p1of2 warehouses all',
     '_p1of2_ledger movements filtered',
   ]);
@@ -71,9 +72,15 @@ test('two partitions stream their own skus in parallel: together exactly what on
     // KIT-B defined mid-traffic, then redefined onto other components (both partitions see the definitions).
     if (i === 20) await db.query(`select inventory.set_kit('KIT-B', $1::jsonb)`, [kitOf(SKUS.slice(4, 8), 1)]);
     if (i === 40) await db.query(`select inventory.set_kit('KIT-B', $1::jsonb, 5)`, [kitOf([SKUS[0]!, ...SKUS.slice(6, 10)], 3)]);
+    // A channel, then its warehouses changed: each partition rewrites the channels hashes of its own skus.
+    if (i === 10) {
+      await db.query(`select inventory.upsert_channel('web')`);
+      await db.query(`select inventory.set_channel_warehouses('web', '[{"warehouse": "WH2"}]')`);
+    }
+    if (i === 30) await db.query(`select inventory.set_channel_warehouses('web', '[{"warehouse": "WH1"}, {"warehouse": "WH2"}]')`);
   }
 
-  t.deepEqual(await waitForCache(db, redis, names.prefix, 20_000), [], 'every key equals PostgreSQL, the kits\' too');
+  t.deepEqual(await waitForCache(db, redis, names.prefix, 20_000), [], 'every key equals PostgreSQL, the kits\' and the channels hashes too');
   t.not(await redis.get(`${names.prefix}stock:KIT-B:available`), null);
   const streams = [await readStream(redis, `${names.stream}:p1of2`), await readStream(redis, `${names.stream}:p2of2`)];
   let problems: string[] = [];

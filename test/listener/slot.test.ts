@@ -106,7 +106,7 @@ test.serial('an idle consumer acknowledges keepalives: the slot retains little W
   t.is(await metricValue(again.registry, 'stockroom_cache_rebuilds_total'), 0);
 });
 
-test('first start: publication of the six tables, a pgoutput slot, and the cache built from its exported snapshot', async (t) => {
+test('first start: publication of the eight tables, a pgoutput slot, and the cache built from its exported snapshot', async (t) => {
   const stock: Record<string, Record<string, number>> = {};
   for (let i = 1; i <= 12; i++) stock[`P${i}`] = { WH1: 10 + i, WH2: i % 3, WH3: 5 };
   const env = await environment(t, 'slot_first', stock);
@@ -137,8 +137,8 @@ test('first start: publication of the six tables, a pgoutput slot, and the cache
   const publication = await db.query<{ table: string }>(
     `select schemaname || '.' || tablename as table from pg_publication_tables where pubname = $1 order by 1`, [names.publication]);
   t.deepEqual(publication.rows.map((r) => r.table), [...PUBLISHED_TABLES].sort());
-  t.deepEqual(publication.rows.map((r) => r.table), ['inventory.kit_components', 'inventory.kits', 'inventory.movements', 'inventory.products',
-    'inventory.stock_levels', 'inventory.warehouses']);
+  t.deepEqual(publication.rows.map((r) => r.table), ['inventory.channel_warehouses', 'inventory.channels', 'inventory.kit_components', 'inventory.kits',
+    'inventory.movements', 'inventory.products', 'inventory.stock_levels', 'inventory.warehouses']);
   t.like(await queryOne(db, 'select pubinsert, pubupdate from pg_publication where pubname = $1', [names.publication]), { pubinsert: true, pubupdate: true });
   t.like(await slotRow(db, names.slot), { plugin: 'pgoutput', slot_type: 'logical', temporary: false, database: db.name });
   t.is(await metricValue(listener.registry, 'stockroom_cache_rebuilds_total', { reason: 'new slot' }), 1);
