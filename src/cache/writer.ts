@@ -201,9 +201,9 @@ export class CacheWriter {
     return (await this.redis.get(this.keys.channelsWritten)) ?? undefined;
   }
 
-  /** Records that every channels hash of the consumer's skus is written with the channels in use. */
-  async markChannelsWritten(): Promise<void> {
-    await this.redis.set(this.keys.channelsWritten, channelsArgument(this.channels ?? []));
+  /** Records that every channels hash of the consumer's skus is written with these channels. */
+  async markChannelsWritten(channels: ChannelList): Promise<void> {
+    await this.redis.set(this.keys.channelsWritten, channelsArgument(channels));
   }
 
   /**

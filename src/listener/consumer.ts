@@ -304,12 +304,14 @@ export class CacheConsumer {
   private async rewriteChannels(): Promise<void> {
     const { writer, partition } = this.options;
     const started = performance.now();
-    writer.useChannels(this.catalog.channelList());
+    // The list the rewrite used is the one recorded (another writer of this process, resync, may set the database's meanwhile).
+    const channels = this.catalog.channelList();
+    writer.useChannels(channels);
     const skus = this.catalog.stockedSkus(partition);
     await writer.writeChannels(skus);
     const kits = [...this.catalog.kits.ids()].flatMap((id) => this.catalog.kits.definition(id, (productId) => this.catalog.sku(productId)) ?? []);
     for (let i = 0; i < kits.length; i += 250) await writer.recomputeKits(kits.slice(i, i + 250));
-    await writer.markChannelsWritten();
+    await writer.markChannelsWritten(channels);
     this.log.info({ skus: skus.length, kits: kits.length, seconds: ((performance.now() - started) / 1000).toFixed(2) }, 'channels hashes rewritten');
   }
 
